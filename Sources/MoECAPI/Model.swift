@@ -1,0 +1,74 @@
+import CMoE
+import MoE
+
+/// What a `moe_model *` points to.
+final class ModelHandle {
+    let file: GGUFFile
+    init(file: GGUFFile) { self.file = file }
+}
+
+func handle(_ pointer: OpaquePointer) -> ModelHandle {
+    Unmanaged<ModelHandle>.fromOpaque(UnsafeRawPointer(pointer)).takeUnretainedValue()
+}
+
+@c @implementation
+public func moe_model_default_params() -> moe_model_params {
+    moe_model_params(size: UInt32(MemoryLayout<moe_model_params>.size), n_threads: 0)
+}
+
+@c @implementation
+public func moe_model_load(_ path: UnsafePointer<CChar>?, _ params: UnsafePointer<moe_model_params>?,
+                           _ out: UnsafeMutablePointer<OpaquePointer?>?) -> moe_status {
+    guard let path else { return invalid("moe_model_load: path is NULL") }
+    guard let out else { return invalid("moe_model_load: out is NULL") }
+    if let params {
+        let size = Int(params.pointee.size)
+        guard size >= MemoryLayout<UInt32>.size, size <= 1 << 16 else {
+            return invalid("moe_model_load: params->size is \(size); initialise params with moe_model_default_params()")
+        }
+    }
+    do {
+        let file = try GGUFFile(path: String(cString: path))
+        out.pointee = OpaquePointer(Unmanaged.passRetained(ModelHandle(file: file)).toOpaque())
+        return MOE_STATUS_OK
+    } catch {
+        return fail(error)
+    }
+}
+
+@c @implementation
+public func moe_model_free(_ model: OpaquePointer?) {
+    guard let model else { return }
+    Unmanaged<ModelHandle>.fromOpaque(UnsafeRawPointer(model)).release()
+}
+
+@c @implementation
+public func moe_model_meta_string(_ model: OpaquePointer?, _ key: UnsafePointer<CChar>?,
+                                  _ buf: UnsafeMutablePointer<CChar>?, _ bufSize: Int,
+                                  _ needed: UnsafeMutablePointer<Int>?) -> moe_status {
+    guard let model else { return invalid("moe_model_meta_string: model is NULL") }
+    guard let key else { return invalid("moe_model_meta_string: key is NULL") }
+    let name = String(cString: key)
+    guard let value = handle(model).file.metadata[name] else {
+        return fail(MoEError(.notFound, "metadata key '\(name)' is missing", path: handle(model).file.path))
+    }
+    let text = Array(value.description.utf8)
+    needed?.pointee = text.count
+    guard bufSize > text.count else {
+        return invalid("moe_model_meta_string: the value of '\(name)' needs \(text.count + 1) bytes with its NUL, the buffer has \(bufSize)")
+    }
+    guard let buf else { return invalid("moe_model_meta_string: buf is NULL") }
+    text.withUnsafeBufferPointer { bytes in
+        UnsafeMutableRawPointer(buf).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+    }
+    buf[text.count] = 0
+    return MOE_STATUS_OK
+}
+
+@c @implementation
+public func moe_model_tensor_count(_ model: OpaquePointer?, _ out: UnsafeMutablePointer<Int64>?) -> moe_status {
+    guard let model else { return invalid("moe_model_tensor_count: model is NULL") }
+    guard let out else { return invalid("moe_model_tensor_count: out is NULL") }
+    out.pointee = Int64(handle(model).file.tensors.count)
+    return MOE_STATUS_OK
+}

@@ -1,0 +1,64 @@
+import MoE
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The `moe` command line. Exit codes: 0 success, 1 failure (one line on stderr), 2 usage error.
+let usage = """
+    usage: moe COMMAND [options]
+
+    commands:
+      info MODEL [--json]     describe a GGUF model (architecture, experts, bytes per token)
+
+    Run `moe COMMAND --help` for a command's options. Model paths may also come from MOE_MODEL.
+    """
+
+func printError(_ text: String) {
+    var line = text
+    if !line.hasSuffix("\n") { line += "\n" }
+    let bytes = Array(line.utf8)
+    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+}
+
+func environment() -> [String: String] {
+    var result: [String: String] = [:]
+    if let model = getenv("MOE_MODEL") { result["MOE_MODEL"] = String(cString: model) }
+    return result
+}
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+let command = arguments.first
+let rest = Array(arguments.dropFirst())
+let status: Int32
+do {
+    switch command {
+    case "info":
+        status = try InfoCommand.run(rest, environment: environment())
+    case "--help", "-h", "help":
+        print(usage)
+        status = 0
+    case "--version":
+        print("moe 0.1.0")
+        status = 0
+    case nil:
+        printError(usage)
+        status = 2
+    default:
+        throw UsageError(message: "unknown command '\(command!)'")
+    }
+} catch let error as UsageError {
+    printError("moe: \(error.message)\n\n\(usage)")
+    status = 2
+} catch let error as MoEError {
+    printError("moe \(command ?? ""): \(error.description)")
+    status = 1
+} catch {
+    printError("moe \(command ?? ""): \(error)")
+    status = 1
+}
+exit(status)

@@ -1,0 +1,55 @@
+// MoEKernels: the hot loops of swift-moe, in C, with SIMD paths chosen at run time.
+// Every SIMD kernel has a scalar twin (suffix _scalar) that the tests compare it against.
+#ifndef MOE_KERNELS_H
+#define MOE_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// CPU features the kernels can use, detected once at run time.
+typedef enum moek_cpu_feature {
+    MOEK_CPU_AVX2_FMA = 1 << 0,  // x86-64 AVX2 + FMA + F16C
+    MOEK_CPU_NEON = 1 << 1,      // arm64 Advanced SIMD
+} moek_cpu_feature;
+
+/// The features detected on this machine (a bit set of moek_cpu_feature), masked by
+/// moek_set_feature_mask. Thread-safe.
+uint32_t moek_cpu_features(void);
+
+/// Restricts the kernels to the given features (0 forces the scalar paths); for tests and
+/// benchmarks. Returns the previous mask.
+uint32_t moek_set_feature_mask(uint32_t mask);
+
+/// A block of 32 activations quantized to 8 bits, as ggml's block_q8_0: x ~= d * qs[i].
+typedef struct moek_block_q8_0 {
+    uint16_t d;      // IEEE half
+    int8_t qs[32];
+} moek_block_q8_0;
+
+/// Converts n IEEE halves to floats.
+void moek_f16_to_f32(const uint16_t *src, float *dst, size_t n);
+
+/// Quantizes n floats (n a multiple of 32) into n/32 Q8_0 blocks, rounding as ggml's reference.
+void moek_quantize_row_q8_0(const float *x, moek_block_q8_0 *y, size_t n);
+void moek_quantize_row_q8_0_scalar(const float *x, moek_block_q8_0 *y, size_t n);
+
+/// Dot product of n elements (a multiple of 32): a Q8_0 weight row with Q8_0 activations.
+float moek_vec_dot_q8_0_q8_0(const void *w, const moek_block_q8_0 *x, size_t n);
+float moek_vec_dot_q8_0_q8_0_scalar(const void *w, const moek_block_q8_0 *x, size_t n);
+
+/// Dot product of n elements (a multiple of 32): a Q4_0 weight row with Q8_0 activations.
+float moek_vec_dot_q4_0_q8_0(const void *w, const moek_block_q8_0 *x, size_t n);
+float moek_vec_dot_q4_0_q8_0_scalar(const void *w, const moek_block_q8_0 *x, size_t n);
+
+/// Dot product of n floats.
+float moek_vec_dot_f32(const float *a, const float *b, size_t n);
+float moek_vec_dot_f32_scalar(const float *a, const float *b, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,205 @@
+#include "MoEKernels.h"
+#include <math.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define MOEK_AVX2 __attribute__((target("avx2,fma,f16c")))
+#endif
+#if defined(__aarch64__)
+#include <arm_neon.h>
+#endif
+
+// ---- half precision (portable, exact) ----
+
+static inline float half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1F, man = h & 0x3FF;
+    union { uint32_t u; float f; } v;
+    if (exp == 0) { float m = (float)man * 0x1p-24f; return sign ? -m : m; }
+    v.u = exp == 31 ? (sign | 0x7F800000u | (man << 13)) : (sign | ((exp + 112) << 23) | (man << 13));
+    return v.f;
+}
+
+static inline uint16_t float_to_half(float f) {
+    union { float f; uint32_t u; } v = { f };
+    uint32_t bits = v.u, man = bits & 0x7FFFFF;
+    uint16_t sign = (uint16_t)((bits >> 16) & 0x8000);
+    int exp = (int)((bits >> 23) & 0xFF);
+    if (exp == 0xFF) return sign | 0x7C00 | (man ? (0x200 | (man >> 13)) : 0);
+    int e = exp - 127 + 15;
+    if (e >= 31) return sign | 0x7C00;
+    if (e <= 0) {
+        if (e < -10) return sign;
+        man |= 0x800000;
+        uint32_t shift = (uint32_t)(14 - e), r = man >> shift, rest = man & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rest > half || (rest == half && (r & 1))) r++;
+        return sign | (uint16_t)r;
+    }
+    uint32_t r = ((uint32_t)e << 10) | (man >> 13), rest = man & 0x1FFF;
+    if (rest > 0x1000 || (rest == 0x1000 && (r & 1))) r++;
+    return sign | (uint16_t)r;
+}
+
+void moek_f16_to_f32(const uint16_t *src, float *dst, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = half_to_float(src[i]);
+}
+
+// ---- activation quantization ----
+
+void moek_quantize_row_q8_0_scalar(const float *x, moek_block_q8_0 *y, size_t n) {
+    for (size_t b = 0; b < n / 32; b++) {
+        const float *xb = x + b * 32;
+        float amax = 0;
+        for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(xb[i]));
+        float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+        y[b].d = float_to_half(d);
+        for (int i = 0; i < 32; i++) y[b].qs[i] = (int8_t)roundf(xb[i] * id);
+    }
+}
+
+#if defined(__x86_64__)
+MOEK_AVX2 static void quantize_row_q8_0_avx2(const float *x, moek_block_q8_0 *y, size_t n) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (size_t b = 0; b < n / 32; b++) {
+        const float *xb = x + b * 32;
+        __m256 v[4], m = _mm256_setzero_ps();
+        for (int k = 0; k < 4; k++) { v[k] = _mm256_loadu_ps(xb + 8 * k); m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[k])); }
+        __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        float d = _mm_cvtss_f32(m4) / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+        y[b].d = float_to_half(d);
+        const __m256 mul = _mm256_set1_ps(id);
+        for (int k = 0; k < 4; k++) {
+            // round half away from zero exactly as roundf: truncate, then step away from zero
+            // when the dropped fraction is at least one half (the subtraction is exact)
+            __m256 s = _mm256_mul_ps(v[k], mul);
+            __m256 t = _mm256_round_ps(s, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+            __m256 frac = _mm256_andnot_ps(sign, _mm256_sub_ps(s, t));
+            __m256 step = _mm256_and_ps(_mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ),
+                                        _mm256_or_ps(_mm256_and_ps(s, sign), _mm256_set1_ps(1.0f)));
+            __m256i q = _mm256_cvttps_epi32(_mm256_add_ps(t, step));
+            int32_t tmp[8];
+            _mm256_storeu_si256((__m256i *)tmp, q);
+            for (int i = 0; i < 8; i++) y[b].qs[8 * k + i] = (int8_t)tmp[i];
+        }
+    }
+}
+#endif
+
+void moek_quantize_row_q8_0(const float *x, moek_block_q8_0 *y, size_t n) {
+#if defined(__x86_64__)
+    if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) { quantize_row_q8_0_avx2(x, y, n); return; }
+#endif
+    moek_quantize_row_q8_0_scalar(x, y, n);
+}
+
+// ---- dot products ----
+
+float moek_vec_dot_q8_0_q8_0_scalar(const void *w, const moek_block_q8_0 *x, size_t n) {
+    const uint8_t *wb = (const uint8_t *)w;
+    float sum = 0;
+    for (size_t b = 0; b < n / 32; b++, wb += 34) {
+        uint16_t dh; memcpy(&dh, wb, 2);
+        int32_t acc = 0;
+        for (int i = 0; i < 32; i++) acc += (int32_t)(int8_t)wb[2 + i] * x[b].qs[i];
+        sum += half_to_float(dh) * half_to_float(x[b].d) * (float)acc;
+    }
+    return sum;
+}
+
+float moek_vec_dot_q4_0_q8_0_scalar(const void *w, const moek_block_q8_0 *x, size_t n) {
+    const uint8_t *wb = (const uint8_t *)w;
+    float sum = 0;
+    for (size_t b = 0; b < n / 32; b++, wb += 18) {
+        uint16_t dh; memcpy(&dh, wb, 2);
+        int32_t acc = 0;
+        for (int i = 0; i < 16; i++) {
+            acc += ((wb[2 + i] & 0xF) - 8) * x[b].qs[i];
+            acc += ((wb[2 + i] >> 4) - 8) * x[b].qs[i + 16];
+        }
+        sum += half_to_float(dh) * half_to_float(x[b].d) * (float)acc;
+    }
+    return sum;
+}
+
+float moek_vec_dot_f32_scalar(const float *a, const float *b, size_t n) {
+    float sum = 0;
+    for (size_t i = 0; i < n; i++) sum += a[i] * b[i];
+    return sum;
+}
+
+#if defined(__x86_64__)
+MOEK_AVX2 static inline __m256 sum_i8_pairs(__m256i a, __m256i b) {
+    // sign trick: |a| * (b with a's sign), as maddubs needs one unsigned operand
+    __m256i ax = _mm256_sign_epi8(a, a), sy = _mm256_sign_epi8(b, a);
+    __m256i dot16 = _mm256_maddubs_epi16(ax, sy);
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(dot16, _mm256_set1_epi16(1)));
+}
+
+MOEK_AVX2 static inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+MOEK_AVX2 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+MOEK_AVX2 static float vec_dot_q8_0_q8_0_avx2(const void *w, const moek_block_q8_0 *x, size_t n) {
+    const uint8_t *wb = (const uint8_t *)w;
+    __m256 acc = _mm256_setzero_ps();
+    for (size_t b = 0; b < n / 32; b++, wb += 34) {
+        uint16_t dh; memcpy(&dh, wb, 2);
+        __m256i q = _mm256_loadu_si256((const __m256i *)(wb + 2));
+        __m256i a = _mm256_loadu_si256((const __m256i *)x[b].qs);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(dh) * h2f(x[b].d)), sum_i8_pairs(q, a), acc);
+    }
+    return hsum(acc);
+}
+
+MOEK_AVX2 static float vec_dot_q4_0_q8_0_avx2(const void *w, const moek_block_q8_0 *x, size_t n) {
+    const uint8_t *wb = (const uint8_t *)w;
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i low = _mm256_set1_epi8(0xF), eight = _mm256_set1_epi8(8);
+    for (size_t b = 0; b < n / 32; b++, wb += 18) {
+        uint16_t dh; memcpy(&dh, wb, 2);
+        __m128i packed = _mm_loadu_si128((const __m128i *)(wb + 2));
+        __m256i both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
+        __m256i q = _mm256_sub_epi8(_mm256_and_si256(both, low), eight);
+        __m256i a = _mm256_loadu_si256((const __m256i *)x[b].qs);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(dh) * h2f(x[b].d)), sum_i8_pairs(q, a), acc);
+    }
+    return hsum(acc);
+}
+
+MOEK_AVX2 static float vec_dot_f32_avx2(const float *a, const float *b, size_t n) {
+    __m256 acc = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
+    float sum = hsum(acc);
+    for (; i < n; i++) sum += a[i] * b[i];
+    return sum;
+}
+#endif
+
+float moek_vec_dot_q8_0_q8_0(const void *w, const moek_block_q8_0 *x, size_t n) {
+#if defined(__x86_64__)
+    if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) return vec_dot_q8_0_q8_0_avx2(w, x, n);
+#endif
+    return moek_vec_dot_q8_0_q8_0_scalar(w, x, n);
+}
+
+float moek_vec_dot_q4_0_q8_0(const void *w, const moek_block_q8_0 *x, size_t n) {
+#if defined(__x86_64__)
+    if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) return vec_dot_q4_0_q8_0_avx2(w, x, n);
+#endif
+    return moek_vec_dot_q4_0_q8_0_scalar(w, x, n);
+}
+
+float moek_vec_dot_f32(const float *a, const float *b, size_t n) {
+#if defined(__x86_64__)
+    if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) return vec_dot_f32_avx2(a, b, n);
+#endif
+    return moek_vec_dot_f32_scalar(a, b, n);
+}
