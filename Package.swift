@@ -21,7 +21,7 @@ let package = Package(
         .target(name: "CMoE"),
         .target(name: "MoECAPI", dependencies: ["MoE", "CMoE"]),
         .executableTarget(name: "MoECLI", dependencies: ["MoE"]),
-        .testTarget(name: "MoETests", dependencies: ["MoE", "MoEKernels"]),
+        .testTarget(name: "MoETests", dependencies: ["MoE", "MoEKernels", "MoECAPI", "CMoE"]),
     ],
     swiftLanguageModes: [.v6]
 )

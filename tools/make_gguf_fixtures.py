@@ -16,6 +16,7 @@ Usage: python3 tools/make_gguf_fixtures.py [--out Tests/Fixtures]
 Deterministic: the same gguf version gives the same bytes.
 """
 import argparse
+import importlib.metadata
 import json
 import os
 import sys
@@ -132,14 +133,29 @@ def write_all_metadata(out_dir, rng):
         if f.name.startswith("GGUF."):
             continue
         types = [V(t).name for t in f.types]
-        fields.append({"key": f.name, "types": types, "value": to_json(f.contents())})
+        fields.append({"key": f.name, "types": types, "value": to_json(f.contents()),
+                       "flat": flat_text(f.contents())})
     tensors = [{"name": t.name, "type": t.tensor_type.name, "shape": [int(x) for x in t.shape],
                 "offset": int(t.data_offset), "n_bytes": int(t.n_bytes)} for t in r.tensors]
     with open(os.path.join(out_dir, "all-metadata.json"), "w") as fp:
-        json.dump({"gguf_version": gguf.__version__ if hasattr(gguf, "__version__") else "0.19.0",
+        json.dump({"gguf_version": importlib.metadata.version("gguf"),
                    "alignment": r.alignment, "data_offset": int(r.data_offset),
                    "fields": fields, "tensors": tensors}, fp, indent=1, ensure_ascii=False)
         fp.write("\n")
+
+
+def flat_text(v):
+    """Every leaf value as text, nested lists flattened: ints as digits, floats as the shortest
+    repr of the float64 value, bools as true/false, strings as they are."""
+    if isinstance(v, (list, tuple)):
+        return [t for x in v for t in flat_text(x)]
+    if isinstance(v, (bool, np.bool_)):
+        return ["true" if v else "false"]
+    if isinstance(v, (int, np.integer)):
+        return [str(int(v))]
+    if isinstance(v, (float, np.floating)):
+        return [repr(float(v))]
+    return [v]
 
 
 def to_json(v):

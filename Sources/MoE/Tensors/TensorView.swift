@@ -63,6 +63,17 @@ public struct TensorView: Sendable {
         try type.dequantize(try row(index), count: rowLength, into: destination)
     }
 
+    /// Row `index` as `Float`s, in a new array.
+    public func dequantizedRow(_ index: Int) throws(MoEError) -> [Float] {
+        var out = [Float](repeating: 0, count: rowLength)
+        let source = try row(index)
+        let count = rowLength
+        try out.withUnsafeMutableBufferPointer { (dst: inout UnsafeMutableBufferPointer<Float>) throws(MoEError) in
+            try type.dequantize(source, count: count, into: dst)
+        }
+        return out
+    }
+
     /// Every element as `Float`, in a new array. Meant for small tensors, tests and tools:
     /// the forward pass never dequantizes whole matrices.
     public func dequantized() throws(MoEError) -> [Float] {

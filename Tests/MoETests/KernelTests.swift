@@ -1,0 +1,87 @@
+import Testing
+import MoEKernels
+@testable import MoE
+
+/// Each SIMD kernel against its scalar twin, on random data and odd block counts.
+@Suite("Kernels", .serialized)
+struct KernelTests {
+    static let blockCounts = [1, 3, 7, 64, 129]
+
+    func randomRow(_ n: Int, seed: UInt64) -> [Float] {
+        var g = SplitMix(seed: seed)
+        return (0..<n).map { _ in g.normal() }
+    }
+
+    func quantizedActivations(_ x: [Float]) -> [moek_block_q8_0] {
+        var blocks = [moek_block_q8_0](repeating: moek_block_q8_0(), count: x.count / 32)
+        moek_quantize_row_q8_0(x, &blocks, x.count)
+        return blocks
+    }
+
+    @Test("the machine's SIMD features are detected and can be masked off")
+    func featureMask() {
+        let all = moek_cpu_features()
+        let previous = moek_set_feature_mask(0)
+        #expect(moek_cpu_features() == 0)
+        moek_set_feature_mask(previous)
+        #expect(moek_cpu_features() == all)
+        #if arch(x86_64) || arch(arm64)
+        #expect(all != 0, "this CPU has no SIMD path in use; the speed numbers would be scalar")
+        #endif
+    }
+
+    @Test("activation quantization matches the scalar path and the Q8_0 file format", arguments: blockCounts)
+    func quantizeRow(blocks: Int) throws {
+        let x = randomRow(blocks * 32, seed: UInt64(blocks)) + [2.5, -2.5, 0.5, -0.5].flatMap { [Float](repeating: $0, count: 8) }
+        let n = x.count / 32 * 32
+        let row = Array(x.prefix(n))
+        var scalar = [moek_block_q8_0](repeating: moek_block_q8_0(), count: n / 32)
+        moek_quantize_row_q8_0_scalar(row, &scalar, n)
+        let simd = quantizedActivations(row)
+        let fileFormat = try GGMLType.q8_0.quantize(row)
+        for b in 0..<(n / 32) {
+            #expect(simd[b].d == scalar[b].d)
+            #expect(withUnsafeBytes(of: simd[b].qs) { Array($0) } == withUnsafeBytes(of: scalar[b].qs) { Array($0) })
+            #expect(withUnsafeBytes(of: simd[b]) { Array($0) } == Array(fileFormat[(34 * b)..<(34 * b + 34)]))
+        }
+    }
+
+    @Test("Q8_0 and Q4_0 dot products match the scalar path and dequantized floats", arguments: blockCounts)
+    func quantizedDots(blocks: Int) throws {
+        let n = blocks * 32
+        let w = randomRow(n, seed: 1000 + UInt64(blocks)), x = randomRow(n, seed: 2000 + UInt64(blocks))
+        let xq = quantizedActivations(x)
+        let xBack = try GGMLType.q8_0.dequantize(try GGMLType.q8_0.quantize(x), count: n)
+        for type in [GGMLType.q8_0, .q4_0] {
+            let wq = try type.quantize(w)
+            let wBack = try type.dequantize(wq, count: n)
+            let reference = zip(wBack, xBack).reduce(Float(0)) { $0 + $1.0 * $1.1 }
+            let (scalar, simd) = wq.withUnsafeBytes { p in
+                type == .q8_0
+                    ? (moek_vec_dot_q8_0_q8_0_scalar(p.baseAddress, xq, n), moek_vec_dot_q8_0_q8_0(p.baseAddress, xq, n))
+                    : (moek_vec_dot_q4_0_q8_0_scalar(p.baseAddress, xq, n), moek_vec_dot_q4_0_q8_0(p.baseAddress, xq, n))
+            }
+            let scale = max(1, abs(reference))
+            #expect(abs(simd - scalar) <= 1e-4 * scale, "\(type.name) simd \(simd) scalar \(scalar)")
+            #expect(abs(scalar - reference) <= 1e-4 * scale, "\(type.name) scalar \(scalar) reference \(reference)")
+        }
+    }
+
+    @Test("F32 dot product matches the scalar path at odd lengths", arguments: [1, 7, 8, 9, 31, 1000])
+    func floatDot(n: Int) {
+        let a = randomRow(n, seed: 5), b = randomRow(n, seed: 6)
+        let simd = moek_vec_dot_f32(a, b, n), scalar = moek_vec_dot_f32_scalar(a, b, n)
+        #expect(abs(simd - scalar) <= 1e-4 * max(1, abs(scalar)))
+    }
+
+    @Test("f16 row conversion matches the Swift reference for every half")
+    func halfRow() {
+        let all = (0...UInt16.max).map { $0 }
+        var out = [Float](repeating: 0, count: all.count)
+        moek_f16_to_f32(all, &out, all.count)
+        for (h, f) in zip(all, out) {
+            let expected = HalfPrecision.float(fromHalf: h)
+            if expected.isNaN { #expect(f.isNaN) } else if f != expected { Issue.record("half \(h): \(f) != \(expected)") }
+        }
+    }
+}
