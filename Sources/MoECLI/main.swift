@@ -27,7 +27,7 @@ func printError(_ text: String) {
 
 func environment() -> [String: String] {
     var result: [String: String] = [:]
-    if let model = getenv("MOE_MODEL") { result["MOE_MODEL"] = String(cString: model) }
+    if let model = getenv("MOE_MODEL"), model.pointee != 0 { result["MOE_MODEL"] = String(cString: model) }
     return result
 }
 

@@ -1,0 +1,63 @@
+import Foundation
+import Testing
+
+/// The `moe` command line as scripts use it: output, exit codes (0 ok, 1 failure, 2 usage),
+/// and failures as one line on stderr. Runs the binary `swift test` builds next to the tests.
+@Suite("moe CLI")
+struct CLITests {
+    struct Result { var status: Int32; var stdout: String; var stderr: String }
+
+    static let binary: URL = {
+        // The test bundle lives in the build folder, next to the `moe` executable.
+        var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        while url.path != "/" && !FileManager.default.fileExists(atPath: url.appendingPathComponent("moe").path) {
+            url.deleteLastPathComponent()
+        }
+        return url.appendingPathComponent("moe")
+    }()
+
+    func run(_ args: [String], environment: [String: String] = [:]) throws -> Result {
+        let process = Process()
+        process.executableURL = Self.binary
+        process.arguments = args
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                      stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    @Test("moe info describes a model in text and JSON")
+    func info() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path), "moe not built at \(Self.binary.path)")
+        let text = try run(["info", Fixtures.path("models/tiny-qwen3moe-q8_0.gguf")])
+        #expect(text.status == 0 && text.stderr.isEmpty)
+        #expect(text.stdout.contains("8 routed, 2 used per token, expert FFN 32"))
+        #expect(text.stdout.contains("gpt2 (pre qwen2), 259 tokens, chat template yes"))
+        let json = try run(["info", "--json"], environment: ["MOE_MODEL": Fixtures.path("models/tiny-mixtral-q4_0.gguf")])
+        #expect(json.status == 0)
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [String: Any]
+        #expect(object["architecture"] as? String == "llama")
+        #expect((object["bytes"] as! [String: Any])["routed_experts"] as? Int == 55296)
+    }
+
+    @Test("a bad file is one line on stderr and exit 1; a bad command line is exit 2")
+    func failures() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path))
+        let bad = try run(["info", Fixtures.path("gguf/ggml-types.json")])
+        #expect(bad.status == 1 && bad.stdout.isEmpty)
+        #expect(bad.stderr.split(separator: "\n").count == 1)
+        #expect(bad.stderr.contains("ggml-types.json: not a GGUF file"))
+        #expect(try run(["info", "/no/such.gguf"]).status == 1)
+        #expect(try run(["info"], environment: ["MOE_MODEL": ""]).status == 2, "an empty MOE_MODEL counts as unset")
+        #expect(try run(["info", "--frobnicate", "x"]).status == 2)
+        #expect(try run(["nonsense"]).status == 2)
+        #expect(try run([]).status == 2)
+        #expect(try run(["--help"]).status == 0)
+    }
+}
