@@ -13,6 +13,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "
 GENERATORS = {
     "gguf/": ("tools/make_gguf_fixtures.py", 20261123),
     "models/": ("tools/make_tiny_models.py", 7),
+    "forward/": ("tools/make_forward_fixtures.py", 1000),
 }
 
 

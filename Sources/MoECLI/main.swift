@@ -14,6 +14,8 @@ let usage = """
 
     commands:
       info MODEL [--json]     describe a GGUF model (architecture, experts, bytes per token)
+      logits -m MODEL --tokens "ID ..." -o FILE [--all]
+                              evaluate token ids, write float32 logits
 
     Run `moe COMMAND --help` for a command's options. Model paths may also come from MOE_MODEL.
     """
@@ -39,6 +41,8 @@ do {
     switch command {
     case "info":
         status = try InfoCommand.run(rest, environment: environment())
+    case "logits":
+        status = try LogitsCommand.run(rest, environment: environment())
     case "--help", "-h", "help":
         print(usage)
         status = 0

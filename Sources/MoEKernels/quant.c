@@ -46,14 +46,17 @@ void moek_f16_to_f32(const uint16_t *src, float *dst, size_t n) {
 
 // ---- activation quantization ----
 
+// Activations are quantized as ggml's x86 kernel does (so results match llama.cpp on x86):
+// id = 127 / max|x| and rounding to nearest, ties to even. (ggml's scalar reference, used for
+// weights in files, divides by d and rounds ties away from zero; the two differ in rare last bits.)
 void moek_quantize_row_q8_0_scalar(const float *x, moek_block_q8_0 *y, size_t n) {
     for (size_t b = 0; b < n / 32; b++) {
         const float *xb = x + b * 32;
         float amax = 0;
         for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(xb[i]));
-        float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+        float d = amax / 127.0f, id = amax != 0 ? 127.0f / amax : 0.0f;
         y[b].d = float_to_half(d);
-        for (int i = 0; i < 32; i++) y[b].qs[i] = (int8_t)roundf(xb[i] * id);
+        for (int i = 0; i < 32; i++) y[b].qs[i] = (int8_t)nearbyintf(xb[i] * id);
     }
 }
 
@@ -67,18 +70,12 @@ MOEK_AVX2 static void quantize_row_q8_0_avx2(const float *x, moek_block_q8_0 *y,
         __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
         m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
         m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-        float d = _mm_cvtss_f32(m4) / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+        const float amax = _mm_cvtss_f32(m4);
+        float d = amax / 127.0f, id = amax != 0 ? 127.0f / amax : 0.0f;
         y[b].d = float_to_half(d);
         const __m256 mul = _mm256_set1_ps(id);
         for (int k = 0; k < 4; k++) {
-            // round half away from zero exactly as roundf: truncate, then step away from zero
-            // when the dropped fraction is at least one half (the subtraction is exact)
-            __m256 s = _mm256_mul_ps(v[k], mul);
-            __m256 t = _mm256_round_ps(s, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-            __m256 frac = _mm256_andnot_ps(sign, _mm256_sub_ps(s, t));
-            __m256 step = _mm256_and_ps(_mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ),
-                                        _mm256_or_ps(_mm256_and_ps(s, sign), _mm256_set1_ps(1.0f)));
-            __m256i q = _mm256_cvttps_epi32(_mm256_add_ps(t, step));
+            __m256i q = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], mul), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
             int32_t tmp[8];
             _mm256_storeu_si256((__m256i *)tmp, q);
             for (int i = 0; i < 8; i++) y[b].qs[8 * k + i] = (int8_t)tmp[i];

@@ -17,7 +17,7 @@ struct FixtureManifestTests {
             #expect(data.count == entry["bytes"] as! Int, "\(path)")
             #expect(SHA256.hex(Array(data)) == entry["sha256"] as! String, "\(path) differs from what its generator wrote")
         }
-        for folder in ["gguf", "models"] {
+        for folder in ["gguf", "models", "forward"] {
             for name in try FileManager.default.contentsOfDirectory(atPath: Fixtures.path(folder)) {
                 #expect(listed.contains("\(folder)/\(name)"), "\(folder)/\(name) is not in MANIFEST.json")
             }

@@ -30,19 +30,23 @@ struct KernelTests {
         #endif
     }
 
-    @Test("activation quantization matches the scalar path and the Q8_0 file format", arguments: blockCounts)
+    @Test("activation quantization: SIMD equals scalar, and both follow ggml's x86 rule", arguments: blockCounts)
     func quantizeRow(blocks: Int) throws {
-        let x = randomRow(blocks * 32, seed: UInt64(blocks)) + [2.5, -2.5, 0.5, -0.5].flatMap { [Float](repeating: $0, count: 8) }
-        let n = x.count / 32 * 32
-        let row = Array(x.prefix(n))
+        // Values that land exactly on .5 after scaling exercise the ties-to-even rule.
+        let halves: [Float] = [2.5, -2.5, 0.5, -0.5, 126.5, 1.5].flatMap { [Float](repeating: $0, count: 5) } + [127, 0]
+        let row: [Float] = Array((halves + randomRow(blocks * 32, seed: UInt64(blocks))).prefix(blocks * 32))
+        let n = row.count
         var scalar = [moek_block_q8_0](repeating: moek_block_q8_0(), count: n / 32)
         moek_quantize_row_q8_0_scalar(row, &scalar, n)
         let simd = quantizedActivations(row)
-        let fileFormat = try GGMLType.q8_0.quantize(row)
         for b in 0..<(n / 32) {
-            #expect(simd[b].d == scalar[b].d)
-            #expect(withUnsafeBytes(of: simd[b].qs) { Array($0) } == withUnsafeBytes(of: scalar[b].qs) { Array($0) })
-            #expect(withUnsafeBytes(of: simd[b]) { Array($0) } == Array(fileFormat[(34 * b)..<(34 * b + 34)]))
+            #expect(withUnsafeBytes(of: simd[b]) { Array($0) } == withUnsafeBytes(of: scalar[b]) { Array($0) })
+            let block = Array(row[(32 * b)..<(32 * b + 32)])
+            let amax = block.map(abs).max()!
+            let id: Float = amax != 0 ? 127 / amax : 0
+            let expected = block.map { Int8(($0 * id).rounded(.toNearestOrEven)) }
+            #expect(withUnsafeBytes(of: scalar[b].qs) { Array($0.bindMemory(to: Int8.self)) } == expected)
+            #expect(scalar[b].d == HalfPrecision.half(fromFloat: amax / 127))
         }
     }
 

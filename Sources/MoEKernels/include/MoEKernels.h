@@ -33,7 +33,8 @@ typedef struct moek_block_q8_0 {
 /// Converts n IEEE halves to floats.
 void moek_f16_to_f32(const uint16_t *src, float *dst, size_t n);
 
-/// Quantizes n floats (n a multiple of 32) into n/32 Q8_0 blocks, rounding as ggml's reference.
+/// Quantizes n floats (n a multiple of 32) into n/32 Q8_0 blocks, as ggml's x86 kernel does for
+/// activations: scale 127 / max|x|, round to nearest with ties to even.
 void moek_quantize_row_q8_0(const float *x, moek_block_q8_0 *y, size_t n);
 void moek_quantize_row_q8_0_scalar(const float *x, moek_block_q8_0 *y, size_t n);
 
@@ -44,6 +45,28 @@ float moek_vec_dot_q8_0_q8_0_scalar(const void *w, const moek_block_q8_0 *x, siz
 /// Dot product of n elements (a multiple of 32): a Q4_0 weight row with Q8_0 activations.
 float moek_vec_dot_q4_0_q8_0(const void *w, const moek_block_q8_0 *x, size_t n);
 float moek_vec_dot_q4_0_q8_0_scalar(const void *w, const moek_block_q8_0 *x, size_t n);
+
+/// A block of 256 activations quantized to 8 bits with block sums, as ggml's block_q8_K.
+typedef struct moek_block_q8_K {
+    float d;
+    int8_t qs[256];
+    int16_t bsums[16];  // sums of each 16 qs
+} moek_block_q8_K;
+
+/// Quantizes n floats (n a multiple of 256) into n/256 Q8_K blocks, rounding as ggml's reference.
+void moek_quantize_row_q8_K(const float *x, moek_block_q8_K *y, size_t n);
+
+/// Dot products of n elements (a multiple of 256): a K-quant weight row with Q8_K activations.
+float moek_vec_dot_q4_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n);
+float moek_vec_dot_q5_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n);
+float moek_vec_dot_q6_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n);
+
+/// Rounds n floats to IEEE half precision, in place as halves (the activation format of F16 weights).
+void moek_f32_to_f16(const float *src, uint16_t *dst, size_t n);
+
+/// Dot product of n elements of two half-precision rows, accumulated in float.
+float moek_vec_dot_f16(const uint16_t *a, const uint16_t *b, size_t n);
+float moek_vec_dot_f16_scalar(const uint16_t *a, const uint16_t *b, size_t n);
 
 /// Dot product of n floats.
 float moek_vec_dot_f32(const float *a, const float *b, size_t n);

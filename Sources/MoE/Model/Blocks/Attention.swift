@@ -1,0 +1,48 @@
+import MoEKernels
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Causal grouped-query attention of one query position over a half-precision KV cache.
+enum Attention {
+    /// For each of `heads` query heads (`headSize` values each, in `q`), attends over positions
+    /// `0..<length` of the cache and writes `valueSize` values per head to `out`. Query head `h`
+    /// reads KV head `h / (heads / kvHeads)`. Keys and values are rows of `kvHeads * headSize`
+    /// and `kvHeads * valueSize` halves. Scores are `q·k * scale`; the query is rounded to half
+    /// precision for the dot product, and the softmax probabilities for the value sum, as ggml's
+    /// attention does with an F16 cache (flash attention off).
+    static func attend(q: UnsafePointer<Float>, heads: Int, kvHeads: Int, headSize: Int, valueSize: Int,
+                       keys: UnsafePointer<UInt16>, values: UnsafePointer<UInt16>, length: Int, scale: Float,
+                       out: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>, qHalf: UnsafeMutablePointer<UInt16>) {
+        let group = heads / kvHeads
+        let keyRow = kvHeads * headSize, valueRow = kvHeads * valueSize
+        for head in 0..<heads {
+            let kvHead = head / group
+            moek_f32_to_f16(q + head * headSize, qHalf, headSize)
+            var maxScore = -Float.infinity
+            for p in 0..<length {
+                scores[p] = moek_vec_dot_f16(keys + p * keyRow + kvHead * headSize, qHalf, headSize) * scale
+                maxScore = max(maxScore, scores[p])
+            }
+            var sum = 0.0
+            for p in 0..<length {
+                scores[p] = expf(scores[p] - maxScore)
+                sum += Double(scores[p])
+            }
+            let inv = Float(1 / sum)
+            let o = out + head * valueSize
+            for i in 0..<valueSize { o[i] = 0 }
+            for p in 0..<length {
+                // ggml multiplies the F16 values by the probabilities converted to F16.
+                let weight = HalfPrecision.float(fromHalf: HalfPrecision.half(fromFloat: scores[p] * inv))
+                let row = values + p * valueRow + kvHead * valueSize
+                for i in 0..<valueSize { o[i] += weight * HalfPrecision.float(fromHalf: row[i]) }
+            }
+        }
+    }
+}

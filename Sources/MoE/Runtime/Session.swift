@@ -1,0 +1,72 @@
+/// Which logits `Session.evaluate` returns.
+public enum LogitsSelection: Sendable {
+    /// The last position's logits: `vocabulary` floats.
+    case last
+    /// Every evaluated position's logits, position by position: `count * vocabulary` floats.
+    case all
+}
+
+/// One sequence being evaluated on a `Model`: its KV cache, position and scratch buffers, all
+/// allocated once at creation. Sessions on the same model are independent; use each from one
+/// thread at a time (different sessions may run on different threads at once).
+public final class Session {
+    /// The model this session evaluates.
+    public let model: Model
+    /// The most tokens the session holds.
+    public let contextLength: Int
+    /// How many tokens have been evaluated (the next token's position).
+    public private(set) var position = 0
+    let state: ForwardState
+
+    /// A session for up to `contextLength` tokens. Refuses lengths that are not positive or whose
+    /// KV cache would exceed 64 GiB, before allocating anything.
+    init(model: Model, contextLength: Int) throws(MoEError) {
+        let c = model.config
+        guard contextLength > 0 else {
+            throw MoEError(.invalidArgument, "context length \(contextLength) must be positive")
+        }
+        let perToken = c.layers * c.kvHeads * (c.headDimension + c.valueDimension) * 2
+        let (bytes, overflow) = perToken.multipliedReportingOverflow(by: contextLength)
+        guard !overflow, bytes <= 64 << 30 else {
+            throw MoEError(.outOfMemory, "a context of \(contextLength) tokens needs a \(overflow ? "huge" : "\(bytes >> 20) MiB") KV cache; the limit is 64 GiB")
+        }
+        self.model = model
+        self.contextLength = contextLength
+        self.state = ForwardState(model: model, contextLength: contextLength)
+    }
+
+    /// Evaluates `tokens` at the next positions (a prompt in one call, or one token at a time)
+    /// and returns logits as `selection` says. Token ids out of range, an empty list and a
+    /// context overflow are errors, and then nothing is evaluated.
+    public func evaluate(_ tokens: [Int32], logits selection: LogitsSelection = .last) throws(MoEError) -> [Float] {
+        let vocabulary = model.config.vocabulary
+        guard !tokens.isEmpty else { throw MoEError(.invalidArgument, "no tokens to evaluate") }
+        for (i, t) in tokens.enumerated() where t < 0 || Int(t) >= vocabulary {
+            throw MoEError(.invalidArgument, "token \(i) has id \(t), outside the vocabulary 0..<\(vocabulary)")
+        }
+        guard position + tokens.count <= contextLength else {
+            throw MoEError(.invalidArgument, "\(tokens.count) tokens at position \(position) overflow the context of \(contextLength)")
+        }
+        var out = [Float](repeating: 0, count: selection == .all ? tokens.count * vocabulary : vocabulary)
+        out.withUnsafeMutableBufferPointer { buffer in
+            for (i, token) in tokens.enumerated() {
+                let wantLogits = selection == .all || i == tokens.count - 1
+                let target = wantLogits ? buffer.baseAddress! + (selection == .all ? i * vocabulary : 0) : nil
+                model.forward(token: Int(token), position: position, state: state, logits: target)
+                position += 1
+            }
+        }
+        return out
+    }
+
+    /// Forgets every token: the next evaluation starts at position 0.
+    public func reset() { position = 0 }
+
+    /// Keeps the first `count` tokens and forgets the rest.
+    public func truncate(to count: Int) throws(MoEError) {
+        guard count >= 0 && count <= position else {
+            throw MoEError(.invalidArgument, "cannot truncate \(position) tokens to \(count)")
+        }
+        position = count
+    }
+}
