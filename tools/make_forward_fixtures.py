@@ -57,7 +57,7 @@ ARCHS = {
 }
 
 
-def build(path, spec, rng, wtype, geometry):
+def build(path, spec, rng, wtype, geometry, scaling=None):
     L, D, H, KV, E, K, F = geometry
     if spec.get("mha"):
         KV = H
@@ -75,6 +75,13 @@ def build(path, spec, rng, wtype, geometry):
     if spec["rope_dims"]:
         w.add_rope_dimension_count(HD)
     w.add_rope_freq_base(10000.0)
+    if scaling == "linear":
+        w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        w.add_rope_scaling_factor(4.0)
+    elif scaling == "yarn":
+        w.add_rope_scaling_type(gguf.RopeScalingType.YARN)
+        w.add_rope_scaling_factor(4.0)
+        w.add_rope_scaling_orig_ctx_len(32)
     w.add_layer_norm_rms_eps(1e-6)
     if spec["moe"]:
         w.add_expert_count(E)
@@ -182,12 +189,13 @@ def main():
     os.makedirs(out, exist_ok=True)
     small = (2, 64, 4, 2, 4, 2, 32)     # layers, d_model, heads, kv heads, experts, top-k, expert FFN
     wide = (1, 256, 4, 2, 4, 2, 256)    # K-quants need rows of 256
-    jobs = [(name, t) for name in ARCHS for t in ("F16", "Q8_0", "Q4_0")] + [("qwen3moe", "Q4_K_M")]
+    jobs = [(name, t, None) for name in ARCHS for t in ("F16", "Q8_0", "Q4_0")] + [("qwen3moe", "Q4_K_M", None)]
+    jobs += [("llama", "Q8_0", "linear"), ("qwen3moe", "Q8_0", "yarn")]  # RoPE scaling, normal and NeoX
     index = {"llama_cpp_python": importlib.metadata.version("llama-cpp-python"),
              "gguf": importlib.metadata.version("gguf"), "prompt": PROMPT, "models": []}
-    for name, wname in jobs:
+    for name, wname, scaling in jobs:
         spec = ARCHS[name]
-        fname = f"{name}-{wname.lower()}.gguf"
+        fname = f"{name}-{wname.lower()}{'-rope-' + scaling if scaling else ''}.gguf"
         path = os.path.join(out, fname)
         for attempt in range(50):
             rng = np.random.default_rng(1000 * (list(ARCHS).index(name) + 1) + attempt)
@@ -197,7 +205,7 @@ def main():
                     build(src, spec, rng, T.F32, wide)
                     quantize_with_llama(src, path, llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M)
             else:
-                build(path, spec, rng, getattr(T, wname), small)
+                build(path, spec, rng, getattr(T, wname), small, scaling)
             logits, greedy, margin = reference(path)
             if margin >= MARGIN:
                 break
@@ -206,7 +214,8 @@ def main():
             raise RuntimeError(f"{fname}: no seed gave a clear greedy path")
         logits.tofile(os.path.join(out, fname.replace(".gguf", ".logits.f32")))
         types = sorted({t.tensor_type.name for t in gguf.GGUFReader(path).tensors})
-        index["models"].append({"file": fname, "architecture": spec["arch"], "weights": wname, "tensor_types": types,
+        index["models"].append({"file": fname, "architecture": spec["arch"], "weights": wname, "rope_scaling": scaling,
+                                "tensor_types": types,
                                 "vocab": int(logits.shape[1]), "seed_attempt": attempt,
                                 "logit_std": [float(s) for s in logits.std(axis=1)],
                                 "greedy": greedy, "greedy_margin": margin})

@@ -10,6 +10,7 @@ struct ForwardPassTests {
         let file: String
         let weights: String
         let greedy: [Int32]
+        let ropeScaling: String?
         var testDescription: String { file }
         /// The tolerance the issue sets: max |ours - llama.cpp| / std(llama.cpp) per position.
         var tolerance: Float { weights == "F16" || weights == "Q8_0" ? 0.01 : 0.03 }
@@ -18,7 +19,8 @@ struct ForwardPassTests {
     nonisolated(unsafe) static let index = Fixtures.json("forward/references.json") as! [String: Any]
     static let prompt = (index["prompt"] as! [Int]).map(Int32.init)
     static let references: [Reference] = (index["models"] as! [[String: Any]]).map {
-        Reference(file: $0["file"] as! String, weights: $0["weights"] as! String, greedy: ($0["greedy"] as! [Int]).map(Int32.init))
+        Reference(file: $0["file"] as! String, weights: $0["weights"] as! String, greedy: ($0["greedy"] as! [Int]).map(Int32.init),
+                  ropeScaling: $0["rope_scaling"] as? String)
     }
 
     static func expectedLogits(_ r: Reference, vocabulary: Int) throws -> [Float] {
@@ -67,6 +69,7 @@ struct ForwardPassTests {
         let archs = Set(Self.references.map { String($0.file.split(separator: "-")[0]) })
         #expect(archs == ["qwen3moe", "mixtral", "olmoe", "qwen2moe", "llama", "qwen3"])
         #expect(Set(Self.references.map(\.weights)) == ["F16", "Q8_0", "Q4_0", "Q4_K_M"])
+        #expect(Set(Self.references.compactMap(\.ropeScaling)) == ["linear", "yarn"])
     }
 }
 
