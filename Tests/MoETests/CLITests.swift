@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import MoE
 
 /// The `moe` command line as scripts use it: output, exit codes (0 ok, 1 failure, 2 usage),
 /// and failures as one line on stderr. Runs the binary `swift test` builds next to the tests.
@@ -59,5 +60,39 @@ struct CLITests {
         #expect(try run(["nonsense"]).status == 2)
         #expect(try run([]).status == 2)
         #expect(try run(["--help"]).status == 0)
+    }
+
+    @Test("moe logits writes float32 logits for the last or every position, equal to the Swift API's")
+    func logits() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path))
+        let model = Fixtures.path("forward/qwen3moe-q8_0.gguf")
+        let out = Fixtures.processScratch.appendingPathComponent("logits-\(UUID().uuidString).f32").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        func floats() throws -> [Float] {
+            try Data(contentsOf: URL(fileURLWithPath: out)).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        }
+        let session = try MoE.Model(path: model).makeSession(contextLength: 8)
+        let expected = try session.evaluate([256, 72, 101], logits: .all)
+
+        #expect(try run(["logits", "-m", model, "--tokens", "256 72 101", "-o", out]).status == 0)
+        #expect(try floats() == Array(expected.suffix(259)))
+        #expect(try run(["logits", "--tokens", "256,72,101", "-o", out, "--all"], environment: ["MOE_MODEL": model]).status == 0)
+        #expect(try floats() == expected)
+    }
+
+    @Test("moe logits refuses bad ids, empty lists and context overflow")
+    func logitsErrors() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path))
+        let model = Fixtures.path("forward/qwen3moe-q8_0.gguf")
+        let out = Fixtures.processScratch.appendingPathComponent("never-\(UUID().uuidString).f32").path
+        let badId = try run(["logits", "-m", model, "--tokens", "1 9999", "-o", out])
+        #expect(badId.status == 1 && badId.stderr.contains("id 9999, outside the vocabulary 0..<259"))
+        #expect(badId.stderr.split(separator: "\n").count == 1)
+        #expect(try run(["logits", "-m", model, "--tokens", "", "-o", out]).status == 2)
+        #expect(try run(["logits", "-m", model, "--tokens", "1 x", "-o", out]).status == 2)
+        #expect(try run(["logits", "-m", model, "--tokens", "1 2"]).status == 2)
+        let overflow = try run(["logits", "-m", model, "--tokens", "1 2 3", "-c", "2", "-o", out])
+        #expect(overflow.status == 1 && overflow.stderr.contains("overflow the context of 2"))
+        #expect(!FileManager.default.fileExists(atPath: out), "nothing is written on failure")
     }
 }
