@@ -25,24 +25,13 @@ import numpy as np
 import gguf
 from gguf import GGMLQuantizationType as T
 
+from fixture_common import byte_vocab, finish
+
 import llama_cpp
 
 PROMPT = [256, 72, 101, 108, 108, 111, 44, 32, 119, 111, 114, 108, 100, 33]
 GREEDY = 32
 MARGIN = 0.02  # the smallest (top1 - top2) / std along the greedy path we accept (our measured error is ~0.001)
-
-
-def byte_vocab():
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    table = dict(zip(bs, (chr(c) for c in cs)))
-    return [table[b] for b in range(256)]
 
 
 ARCHS = {
@@ -149,10 +138,7 @@ def build(path, spec, rng, wtype, geometry, scaling=None):
             mat(p + "ffn_gate.weight", (2 * F, D), 2.0)
             mat(p + "ffn_up.weight", (2 * F, D), 2.0)
             mat(p + "ffn_down.weight", (D, 2 * F), 2.0)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    finish(w)
 
 
 def quantize_with_llama(src, dst, ftype):

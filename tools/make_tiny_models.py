@@ -20,21 +20,9 @@ import numpy as np
 import gguf
 from gguf import GGMLQuantizationType as T
 
+from fixture_common import byte_vocab, finish
+
 SEED = 7
-
-
-def byte_vocab():
-    """GPT-2's byte-to-unicode table: 256 printable stand-ins for the 256 byte values."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    table = dict(zip(bs, (chr(c) for c in cs)))
-    return [table[b] for b in range(256)]
 
 
 def weights(rng, shape, qtype, scale=0.5):
@@ -144,13 +132,6 @@ def mixtral(path, rng):
         add(w, p + "ffn_up_exps.weight", weights(rng, (E, F, D), q))
         add(w, p + "ffn_down_exps.weight", weights(rng, (E, D, F), q))
     finish(w)
-
-
-def finish(w):
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
 
 
 def main():

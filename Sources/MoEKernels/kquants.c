@@ -1,6 +1,7 @@
 // K-quant dot products against Q8_K activations, and half-precision rows.
 // Scalar for now; the SIMD paths come with the speed work, tested against these.
 #include "MoEKernels.h"
+#include "half.h"
 #include <math.h>
 #include <string.h>
 
@@ -9,37 +10,8 @@
 #define MOEK_AVX2 __attribute__((target("avx2,fma,f16c")))
 #endif
 
-static inline float h2f(const uint8_t *p) {
-    uint16_t h; memcpy(&h, p, 2);
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1F, man = h & 0x3FF;
-    union { uint32_t u; float f; } v;
-    if (exp == 0) { float m = (float)man * 0x1p-24f; return sign ? -m : m; }
-    v.u = exp == 31 ? (sign | 0x7F800000u | (man << 13)) : (sign | ((exp + 112) << 23) | (man << 13));
-    return v.f;
-}
-
-static inline uint16_t f2h(float f) {
-    union { float f; uint32_t u; } v = { f };
-    uint32_t bits = v.u, man = bits & 0x7FFFFF;
-    uint16_t sign = (uint16_t)((bits >> 16) & 0x8000);
-    int exp = (int)((bits >> 23) & 0xFF);
-    if (exp == 0xFF) return sign | 0x7C00 | (man ? (0x200 | (man >> 13)) : 0);
-    int e = exp - 127 + 15;
-    if (e >= 31) return sign | 0x7C00;
-    if (e <= 0) {
-        if (e < -10) return sign;
-        man |= 0x800000;
-        uint32_t shift = (uint32_t)(14 - e), r = man >> shift, rest = man & ((1u << shift) - 1), half = 1u << (shift - 1);
-        if (rest > half || (rest == half && (r & 1))) r++;
-        return sign | (uint16_t)r;
-    }
-    uint32_t r = ((uint32_t)e << 10) | (man >> 13), rest = man & 0x1FFF;
-    if (rest > 0x1000 || (rest == 0x1000 && (r & 1))) r++;
-    return sign | (uint16_t)r;
-}
-
 void moek_f32_to_f16(const float *src, uint16_t *dst, size_t n) {
-    for (size_t i = 0; i < n; i++) dst[i] = f2h(src[i]);
+    for (size_t i = 0; i < n; i++) dst[i] = moek_float_to_half(src[i]);
 }
 
 void moek_quantize_row_q8_K(const float *x, moek_block_q8_K *y, size_t n) {
@@ -74,7 +46,7 @@ float moek_vec_dot_q4_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n) 
     const uint8_t *b = (const uint8_t *)w;
     float sum = 0;
     for (size_t i = 0; i < n / 256; i++, b += 144) {
-        const float d = h2f(b) * x[i].d, dmin = h2f(b + 2) * x[i].d;
+        const float d = moek_half_at(b) * x[i].d, dmin = moek_half_at(b + 2) * x[i].d;
         const uint8_t *scales = b + 4, *q = b + 16;
         const int8_t *a = x[i].qs;
         int sumi = 0, summ = 0;
@@ -97,7 +69,7 @@ float moek_vec_dot_q5_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n) 
     const uint8_t *b = (const uint8_t *)w;
     float sum = 0;
     for (size_t i = 0; i < n / 256; i++, b += 176) {
-        const float d = h2f(b) * x[i].d, dmin = h2f(b + 2) * x[i].d;
+        const float d = moek_half_at(b) * x[i].d, dmin = moek_half_at(b + 2) * x[i].d;
         const uint8_t *scales = b + 4, *qh = b + 16, *q = b + 48;
         const int8_t *a = x[i].qs;
         int sumi = 0, summ = 0;
@@ -143,14 +115,14 @@ float moek_vec_dot_q6_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n) 
             }
             for (int k = 0; k < 8; k++) sumi += sc[k] * s[k];
         }
-        sum += h2f(b + 208) * x[i].d * (float)sumi;
+        sum += moek_half_at(b + 208) * x[i].d * (float)sumi;
     }
     return sum;
 }
 
 float moek_vec_dot_f16_scalar(const uint16_t *a, const uint16_t *b, size_t n) {
     float sum = 0;
-    for (size_t i = 0; i < n; i++) sum += h2f((const uint8_t *)(a + i)) * h2f((const uint8_t *)(b + i));
+    for (size_t i = 0; i < n; i++) sum += moek_half_at((const uint8_t *)(a + i)) * moek_half_at((const uint8_t *)(b + i));
     return sum;
 }
 
@@ -167,7 +139,7 @@ MOEK_AVX2 static float vec_dot_f16_avx2(const uint16_t *a, const uint16_t *b, si
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     float sum = _mm_cvtss_f32(s);
-    for (; i < n; i++) sum += h2f((const uint8_t *)(a + i)) * h2f((const uint8_t *)(b + i));
+    for (; i < n; i++) sum += moek_half_at((const uint8_t *)(a + i)) * moek_half_at((const uint8_t *)(b + i));
     return sum;
 }
 #endif

@@ -1,4 +1,5 @@
 #include "MoEKernels.h"
+#include "half.h"
 #include <math.h>
 #include <string.h>
 
@@ -10,38 +11,8 @@
 #include <arm_neon.h>
 #endif
 
-// ---- half precision (portable, exact) ----
-
-static inline float half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1F, man = h & 0x3FF;
-    union { uint32_t u; float f; } v;
-    if (exp == 0) { float m = (float)man * 0x1p-24f; return sign ? -m : m; }
-    v.u = exp == 31 ? (sign | 0x7F800000u | (man << 13)) : (sign | ((exp + 112) << 23) | (man << 13));
-    return v.f;
-}
-
-static inline uint16_t float_to_half(float f) {
-    union { float f; uint32_t u; } v = { f };
-    uint32_t bits = v.u, man = bits & 0x7FFFFF;
-    uint16_t sign = (uint16_t)((bits >> 16) & 0x8000);
-    int exp = (int)((bits >> 23) & 0xFF);
-    if (exp == 0xFF) return sign | 0x7C00 | (man ? (0x200 | (man >> 13)) : 0);
-    int e = exp - 127 + 15;
-    if (e >= 31) return sign | 0x7C00;
-    if (e <= 0) {
-        if (e < -10) return sign;
-        man |= 0x800000;
-        uint32_t shift = (uint32_t)(14 - e), r = man >> shift, rest = man & ((1u << shift) - 1), half = 1u << (shift - 1);
-        if (rest > half || (rest == half && (r & 1))) r++;
-        return sign | (uint16_t)r;
-    }
-    uint32_t r = ((uint32_t)e << 10) | (man >> 13), rest = man & 0x1FFF;
-    if (rest > 0x1000 || (rest == 0x1000 && (r & 1))) r++;
-    return sign | (uint16_t)r;
-}
-
 void moek_f16_to_f32(const uint16_t *src, float *dst, size_t n) {
-    for (size_t i = 0; i < n; i++) dst[i] = half_to_float(src[i]);
+    for (size_t i = 0; i < n; i++) dst[i] = moek_half_to_float(src[i]);
 }
 
 // ---- activation quantization ----
@@ -55,7 +26,7 @@ void moek_quantize_row_q8_0_scalar(const float *x, moek_block_q8_0 *y, size_t n)
         float amax = 0;
         for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(xb[i]));
         float d = amax / 127.0f, id = amax != 0 ? 127.0f / amax : 0.0f;
-        y[b].d = float_to_half(d);
+        y[b].d = moek_float_to_half(d);
         for (int i = 0; i < 32; i++) y[b].qs[i] = (int8_t)nearbyintf(xb[i] * id);
     }
 }
@@ -72,7 +43,7 @@ MOEK_AVX2 static void quantize_row_q8_0_avx2(const float *x, moek_block_q8_0 *y,
         m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
         const float amax = _mm_cvtss_f32(m4);
         float d = amax / 127.0f, id = amax != 0 ? 127.0f / amax : 0.0f;
-        y[b].d = float_to_half(d);
+        y[b].d = moek_float_to_half(d);
         const __m256 mul = _mm256_set1_ps(id);
         for (int k = 0; k < 4; k++) {
             __m256i q = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], mul), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
@@ -100,7 +71,7 @@ float moek_vec_dot_q8_0_q8_0_scalar(const void *w, const moek_block_q8_0 *x, siz
         uint16_t dh; memcpy(&dh, wb, 2);
         int32_t acc = 0;
         for (int i = 0; i < 32; i++) acc += (int32_t)(int8_t)wb[2 + i] * x[b].qs[i];
-        sum += half_to_float(dh) * half_to_float(x[b].d) * (float)acc;
+        sum += moek_half_to_float(dh) * moek_half_to_float(x[b].d) * (float)acc;
     }
     return sum;
 }
@@ -115,7 +86,7 @@ float moek_vec_dot_q4_0_q8_0_scalar(const void *w, const moek_block_q8_0 *x, siz
             acc += ((wb[2 + i] & 0xF) - 8) * x[b].qs[i];
             acc += ((wb[2 + i] >> 4) - 8) * x[b].qs[i + 16];
         }
-        sum += half_to_float(dh) * half_to_float(x[b].d) * (float)acc;
+        sum += moek_half_to_float(dh) * moek_half_to_float(x[b].d) * (float)acc;
     }
     return sum;
 }
