@@ -16,6 +16,8 @@ let usage = """
       info MODEL [--json]     describe a GGUF model (architecture, experts, bytes per token)
       logits -m MODEL --tokens "ID ..." -o FILE [--all]
                               evaluate token ids, write float32 logits
+      bench -m MODEL [-p 512] [-n 128] [-t T] [-r R] [-o md|json|csv]
+                              prompt and decode speed, with the memory roofline
 
     Run `moe COMMAND --help` for a command's options. Model paths may also come from MOE_MODEL.
     """
@@ -43,6 +45,8 @@ do {
         status = try InfoCommand.run(rest, environment: environment())
     case "logits":
         status = try LogitsCommand.run(rest, environment: environment())
+    case "bench":
+        status = try BenchCommand.run(rest, environment: environment())
     case "--help", "-h", "help":
         print(usage)
         status = 0

@@ -151,6 +151,73 @@ MOEK_AVX2 static float vec_dot_f32_avx2(const float *a, const float *b, size_t n
 }
 #endif
 
+#if defined(__x86_64__)
+MOEK_AVX2 static float sum_f32_avx2(const float *x, size_t n) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_add_ps(a0, _mm256_loadu_ps(x + i));
+        a1 = _mm256_add_ps(a1, _mm256_loadu_ps(x + i + 8));
+        a2 = _mm256_add_ps(a2, _mm256_loadu_ps(x + i + 16));
+        a3 = _mm256_add_ps(a3, _mm256_loadu_ps(x + i + 24));
+    }
+    float s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < n; i++) s += x[i];
+    return s;
+}
+#endif
+
+#if defined(__x86_64__)
+// Four rows per pass: the activation block and its scale are loaded once for all four rows.
+MOEK_AVX2 static void vec_dot4_q4_0_q8_0_avx2(const uint8_t *w, size_t stride, const moek_block_q8_0 *x, size_t n, float *out) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
+    const __m256i low = _mm256_set1_epi8(0xF), eight = _mm256_set1_epi8(8);
+    for (size_t b = 0; b < n / 32; b++) {
+        const __m256i a = _mm256_loadu_si256((const __m256i *)x[b].qs);
+        const float dx = h2f(x[b].d);
+        const uint8_t *r = w + b * 18;
+#define MOEK_Q4_ROW(k, acc) do { \
+            const uint8_t *p = r + (k) * stride; uint16_t dh; memcpy(&dh, p, 2); \
+            __m128i packed = _mm_loadu_si128((const __m128i *)(p + 2)); \
+            __m256i q = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low), eight); \
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(dh) * dx), sum_i8_pairs(q, a), acc); } while (0)
+        MOEK_Q4_ROW(0, acc0); MOEK_Q4_ROW(1, acc1); MOEK_Q4_ROW(2, acc2); MOEK_Q4_ROW(3, acc3);
+#undef MOEK_Q4_ROW
+    }
+    out[0] = hsum(acc0); out[1] = hsum(acc1); out[2] = hsum(acc2); out[3] = hsum(acc3);
+}
+
+MOEK_AVX2 static void vec_dot4_q8_0_q8_0_avx2(const uint8_t *w, size_t stride, const moek_block_q8_0 *x, size_t n, float *out) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
+    for (size_t b = 0; b < n / 32; b++) {
+        const __m256i a = _mm256_loadu_si256((const __m256i *)x[b].qs);
+        const float dx = h2f(x[b].d);
+        const uint8_t *r = w + b * 34;
+#define MOEK_Q8_ROW(k, acc) do { \
+            const uint8_t *p = r + (k) * stride; uint16_t dh; memcpy(&dh, p, 2); \
+            __m256i q = _mm256_loadu_si256((const __m256i *)(p + 2)); \
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(dh) * dx), sum_i8_pairs(q, a), acc); } while (0)
+        MOEK_Q8_ROW(0, acc0); MOEK_Q8_ROW(1, acc1); MOEK_Q8_ROW(2, acc2); MOEK_Q8_ROW(3, acc3);
+#undef MOEK_Q8_ROW
+    }
+    out[0] = hsum(acc0); out[1] = hsum(acc1); out[2] = hsum(acc2); out[3] = hsum(acc3);
+}
+#endif
+
+void moek_vec_dot4_q4_0_q8_0(const void *w, size_t stride, const moek_block_q8_0 *x, size_t n, float *out) {
+#if defined(__x86_64__)
+    if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) { vec_dot4_q4_0_q8_0_avx2((const uint8_t *)w, stride, x, n, out); return; }
+#endif
+    for (int k = 0; k < 4; k++) out[k] = moek_vec_dot_q4_0_q8_0_scalar((const uint8_t *)w + k * stride, x, n);
+}
+
+void moek_vec_dot4_q8_0_q8_0(const void *w, size_t stride, const moek_block_q8_0 *x, size_t n, float *out) {
+#if defined(__x86_64__)
+    if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) { vec_dot4_q8_0_q8_0_avx2((const uint8_t *)w, stride, x, n, out); return; }
+#endif
+    for (int k = 0; k < 4; k++) out[k] = moek_vec_dot_q8_0_q8_0_scalar((const uint8_t *)w + k * stride, x, n);
+}
+
 float moek_vec_dot_q8_0_q8_0(const void *w, const moek_block_q8_0 *x, size_t n) {
 #if defined(__x86_64__)
     if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) return vec_dot_q8_0_q8_0_avx2(w, x, n);
@@ -170,4 +237,15 @@ float moek_vec_dot_f32(const float *a, const float *b, size_t n) {
     if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) return vec_dot_f32_avx2(a, b, n);
 #endif
     return moek_vec_dot_f32_scalar(a, b, n);
+}
+
+float moek_sum_f32(const float *x, size_t n) {
+#if defined(__x86_64__)
+    if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) return sum_f32_avx2(x, n);
+#endif
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) { s0 += x[i]; s1 += x[i + 1]; s2 += x[i + 2]; s3 += x[i + 3]; }
+    for (; i < n; i++) s0 += x[i];
+    return (s0 + s1) + (s2 + s3);
 }

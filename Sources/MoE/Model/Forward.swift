@@ -8,40 +8,47 @@ import Musl
 import Darwin
 #endif
 
-/// Per-session buffers for the forward pass: the KV cache (F16, as llama.cpp keeps it) and every
-/// intermediate activation, allocated once.
+/// Per-session buffers for the forward pass: the KV cache (F16, as llama.cpp keeps it), every
+/// intermediate activation, and the thread pool, all allocated once.
 final class ForwardState {
-    let scratch: Scratch
+    let pool: ThreadPool
     let keys: UnsafeMutablePointer<UInt16>    // [layer][position][kvHeads * headDimension]
     let values: UnsafeMutablePointer<UInt16>  // [layer][position][kvHeads * valueDimension]
-    let x, h, q, k, v, attention, scores, ffnOut, expertOut, gate, up, routerLogits, expertWeights: FloatStorage
+    let x, h, q, k, v, attention, scores, ffnOut, gate, up, routerLogits, expertWeights: FloatStorage
+    /// The normalised input of the current block, converted for the matrices that read it.
+    let input: ActivationBuffer
+    /// One buffer per chosen expert (and one for dense and shared FFNs) for the down projection.
+    let hidden: [ActivationBuffer]
     let qHalf: UnsafeMutablePointer<UInt16>
     let expertIds: UnsafeMutablePointer<Int32>
     let contextLength: Int
+    let hiddenSize: Int
 
-    init(model: Model, contextLength: Int) {
+    init(model: Model, contextLength: Int, threads: Int) {
         let c = model.config
         self.contextLength = contextLength
+        pool = ThreadPool(threads: threads)
         let kvk = c.kvHeads * c.headDimension, kvv = c.kvHeads * c.valueDimension
         keys = .allocate(capacity: c.layers * contextLength * kvk)
         values = .allocate(capacity: c.layers * contextLength * kvv)
-        scratch = Scratch(capacity: model.weights.widestInput)
-        let hidden = max(c.expertFeedForward, c.feedForward, model.weights.widestInput)
+        hiddenSize = max(c.expertFeedForward, c.feedForward, model.weights.widestInput)
+        let slots = max(c.expertsUsed, 1)
         x = FloatStorage(zeros: c.embedding)
         h = FloatStorage(zeros: c.embedding)
         q = FloatStorage(zeros: c.heads * c.headDimension)
         k = FloatStorage(zeros: kvk)
         v = FloatStorage(zeros: kvv)
         attention = FloatStorage(zeros: c.heads * c.valueDimension)
-        scores = FloatStorage(zeros: contextLength)
+        scores = FloatStorage(zeros: c.heads * contextLength)
         ffnOut = FloatStorage(zeros: c.embedding)
-        expertOut = FloatStorage(zeros: c.embedding)
-        gate = FloatStorage(zeros: hidden)
-        up = FloatStorage(zeros: hidden)
+        gate = FloatStorage(zeros: slots * hiddenSize)
+        up = FloatStorage(zeros: slots * hiddenSize)
         routerLogits = FloatStorage(zeros: max(c.experts, 1))
-        expertWeights = FloatStorage(zeros: max(c.expertsUsed, 1))
-        qHalf = .allocate(capacity: c.headDimension)
-        expertIds = .allocate(capacity: max(c.expertsUsed, 1))
+        expertWeights = FloatStorage(zeros: slots)
+        input = ActivationBuffer(capacity: model.weights.widestInput)
+        hidden = (0..<slots).map { _ in ActivationBuffer(capacity: model.weights.widestInput) }
+        qHalf = .allocate(capacity: c.heads * c.headDimension)
+        expertIds = .allocate(capacity: slots)
     }
 
     deinit {
@@ -62,13 +69,11 @@ extension Model {
         _ = try? weights.embedding.dequantizeRow(token, into: UnsafeMutableBufferPointer(start: x, count: d))
 
         for (l, layer) in weights.layers.enumerated() {
-            // Attention block.
             RMSNorm.apply(x, h, count: d, weight: layer.attentionNorm.pointer, epsilon: c.rmsEpsilon)
             attention(layer: layer, index: l, input: h, position: position, state: s)
-            layer.output.apply(s.attention.pointer, s.ffnOut.pointer, scratch: s.scratch)
+            layer.output.apply(s.attention.pointer, s.ffnOut.pointer, buffer: s.input, pool: s.pool)
             for i in 0..<d { x[i] += s.ffnOut.pointer[i] }
 
-            // Feed-forward block.
             RMSNorm.apply(x, h, count: d, weight: layer.ffnNorm.pointer, epsilon: c.rmsEpsilon)
             feedForward(layer.feedForward, input: h, output: s.ffnOut.pointer, state: s)
             for i in 0..<d { x[i] += s.ffnOut.pointer[i] }
@@ -76,7 +81,29 @@ extension Model {
 
         guard let logits else { return }
         RMSNorm.apply(x, h, count: d, weight: weights.outputNorm.pointer, epsilon: c.rmsEpsilon)
-        weights.output.apply(h, logits, scratch: s.scratch)
+        weights.output.apply(h, logits, buffer: s.input, pool: s.pool)
+    }
+
+    /// Computes several matrices that read the same input in one parallel loop over row chunks.
+    /// Matrices without a kernel are computed on the calling thread (they share one scratch row).
+    private func project(_ x: UnsafePointer<Float>, _ jobs: [(Linear, UnsafeMutablePointer<Float>)], state s: ForwardState) {
+        var serial = false
+        for (i, (m, _)) in jobs.enumerated() where !jobs[..<i].contains(where: { $0.0.format == m.format }) {
+            s.input.prepare(x, count: m.inputs, for: m.format)
+            serial = serial || m.format == .dequantizeRows
+        }
+        if serial {
+            for (m, y) in jobs { m.apply(rows: 0..<m.outputs, s.input, y) }
+            return
+        }
+        let threads = s.pool.threads
+        let counts = jobs.map { Linear.chunkCount(rows: $0.0.outputs, threads: threads) }
+        s.pool.parallelFor(counts.reduce(0, +)) { task in
+            var t = task, j = 0
+            while t >= counts[j] { t -= counts[j]; j += 1 }
+            let (m, y) = jobs[j]
+            m.apply(rows: Linear.chunk(t, of: counts[j], rows: m.outputs), s.input, y)
+        }
     }
 
     /// Q/K/V projections, q/k norms, RoPE, the cache append, and grouped-query attention over
@@ -85,9 +112,7 @@ extension Model {
         let c = config
         let hd = c.headDimension, vd = c.valueDimension
         let q = s.q.pointer, k = s.k.pointer, v = s.v.pointer
-        layer.q.apply(h, q, scratch: s.scratch)
-        layer.k.apply(h, k, scratch: s.scratch)
-        layer.v.apply(h, v, scratch: s.scratch)
+        project(h, [(layer.q, q), (layer.k, k), (layer.v, v)], state: s)
         if let b = layer.qBias { for i in 0..<b.count { q[i] += b.pointer[i] } }
         if let b = layer.kBias { for i in 0..<b.count { k[i] += b.pointer[i] } }
         if let b = layer.vBias { for i in 0..<b.count { v[i] += b.pointer[i] } }
@@ -108,10 +133,13 @@ extension Model {
         let layerValues = s.values + l * s.contextLength * kvv
         moek_f32_to_f16(k, layerKeys + position * kvk, kvk)
         moek_f32_to_f16(v, layerValues + position * kvv, kvv)
-
-        Attention.attend(q: q, heads: c.heads, kvHeads: c.kvHeads, headSize: hd, valueSize: vd,
-                         keys: layerKeys, values: layerValues, length: position + 1, scale: 1 / Float(hd).squareRoot(),
-                         out: s.attention.pointer, scores: s.scores.pointer, qHalf: s.qHalf)
+        let scale = 1 / Float(hd).squareRoot(), context = s.contextLength
+        s.pool.parallelFor(c.heads) { head in
+            Attention.attend(q: q, heads: c.heads, kvHeads: c.kvHeads, headSize: hd, valueSize: vd,
+                             keys: layerKeys, values: layerValues, length: position + 1, scale: scale,
+                             out: s.attention.pointer, scores: s.scores.pointer + head * context,
+                             qHalf: s.qHalf + head * hd, only: head..<(head + 1))
+        }
     }
 
     /// The feed-forward block: routed experts (plus a shared expert) or a dense SwiGLU.
@@ -122,32 +150,71 @@ extension Model {
             swiGLU(gate: gate, up: up, down: down, input: h, output: output, state: s)
         case .experts(let routerWeights, let gates, let ups, let downs, let shared):
             let logits = s.routerLogits.pointer, k = config.expertsUsed
-            routerWeights.apply(h, logits, scratch: s.scratch)
+            routerWeights.apply(h, logits, buffer: s.input, pool: s.pool)
             router.gate(UnsafeMutableBufferPointer(start: logits, count: config.experts))
             router.topK(UnsafeBufferPointer(start: logits, count: config.experts), k: k, ids: s.expertIds, weights: s.expertWeights.pointer)
-            for i in 0..<d { output[i] = 0 }
-            for slot in 0..<k {
-                let e = Int(s.expertIds[slot])
-                swiGLU(gate: gates.expert(e), up: ups.expert(e), down: downs.expert(e), input: h, output: s.expertOut.pointer, state: s)
-                let w = s.expertWeights.pointer[slot]
-                for i in 0..<d { output[i] += w * s.expertOut.pointer[i] }
-            }
+            routedExperts(gates: gates, ups: ups, downs: downs, k: k, input: h, output: output, state: s)
             if let shared {
-                swiGLU(gate: shared.gate, up: shared.up, down: shared.down, input: h, output: s.expertOut.pointer, state: s)
+                swiGLU(gate: shared.gate, up: shared.up, down: shared.down, input: h, output: s.gate.pointer, state: s)
                 var g: Float = 0
                 for i in 0..<d { g += shared.gateInput.pointer[i] * h[i] }
                 let sigmoid = 1 / (1 + expf(-g))
-                for i in 0..<d { output[i] += sigmoid * s.expertOut.pointer[i] }
+                for i in 0..<d { output[i] += sigmoid * s.gate.pointer[i] }
             }
         }
     }
 
-    /// `down(silu(gate x) * up x)`.
+    /// The chosen experts as two parallel loops: gate and up rows of every expert, then each
+    /// output row as the weighted sum over experts of their down rows.
+    private func routedExperts(gates: ExpertLinear, ups: ExpertLinear, downs: ExpertLinear, k: Int,
+                               input h: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, state s: ForwardState) {
+        let ids = s.expertIds, weights = s.expertWeights.pointer
+        let f = gates.outputs, stride = s.hiddenSize
+        let g = s.gate.pointer, u = s.up.pointer
+        let gateFormat = Linear.format(for: gates.type), upFormat = Linear.format(for: ups.type)
+        s.input.prepare(h, count: gates.inputs, for: gateFormat)
+        if upFormat != gateFormat { s.input.prepare(h, count: ups.inputs, for: upFormat) }
+        let serial = gateFormat == .dequantizeRows || upFormat == .dequantizeRows
+            || Linear.format(for: downs.type) == .dequantizeRows
+        let chunks = serial ? 1 : Linear.chunkCount(rows: f, threads: s.pool.threads)
+        func run(_ n: Int, _ body: (Int) -> Void) {
+            if serial { for i in 0..<n { body(i) } } else { s.pool.parallelFor(n, body) }
+        }
+        run(k * 2 * chunks) { task in
+            let slot = task / (2 * chunks), rest = task % (2 * chunks)
+            let e = Int(ids[slot])
+            let rows = Linear.chunk(rest % chunks, of: chunks, rows: f)
+            if rest < chunks {
+                gates.expert(e).apply(rows: rows, s.input, g + slot * stride)
+            } else {
+                ups.expert(e).apply(rows: rows, s.input, u + slot * stride)
+            }
+        }
+        let downFormat = Linear.format(for: downs.type)
+        for slot in 0..<k {
+            let gs = g + slot * stride, us = u + slot * stride
+            for i in 0..<f { gs[i] = gs[i] / (1 + expf(-gs[i])) * us[i] }
+            s.hidden[slot].prepare(gs, count: f, for: downFormat)
+        }
+        let d = downs.outputs
+        let outChunks = serial ? 1 : Linear.chunkCount(rows: d, threads: s.pool.threads)
+        run(outChunks) { c in
+            let rows = Linear.chunk(c, of: outChunks, rows: d)
+            for r in rows { output[r] = 0 }
+            for slot in 0..<k {
+                // Expert by expert over this chunk's rows, so each down matrix is read as one stream
+                // (and four rows at a time); per row the sum still runs over slots in order.
+                let m = downs.expert(Int(ids[slot])), w = weights[slot]
+                m.accumulate(rows: rows, s.hidden[slot], weight: w, into: output)
+            }
+        }
+    }
+
+    /// `down(silu(gate x) * up x)`, with gate and up in one parallel loop.
     private func swiGLU(gate: Linear, up: Linear, down: Linear, input h: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, state s: ForwardState) {
         let g = s.gate.pointer, u = s.up.pointer
-        gate.apply(h, g, scratch: s.scratch)
-        up.apply(h, u, scratch: s.scratch)
+        project(h, [(gate, g), (up, u)], state: s)
         for i in 0..<gate.outputs { g[i] = g[i] / (1 + expf(-g[i])) * u[i] }
-        down.apply(g, output, scratch: s.scratch)
+        down.apply(g, output, buffer: s.hidden[0], pool: s.pool)
     }
 }

@@ -42,8 +42,9 @@ public final class Model: Sendable {
         router = Router(options: options)
     }
 
-    /// A new session (KV cache and scratch) holding up to `contextLength` tokens.
-    public func makeSession(contextLength: Int) throws(MoEError) -> Session {
-        try Session(model: self, contextLength: contextLength)
+    /// A new session (KV cache, scratch, thread pool) holding up to `contextLength` tokens and
+    /// computing on `threads` threads (default: one per core).
+    public func makeSession(contextLength: Int, threads: Int = ThreadPool.processorCount) throws(MoEError) -> Session {
+        try Session(model: self, contextLength: contextLength, threads: threads)
     }
 }

@@ -14,13 +14,16 @@ public final class Session {
     public let model: Model
     /// The most tokens the session holds.
     public let contextLength: Int
+    /// Threads that compute this session's tokens, the caller included.
+    public var threads: Int { state.pool.threads }
     /// How many tokens have been evaluated (the next token's position).
     public private(set) var position = 0
     let state: ForwardState
 
-    /// A session for up to `contextLength` tokens. Refuses lengths that are not positive or whose
-    /// KV cache would exceed 64 GiB, before allocating anything.
-    init(model: Model, contextLength: Int) throws(MoEError) {
+    /// A session for up to `contextLength` tokens, computing on `threads` threads (the caller
+    /// included). Refuses lengths that are not positive or whose KV cache would exceed 64 GiB,
+    /// before allocating anything.
+    init(model: Model, contextLength: Int, threads: Int) throws(MoEError) {
         let c = model.config
         guard contextLength > 0 else {
             throw MoEError(.invalidArgument, "context length \(contextLength) must be positive")
@@ -32,7 +35,10 @@ public final class Session {
         }
         self.model = model
         self.contextLength = contextLength
-        self.state = ForwardState(model: model, contextLength: contextLength)
+        guard threads >= 1 && threads <= 1024 else {
+            throw MoEError(.invalidArgument, "thread count \(threads) must be between 1 and 1024")
+        }
+        self.state = ForwardState(model: model, contextLength: contextLength, threads: threads)
     }
 
     /// Evaluates `tokens` at the next positions (a prompt in one call, or one token at a time)

@@ -9,7 +9,7 @@ public struct GGMLType: Hashable, Sendable, CustomStringConvertible {
     /// The type with this number, or nil when the number names no type ggml knows
     /// (including the retired numbers 4, 5 and 31-33, 36-38).
     public init?(rawValue: UInt32) {
-        guard GGMLType.traitsByRawValue[rawValue] != nil else { return nil }
+        guard rawValue < GGMLType.traitsByRawValue.count, GGMLType.traitsByRawValue[Int(rawValue)] != nil else { return nil }
         self.rawValue = rawValue
     }
 
@@ -101,14 +101,19 @@ public struct GGMLType: Hashable, Sendable, CustomStringConvertible {
         (.q1_0, Traits(name: "Q1_0", blockSize: 128, blockBytes: 18, dequantizable: false)),
     ]
 
-    private static let traitsByRawValue: [UInt32: Traits] = Dictionary(
-        uniqueKeysWithValues: traits.map { ($0.0.rawValue, $0.1) })
+    /// The traits indexed by raw value (nil for numbers no type has): an array, not a dictionary,
+    /// because kernels look types up per matrix on the hot path.
+    private static let traitsByRawValue: [Traits?] = {
+        var table = [Traits?](repeating: nil, count: Int(traits.map(\.0.rawValue).max()!) + 1)
+        for (type, t) in traits { table[Int(type.rawValue)] = t }
+        return table
+    }()
 
     /// Every known type, in table order.
     public static var allKnown: [GGMLType] { traits.map(\.0) }
 
     /// This type's row of the traits table.
-    public var traits: Traits { GGMLType.traitsByRawValue[rawValue]! }
+    public var traits: Traits { GGMLType.traitsByRawValue[Int(rawValue)]! }
     /// The name ggml prints (`Q4_K`).
     public var name: String { traits.name }
     /// Elements per block.

@@ -16,12 +16,14 @@ enum Attention {
     /// and `kvHeads * valueSize` halves. Scores are `q·k * scale`; the query is rounded to half
     /// precision for the dot product, and the softmax probabilities for the value sum, as ggml's
     /// attention does with an F16 cache (flash attention off).
+    /// `scores` needs `length` floats and `qHalf` `headSize` halves per head in `only` (or all heads).
     static func attend(q: UnsafePointer<Float>, heads: Int, kvHeads: Int, headSize: Int, valueSize: Int,
                        keys: UnsafePointer<UInt16>, values: UnsafePointer<UInt16>, length: Int, scale: Float,
-                       out: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>, qHalf: UnsafeMutablePointer<UInt16>) {
+                       out: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>, qHalf: UnsafeMutablePointer<UInt16>,
+                       only: Range<Int>? = nil) {
         let group = heads / kvHeads
         let keyRow = kvHeads * headSize, valueRow = kvHeads * valueSize
-        for head in 0..<heads {
+        for head in only ?? 0..<heads {
             let kvHead = head / group
             moek_f32_to_f16(q + head * headSize, qHalf, headSize)
             var maxScore = -Float.infinity

@@ -1,23 +1,66 @@
 import MoEKernels
 
+/// The format an activation vector is converted to before it meets a weight type, as ggml pairs
+/// them: Q8_0 for Q4_0/Q8_0, Q8_K for K-quants, F16 for F16, F32 for F32.
+enum ActivationFormat {
+    case f32, f16, q8_0, q8_K
+    /// Types without a dot-product kernel: rows are dequantized one at a time.
+    case dequantizeRows
+}
+
+/// An activation vector converted once into every format a set of matrices needs.
+final class ActivationBuffer {
+    let capacity: Int
+    let q8_0: UnsafeMutablePointer<moek_block_q8_0>
+    let q8_K: UnsafeMutablePointer<moek_block_q8_K>
+    let f16: UnsafeMutablePointer<UInt16>
+    let row: UnsafeMutablePointer<Float>
+    private(set) var source: UnsafePointer<Float>?
+    private(set) var count = 0
+
+    /// Buffers for vectors of up to `capacity` elements.
+    init(capacity: Int) {
+        let n = max(256, (capacity + 255) / 256 * 256)
+        self.capacity = n
+        q8_0 = .allocate(capacity: n / 32)
+        q8_K = .allocate(capacity: n / 256)
+        f16 = .allocate(capacity: n)
+        row = .allocate(capacity: n)
+    }
+
+    deinit {
+        q8_0.deallocate()
+        q8_K.deallocate()
+        f16.deallocate()
+        row.deallocate()
+    }
+
+    /// Converts the `n` floats at `x` into `format` (x must stay valid while the buffer is used).
+    func prepare(_ x: UnsafePointer<Float>, count n: Int, for format: ActivationFormat) {
+        source = x
+        count = n
+        switch format {
+        case .f32, .dequantizeRows: break
+        case .f16: moek_f32_to_f16(x, f16, n)
+        case .q8_0: moek_quantize_row_q8_0(x, q8_0, n)
+        case .q8_K: moek_quantize_row_q8_K(x, q8_K, n)
+        }
+    }
+}
+
 /// A weight matrix in the mapped file, used in place: `y = W x` for W of ggml shape
-/// `[inputs, outputs]` (each of the `outputs` rows holds `inputs` weights). The activation is
-/// converted to the format ggml pairs with the weight type (Q8_0 for Q4_0/Q8_0/Q5_0, Q8_K for
-/// K-quants, F16 for F16, F32 for F32), so results track llama.cpp's closely.
+/// `[inputs, outputs]` (each of the `outputs` rows holds `inputs` weights).
 struct Linear: @unchecked Sendable {
     let base: UnsafeRawPointer
     let type: GGMLType
     let inputs: Int
     let outputs: Int
     let rowBytes: Int
+    let format: ActivationFormat
 
     /// Binds a 2-D view (or a 1-D view as a single row).
     init(_ view: TensorView) {
-        base = view.bytes.baseAddress!
-        type = view.type
-        inputs = view.rowLength
-        outputs = view.rowCount
-        rowBytes = view.rowBytes
+        self.init(base: view.bytes.baseAddress!, type: view.type, inputs: view.rowLength, outputs: view.rowCount)
     }
 
     init(base: UnsafeRawPointer, type: GGMLType, inputs: Int, outputs: Int) {
@@ -26,42 +69,100 @@ struct Linear: @unchecked Sendable {
         self.inputs = inputs
         self.outputs = outputs
         self.rowBytes = inputs / type.blockSize * type.blockBytes
+        self.format = Linear.format(for: type)
     }
 
-    /// `y[0..<outputs] = W x[0..<inputs]`.
-    func apply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, scratch: Scratch) {
-        let n = inputs
+    /// The activation format ggml uses with `type`.
+    static func format(for type: GGMLType) -> ActivationFormat {
         switch type {
-        case .f32:
-            for r in 0..<outputs {
-                y[r] = moek_vec_dot_f32((base + r * rowBytes).assumingMemoryBound(to: Float.self), x, n)
-            }
-        case .f16:
-            moek_f32_to_f16(x, scratch.f16, n)
-            for r in 0..<outputs {
-                y[r] = moek_vec_dot_f16((base + r * rowBytes).assumingMemoryBound(to: UInt16.self), scratch.f16, n)
-            }
-        case .q8_0, .q4_0:
-            moek_quantize_row_q8_0(x, scratch.q8_0, n)
-            let dot = type == .q8_0 ? moek_vec_dot_q8_0_q8_0 : moek_vec_dot_q4_0_q8_0
-            for r in 0..<outputs { y[r] = dot(base + r * rowBytes, scratch.q8_0, n) }
-        case .q4_K, .q5_K, .q6_K:
-            moek_quantize_row_q8_K(x, scratch.q8_K, n)
-            let dot = type == .q4_K ? moek_vec_dot_q4_K_q8_K : type == .q5_K ? moek_vec_dot_q5_K_q8_K : moek_vec_dot_q6_K_q8_K
-            for r in 0..<outputs { y[r] = dot(base + r * rowBytes, scratch.q8_K, n) }
-        default:
-            // Types without a kernel yet: dequantize one row at a time into scratch (never the whole matrix).
-            for r in 0..<outputs {
-                try? type.dequantize(UnsafeRawBufferPointer(start: base + r * rowBytes, count: rowBytes), count: n,
-                                     into: UnsafeMutableBufferPointer(start: scratch.row, count: n))
-                y[r] = moek_vec_dot_f32(scratch.row, x, n)
-            }
+        case .f32: .f32
+        case .f16: .f16
+        case .q8_0, .q4_0: .q8_0
+        case .q4_K, .q5_K, .q6_K: .q8_K
+        default: .dequantizeRows
         }
     }
 
-    /// Whether `type` has a dot-product kernel (others run through the row-dequantizing fallback).
-    static func hasKernel(_ type: GGMLType) -> Bool {
-        [.f32, .f16, .q8_0, .q4_0, .q4_K, .q5_K, .q6_K].contains(type)
+    /// Row `r` · the prepared activation.
+    @inline(__always)
+    func dot(_ r: Int, _ a: ActivationBuffer) -> Float {
+        let row = base + r * rowBytes
+        switch type {
+        case .f32: return moek_vec_dot_f32(row.assumingMemoryBound(to: Float.self), a.source!, inputs)
+        case .f16: return moek_vec_dot_f16(row.assumingMemoryBound(to: UInt16.self), a.f16, inputs)
+        case .q8_0: return moek_vec_dot_q8_0_q8_0(row, a.q8_0, inputs)
+        case .q4_0: return moek_vec_dot_q4_0_q8_0(row, a.q8_0, inputs)
+        case .q4_K: return moek_vec_dot_q4_K_q8_K(row, a.q8_K, inputs)
+        case .q5_K: return moek_vec_dot_q5_K_q8_K(row, a.q8_K, inputs)
+        case .q6_K: return moek_vec_dot_q6_K_q8_K(row, a.q8_K, inputs)
+        default:
+            // One row dequantized into the buffer's own scratch row: callers run these serially.
+            try? type.dequantize(UnsafeRawBufferPointer(start: row, count: rowBytes), count: inputs,
+                                 into: UnsafeMutableBufferPointer(start: a.row, count: inputs))
+            return moek_vec_dot_f32(a.row, a.source!, inputs)
+        }
+    }
+
+    /// `y[r] = W[r] · a` for the rows in `rows`; four rows at a time where a 4-row kernel exists.
+    @inline(__always)
+    func apply(rows: Range<Int>, _ a: ActivationBuffer, _ y: UnsafeMutablePointer<Float>) {
+        var r = rows.lowerBound
+        if type == .q4_0 || type == .q8_0 {
+            let four = type == .q4_0 ? moek_vec_dot4_q4_0_q8_0 : moek_vec_dot4_q8_0_q8_0
+            while r + 4 <= rows.upperBound {
+                four(base + r * rowBytes, rowBytes, a.q8_0, inputs, y + r)
+                r += 4
+            }
+        }
+        while r < rows.upperBound {
+            y[r] = dot(r, a)
+            r += 1
+        }
+    }
+
+    /// `y[r] += weight * (W[r] · a)` for the rows in `rows` (the weighted sum of expert outputs).
+    @inline(__always)
+    func accumulate(rows: Range<Int>, _ a: ActivationBuffer, weight: Float, into y: UnsafeMutablePointer<Float>) {
+        var r = rows.lowerBound
+        if type == .q4_0 || type == .q8_0 {
+            let four = type == .q4_0 ? moek_vec_dot4_q4_0_q8_0 : moek_vec_dot4_q8_0_q8_0
+            var out: (Float, Float, Float, Float) = (0, 0, 0, 0)
+            while r + 4 <= rows.upperBound {
+                withUnsafeMutableBytes(of: &out) { four(base + r * rowBytes, rowBytes, a.q8_0, inputs, $0.baseAddress!.assumingMemoryBound(to: Float.self)) }
+                y[r] += weight * out.0
+                y[r + 1] += weight * out.1
+                y[r + 2] += weight * out.2
+                y[r + 3] += weight * out.3
+                r += 4
+            }
+        }
+        while r < rows.upperBound {
+            y[r] += weight * dot(r, a)
+            r += 1
+        }
+    }
+
+    /// `y = W x`, rows spread over `pool` in chunks.
+    func apply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, buffer: ActivationBuffer, pool: ThreadPool) {
+        buffer.prepare(x, count: inputs, for: format)
+        guard format != .dequantizeRows else { return apply(rows: 0..<outputs, buffer, y) }
+        let chunks = Linear.chunkCount(rows: outputs, threads: pool.threads)
+        pool.parallelFor(chunks) { c in
+            apply(rows: Linear.chunk(c, of: chunks, rows: outputs), buffer, y)
+        }
+    }
+
+    /// How many chunks to split `rows` into: a few per thread so uneven progress balances,
+    /// but at least 16 rows each so the hand-out cost stays small.
+    static func chunkCount(rows: Int, threads: Int) -> Int {
+        guard threads > 1 else { return 1 }
+        return max(1, min(threads * 4, rows / 16))
+    }
+
+    /// The rows of chunk `c` out of `chunks`.
+    @inline(__always)
+    static func chunk(_ c: Int, of chunks: Int, rows: Int) -> Range<Int> {
+        (c * rows / chunks)..<((c + 1) * rows / chunks)
     }
 }
 
@@ -85,33 +186,8 @@ struct ExpertLinear: @unchecked Sendable {
     }
 
     /// Expert `e`'s matrix.
+    @inline(__always)
     func expert(_ e: Int) -> Linear {
         Linear(base: base + e * expertBytes, type: type, inputs: inputs, outputs: outputs)
-    }
-}
-
-/// Per-session buffers for activations in the formats the kernels take. Allocated once.
-final class Scratch {
-    let capacity: Int
-    let q8_0: UnsafeMutablePointer<moek_block_q8_0>
-    let q8_K: UnsafeMutablePointer<moek_block_q8_K>
-    let f16: UnsafeMutablePointer<UInt16>
-    let row: UnsafeMutablePointer<Float>
-
-    /// Buffers for activation rows of up to `capacity` elements.
-    init(capacity: Int) {
-        let n = (capacity + 255) / 256 * 256
-        self.capacity = n
-        q8_0 = .allocate(capacity: n / 32)
-        q8_K = .allocate(capacity: n / 256)
-        f16 = .allocate(capacity: n)
-        row = .allocate(capacity: n)
-    }
-
-    deinit {
-        q8_0.deallocate()
-        q8_K.deallocate()
-        f16.deallocate()
-        row.deallocate()
     }
 }

@@ -1,0 +1,44 @@
+import Synchronization
+import Testing
+@testable import MoE
+
+@Suite("Thread pool")
+struct ThreadPoolTests {
+    @Test("every index runs exactly once, across thousands of loops and pool sizes", arguments: [1, 2, 3, 8])
+    func everyIndexOnce(threads: Int) {
+        let pool = ThreadPool(threads: threads)
+        // Each index is written by the one task that owns it, so plain memory is enough; a task
+        // run twice or skipped shows up in the counts.
+        let counts = UnsafeMutablePointer<Int>.allocate(capacity: 257)
+        counts.initialize(repeating: 0, count: 257)
+        defer { counts.deallocate() }
+        for round in 0..<2_000 {
+            let n = round % 257 + 1
+            pool.parallelFor(n) { i in counts[i] += 1 }
+        }
+        var expected = [Int](repeating: 0, count: 257)
+        for round in 0..<2_000 { for i in 0..<(round % 257 + 1) { expected[i] += 1 } }
+        #expect(Array(UnsafeBufferPointer(start: counts, count: 257)) == expected)
+    }
+
+    @Test("a loop of zero does nothing, and the pool survives long idle gaps (workers asleep)")
+    func zeroAndIdle() async throws {
+        let pool = ThreadPool(threads: 2)
+        pool.parallelFor(0) { _ in Issue.record("ran a task of an empty loop") }
+        try await Task.sleep(for: .milliseconds(50))  // long enough for the worker to go to sleep
+        let total = Atomic<Int>(0)
+        pool.parallelFor(100) { i in total.add(i, ordering: .relaxed) }
+        #expect(total.load(ordering: .relaxed) == 4950)
+    }
+
+    @Test("the forward pass gives bitwise the same logits on 1, 2 and 3 threads", arguments: ["forward/qwen3moe-q4_k_m.gguf", "forward/qwen2moe-q8_0.gguf", "forward/llama-f16.gguf"])
+    func threadCountDoesNotChangeResults(fixture: String) throws {
+        let model = try Model(path: Fixtures.path(fixture))
+        let tokens: [Int32] = [256, 72, 101, 108, 108, 111]
+        let one = try model.makeSession(contextLength: 16, threads: 1).evaluate(tokens, logits: .all)
+        for threads in [2, 3] {
+            #expect(try model.makeSession(contextLength: 16, threads: threads).evaluate(tokens, logits: .all) == one)
+        }
+        #expect(throws: MoEError.self) { try model.makeSession(contextLength: 16, threads: 0) }
+    }
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# swift-moe and llama.cpp side by side: the same GGUF file, the same thread count, one run.
+#
+#   tools/bench-vs-llama.sh [GEOMETRY] [TYPE] [THREADS] [REPS] [PROMPT] [GEN]
+#   defaults:                olmoe      Q4_0   2         3      512      128
+#
+# Generates bench-models/GEOMETRY-TYPE.gguf if missing (tools/make_bench_model.py), builds
+# llama.cpp's llama-bench from the tree vendored in the llama-cpp-python source distribution
+# (into .build-llama/, once; or set LLAMA_BENCH=/path/to/llama-bench), builds `moe` in release,
+# runs both, and prints tokens/s per test and the ratio. Run it on a quiet machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+geometry="${1:-olmoe}" type="${2:-Q4_0}" threads="${3:-2}" reps="${4:-3}" prompt="${5:-512}" gen="${6:-128}"
+model="bench-models/${geometry}-$(echo "$type" | tr 'A-Z' 'a-z').gguf"
+out="bench-models/results"
+mkdir -p "$out"
+
+if [ ! -f "$model" ]; then
+    python3 -m pip install -q -r tools/requirements.txt 2>/dev/null || python3 -m pip install -q gguf numpy
+    (cd tools && python3 make_bench_model.py "$geometry" "$type" "../$model")
+fi
+
+llama_bench="${LLAMA_BENCH:-.build-llama/build/bin/llama-bench}"
+if [ ! -x "$llama_bench" ]; then
+    echo "building llama-bench (once; about 10 minutes on 2 cores)"
+    mkdir -p .build-llama
+    if [ ! -d .build-llama/src ]; then
+        python3 -m pip download -q --no-deps --no-binary llama-cpp-python llama-cpp-python==0.3.36 -d .build-llama
+        tar xzf .build-llama/llama_cpp_python-0.3.36.tar.gz -C .build-llama
+        mv .build-llama/llama_cpp_python-0.3.36/vendor/llama.cpp .build-llama/src
+    fi
+    command -v cmake >/dev/null || python3 -m pip install -q cmake
+    cmake -S .build-llama/src -B .build-llama/build -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
+        -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=OFF \
+        -DLLAMA_CURL=OFF > .build-llama/cmake.log
+    cmake --build .build-llama/build --target llama-bench -j "$(nproc)" >> .build-llama/cmake.log
+fi
+
+swift build -c release --product moe 2>&1 | tail -1
+moe="$(swift build -c release --show-bin-path)/moe"
+
+echo "== llama.cpp: $llama_bench -m $model -p $prompt -n $gen -t $threads -r $reps"
+"$llama_bench" -m "$model" -p "$prompt" -n "$gen" -t "$threads" -r "$reps" -o json > "$out/llama.json"
+echo "== swift-moe: moe bench -m $model -p $prompt -n $gen -t $threads -r $reps"
+"$moe" bench -m "$model" -p "$prompt" -n "$gen" -t "$threads" -r "$reps" -o json > "$out/moe.json"
+
+python3 - "$out/llama.json" "$out/moe.json" "$model" "$threads" <<'PY'
+import json, sys
+llama, moe = (json.load(open(p)) for p in sys.argv[1:3])
+def key(r): return ("pp" if r["n_prompt"] else "tg") + str(r["n_prompt"] or r["n_gen"])
+L = {key(r): r for r in llama}
+print(f"\nmodel {sys.argv[3]}, {sys.argv[4]} threads\n")
+print("| test | llama.cpp t/s | swift-moe t/s | ratio | roofline fraction |")
+print("| --- | ---: | ---: | ---: | ---: |")
+for r in moe:
+    k = key(r)
+    l = L.get(k)
+    ratio = f"{r['avg_ts'] / l['avg_ts']:.2f}x" if l else "-"
+    lt = f"{l['avg_ts']:.2f} ± {l['stddev_ts']:.2f}" if l else "-"
+    rf = f"{r['roofline_fraction']:.2f}" if r.get("roofline_fraction") is not None else "-"
+    print(f"| {k} | {lt} | {r['avg_ts']:.2f} ± {r['stddev_ts']:.2f} | {ratio} | {rf} |")
+m = moe[-1]
+print(f"\nmemory read bandwidth {m['memory_bandwidth_bytes_per_s'] / 1e9:.1f} GB/s, "
+      f"{m['active_bytes_per_token'] / 2**20:.0f} MiB of weights per decoded token, "
+      f"roofline {m['roofline_ts']:.1f} t/s, swift-moe peak RSS {m['peak_rss_bytes'] / 2**30:.2f} GiB")
+PY
