@@ -168,19 +168,23 @@ MOEK_AVX2 static float sum_f32_avx2(const float *x, size_t n) {
 #endif
 
 #if defined(__x86_64__)
-// Four rows per pass: the activation block and its scale are loaded once for all four rows.
-MOEK_AVX2 static void vec_dot4_q4_0_q8_0_avx2(const uint8_t *w, size_t stride, const moek_block_q8_0 *x, size_t n, float *out) {
+// Four rows per pass: the activation block, its scale and its offset correction are loaded once
+// for all four rows. Nibbles stay unsigned (0..15) for maddubs; subtracting the precomputed
+// 8 * Σa lanes afterwards gives exactly the integers the signed form would.
+MOEK_AVX2 static void vec_dot4_q4_0_q8_0_avx2(const uint8_t *w, size_t stride, const moek_block_q8_0 *x, const int32_t *offsets, size_t n, float *out) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
-    const __m256i low = _mm256_set1_epi8(0xF), eight = _mm256_set1_epi8(8);
+    const __m256i low = _mm256_set1_epi8(0xF), ones = _mm256_set1_epi16(1);
     for (size_t b = 0; b < n / 32; b++) {
         const __m256i a = _mm256_loadu_si256((const __m256i *)x[b].qs);
+        const __m256i off = _mm256_loadu_si256((const __m256i *)(offsets + 8 * b));
         const float dx = h2f(x[b].d);
         const uint8_t *r = w + b * 18;
 #define MOEK_Q4_ROW(k, acc) do { \
             const uint8_t *p = r + (k) * stride; uint16_t dh; memcpy(&dh, p, 2); \
             __m128i packed = _mm_loadu_si128((const __m128i *)(p + 2)); \
-            __m256i q = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low), eight); \
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(dh) * dx), sum_i8_pairs(q, a), acc); } while (0)
+            __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low); \
+            __m256i s32 = _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(q, a), ones), off); \
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(dh) * dx), _mm256_cvtepi32_ps(s32), acc); } while (0)
         MOEK_Q4_ROW(0, acc0); MOEK_Q4_ROW(1, acc1); MOEK_Q4_ROW(2, acc2); MOEK_Q4_ROW(3, acc3);
 #undef MOEK_Q4_ROW
     }
@@ -204,10 +208,21 @@ MOEK_AVX2 static void vec_dot4_q8_0_q8_0_avx2(const uint8_t *w, size_t stride, c
 }
 #endif
 
-void moek_vec_dot4_q4_0_q8_0(const void *w, size_t stride, const moek_block_q8_0 *x, size_t n, float *out) {
+void moek_q8_0_offsets(const moek_block_q8_0 *x, size_t n, int32_t *offsets) {
+    for (size_t b = 0; b < n / 32; b++) {
+        for (int lane = 0; lane < 8; lane++) {
+            int32_t s = 0;
+            for (int i = 0; i < 4; i++) s += x[b].qs[4 * lane + i];
+            offsets[8 * b + lane] = 8 * s;
+        }
+    }
+}
+
+void moek_vec_dot4_q4_0_q8_0(const void *w, size_t stride, const moek_block_q8_0 *x, const int32_t *offsets, size_t n, float *out) {
 #if defined(__x86_64__)
-    if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) { vec_dot4_q4_0_q8_0_avx2((const uint8_t *)w, stride, x, n, out); return; }
+    if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) { vec_dot4_q4_0_q8_0_avx2((const uint8_t *)w, stride, x, offsets, n, out); return; }
 #endif
+    (void)offsets;
     for (int k = 0; k < 4; k++) out[k] = moek_vec_dot_q4_0_q8_0_scalar((const uint8_t *)w + k * stride, x, n);
 }
 

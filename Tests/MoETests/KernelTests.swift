@@ -71,6 +71,35 @@ struct KernelTests {
         }
     }
 
+    @Test("4-row kernels equal four single-row dot products, bit for bit, and the scalar path", arguments: blockCounts)
+    func fourRows(blocks: Int) throws {
+        let n = blocks * 32
+        let x = randomRow(n, seed: 77 + UInt64(blocks))
+        let xq = quantizedActivations(x)
+        var offsets = [Int32](repeating: 0, count: blocks * 8)
+        moek_q8_0_offsets(xq, n, &offsets)
+        for type in [GGMLType.q4_0, .q8_0] {
+            let rows = (0..<4).flatMap { randomRow(n, seed: 500 + UInt64($0)) }
+            let w = try type.quantize(rows)
+            let stride = n / 32 * type.blockBytes
+            var four = [Float](repeating: 0, count: 4)
+            let singles: [Float] = w.withUnsafeBytes { p in
+                if type == .q4_0 { moek_vec_dot4_q4_0_q8_0(p.baseAddress, stride, xq, offsets, n, &four) } else { moek_vec_dot4_q8_0_q8_0(p.baseAddress, stride, xq, n, &four) }
+                return (0..<4).map { k in
+                    type == .q4_0 ? moek_vec_dot_q4_0_q8_0(p.baseAddress! + k * stride, xq, n) : moek_vec_dot_q8_0_q8_0(p.baseAddress! + k * stride, xq, n)
+                }
+            }
+            #expect(four == singles, "\(type.name)")
+            let previous = moek_set_feature_mask(0)
+            var scalar = [Float](repeating: 0, count: 4)
+            w.withUnsafeBytes { p in
+                if type == .q4_0 { moek_vec_dot4_q4_0_q8_0(p.baseAddress, stride, xq, offsets, n, &scalar) } else { moek_vec_dot4_q8_0_q8_0(p.baseAddress, stride, xq, n, &scalar) }
+            }
+            moek_set_feature_mask(previous)
+            for k in 0..<4 { #expect(abs(scalar[k] - four[k]) <= 1e-4 * max(1, abs(scalar[k])), "\(type.name) row \(k)") }
+        }
+    }
+
     @Test("F32 dot product matches the scalar path at odd lengths", arguments: [1, 7, 8, 9, 31, 1000])
     func floatDot(n: Int) {
         let a = randomRow(n, seed: 5), b = randomRow(n, seed: 6)

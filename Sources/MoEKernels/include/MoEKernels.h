@@ -16,12 +16,12 @@ typedef enum moek_cpu_feature {
     MOEK_CPU_NEON = 1 << 1,      // arm64 Advanced SIMD
 } moek_cpu_feature;
 
-/// The features detected on this machine (a bit set of moek_cpu_feature), masked by
-/// moek_set_feature_mask. Thread-safe.
+/// The features detected on this machine (a bit set of moek_cpu_feature), masked by this
+/// thread's moek_set_feature_mask. Thread-safe.
 uint32_t moek_cpu_features(void);
 
-/// Restricts the kernels to the given features (0 forces the scalar paths); for tests and
-/// benchmarks. Returns the previous mask.
+/// Restricts the kernels called from this thread to the given features (0 forces the scalar
+/// paths); for tests and benchmarks. Returns the thread's previous mask.
 uint32_t moek_set_feature_mask(uint32_t mask);
 
 /// A block of 32 activations quantized to 8 bits, as ggml's block_q8_0: x ~= d * qs[i].
@@ -74,7 +74,12 @@ float moek_sum_f32(const float *x, size_t n);
 /// Four dot products at once: rows w, w + stride, w + 2*stride, w + 3*stride (bytes) of a Q4_0 or
 /// Q8_0 matrix with the same Q8_0 activations; results in out[0..3]. Sharing the activation loads
 /// and keeping four accumulators makes this much faster per row than four single calls.
-void moek_vec_dot4_q4_0_q8_0(const void *w, size_t stride, const moek_block_q8_0 *x, size_t n, float *out);
+/// For Q4_0, `offsets` holds 8 int32 per activation block from moek_q8_0_offsets.
+void moek_vec_dot4_q4_0_q8_0(const void *w, size_t stride, const moek_block_q8_0 *x, const int32_t *offsets, size_t n, float *out);
+
+/// Per activation block, 8 int32 lanes whose sum is 8 * Σ qs (lane i covers qs[4i..4i+3]): the
+/// correction that lets Q4_0 kernels multiply unsigned nibbles and subtract the offset of 8 once.
+void moek_q8_0_offsets(const moek_block_q8_0 *x, size_t n, int32_t *offsets);
 void moek_vec_dot4_q8_0_q8_0(const void *w, size_t stride, const moek_block_q8_0 *x, size_t n, float *out);
 
 /// Dot product of n floats.

@@ -12,6 +12,8 @@ enum ActivationFormat {
 final class ActivationBuffer {
     let capacity: Int
     let q8_0: UnsafeMutablePointer<moek_block_q8_0>
+    /// Per Q8_0 block, the 8 int32 lanes of 8·Σqs that Q4_0 kernels subtract.
+    let offsets: UnsafeMutablePointer<Int32>
     let q8_K: UnsafeMutablePointer<moek_block_q8_K>
     let f16: UnsafeMutablePointer<UInt16>
     let row: UnsafeMutablePointer<Float>
@@ -23,6 +25,7 @@ final class ActivationBuffer {
         let n = max(256, (capacity + 255) / 256 * 256)
         self.capacity = n
         q8_0 = .allocate(capacity: n / 32)
+        offsets = .allocate(capacity: n / 32 * 8)
         q8_K = .allocate(capacity: n / 256)
         f16 = .allocate(capacity: n)
         row = .allocate(capacity: n)
@@ -30,6 +33,7 @@ final class ActivationBuffer {
 
     deinit {
         q8_0.deallocate()
+        offsets.deallocate()
         q8_K.deallocate()
         f16.deallocate()
         row.deallocate()
@@ -42,7 +46,9 @@ final class ActivationBuffer {
         switch format {
         case .f32, .dequantizeRows: break
         case .f16: moek_f32_to_f16(x, f16, n)
-        case .q8_0: moek_quantize_row_q8_0(x, q8_0, n)
+        case .q8_0:
+            moek_quantize_row_q8_0(x, q8_0, n)
+            moek_q8_0_offsets(q8_0, n, offsets)
         case .q8_K: moek_quantize_row_q8_K(x, q8_K, n)
         }
     }
@@ -103,14 +109,23 @@ struct Linear: @unchecked Sendable {
         }
     }
 
+    /// Rows r..<r+4 · the prepared activation, for Q4_0 and Q8_0 weights.
+    @inline(__always)
+    func dot4(_ r: Int, _ a: ActivationBuffer, _ out: UnsafeMutablePointer<Float>) {
+        if type == .q4_0 {
+            moek_vec_dot4_q4_0_q8_0(base + r * rowBytes, rowBytes, a.q8_0, a.offsets, inputs, out)
+        } else {
+            moek_vec_dot4_q8_0_q8_0(base + r * rowBytes, rowBytes, a.q8_0, inputs, out)
+        }
+    }
+
     /// `y[r] = W[r] · a` for the rows in `rows`; four rows at a time where a 4-row kernel exists.
     @inline(__always)
     func apply(rows: Range<Int>, _ a: ActivationBuffer, _ y: UnsafeMutablePointer<Float>) {
         var r = rows.lowerBound
         if type == .q4_0 || type == .q8_0 {
-            let four = type == .q4_0 ? moek_vec_dot4_q4_0_q8_0 : moek_vec_dot4_q8_0_q8_0
             while r + 4 <= rows.upperBound {
-                four(base + r * rowBytes, rowBytes, a.q8_0, inputs, y + r)
+                dot4(r, a, y + r)
                 r += 4
             }
         }
@@ -125,10 +140,9 @@ struct Linear: @unchecked Sendable {
     func accumulate(rows: Range<Int>, _ a: ActivationBuffer, weight: Float, into y: UnsafeMutablePointer<Float>) {
         var r = rows.lowerBound
         if type == .q4_0 || type == .q8_0 {
-            let four = type == .q4_0 ? moek_vec_dot4_q4_0_q8_0 : moek_vec_dot4_q8_0_q8_0
             var out: (Float, Float, Float, Float) = (0, 0, 0, 0)
             while r + 4 <= rows.upperBound {
-                withUnsafeMutableBytes(of: &out) { four(base + r * rowBytes, rowBytes, a.q8_0, inputs, $0.baseAddress!.assumingMemoryBound(to: Float.self)) }
+                withUnsafeMutableBytes(of: &out) { dot4(r, a, $0.baseAddress!.assumingMemoryBound(to: Float.self)) }
                 y[r] += weight * out.0
                 y[r + 1] += weight * out.1
                 y[r + 2] += weight * out.2
