@@ -84,25 +84,33 @@ extension Model {
         weights.output.apply(h, logits, buffer: s.input, pool: s.pool)
     }
 
-    /// Computes several matrices that read the same input in one parallel loop over row chunks.
-    /// Matrices without a kernel are computed on the calling thread (they share one scratch row).
-    private func project(_ x: UnsafePointer<Float>, _ jobs: [(Linear, UnsafeMutablePointer<Float>)], state s: ForwardState) {
-        var serial = false
-        for (i, (m, _)) in jobs.enumerated() where !jobs[..<i].contains(where: { $0.0.format == m.format }) {
-            s.input.prepare(x, count: m.inputs, for: m.format)
-            serial = serial || m.format == .dequantizeRows
-        }
-        if serial {
-            for (m, y) in jobs { m.apply(rows: 0..<m.outputs, s.input, y) }
+    /// Computes up to three matrices that read the same input in one parallel loop over row
+    /// chunks, without allocating. Matrices without a kernel are computed on the calling thread
+    /// (they share one scratch row).
+    private func project(_ x: UnsafePointer<Float>, _ a: Linear, _ ya: UnsafeMutablePointer<Float>,
+                         _ b: Linear, _ yb: UnsafeMutablePointer<Float>,
+                         _ c: Linear? = nil, _ yc: UnsafeMutablePointer<Float>? = nil, state s: ForwardState) {
+        s.input.prepare(x, count: a.inputs, for: a.format)
+        if b.format != a.format { s.input.prepare(x, count: b.inputs, for: b.format) }
+        if let c, c.format != a.format, c.format != b.format { s.input.prepare(x, count: c.inputs, for: c.format) }
+        if a.format == .dequantizeRows || b.format == .dequantizeRows || c?.format == .dequantizeRows {
+            a.apply(rows: 0..<a.outputs, s.input, ya)
+            b.apply(rows: 0..<b.outputs, s.input, yb)
+            if let c, let yc { c.apply(rows: 0..<c.outputs, s.input, yc) }
             return
         }
         let threads = s.pool.threads
-        let counts = jobs.map { Linear.chunkCount(rows: $0.0.outputs, threads: threads) }
-        s.pool.parallelFor(counts.reduce(0, +)) { task in
-            var t = task, j = 0
-            while t >= counts[j] { t -= counts[j]; j += 1 }
-            let (m, y) = jobs[j]
-            m.apply(rows: Linear.chunk(t, of: counts[j], rows: m.outputs), s.input, y)
+        let na = Linear.chunkCount(rows: a.outputs, threads: threads)
+        let nb = Linear.chunkCount(rows: b.outputs, threads: threads)
+        let nc = c.map { Linear.chunkCount(rows: $0.outputs, threads: threads) } ?? 0
+        s.pool.parallelFor(na + nb + nc) { task in
+            if task < na {
+                a.apply(rows: Linear.chunk(task, of: na, rows: a.outputs), s.input, ya)
+            } else if task < na + nb {
+                b.apply(rows: Linear.chunk(task - na, of: nb, rows: b.outputs), s.input, yb)
+            } else if let c, let yc {
+                c.apply(rows: Linear.chunk(task - na - nb, of: nc, rows: c.outputs), s.input, yc)
+            }
         }
     }
 
@@ -112,7 +120,7 @@ extension Model {
         let c = config
         let hd = c.headDimension, vd = c.valueDimension
         let q = s.q.pointer, k = s.k.pointer, v = s.v.pointer
-        project(h, [(layer.q, q), (layer.k, k), (layer.v, v)], state: s)
+        project(h, layer.q, q, layer.k, k, layer.v, v, state: s)
         if let b = layer.qBias { for i in 0..<b.count { q[i] += b.pointer[i] } }
         if let b = layer.kBias { for i in 0..<b.count { k[i] += b.pointer[i] } }
         if let b = layer.vBias { for i in 0..<b.count { v[i] += b.pointer[i] } }
@@ -213,7 +221,7 @@ extension Model {
     /// `down(silu(gate x) * up x)`, with gate and up in one parallel loop.
     private func swiGLU(gate: Linear, up: Linear, down: Linear, input h: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, state s: ForwardState) {
         let g = s.gate.pointer, u = s.up.pointer
-        project(h, [(gate, g), (up, u)], state: s)
+        project(h, gate, g, up, u, state: s)
         for i in 0..<gate.outputs { g[i] = g[i] / (1 + expf(-g[i])) * u[i] }
         down.apply(g, output, buffer: s.hidden[0], pool: s.pool)
     }
