@@ -41,17 +41,21 @@ def random_blocks(rng, qtype, rows, cols):
         level_std = 4.61  # levels 0..15 minus 8
     elif qtype == T.Q8_0:
         level_std = 73.9  # int8 levels uniform over -128..127
+    elif qtype == T.Q4_K:
+        level_std = 4.61 * 36.4  # nibble levels times random 6-bit sub-block scales (rms ~36)
     else:
-        raise SystemExit(f"{qtype.name} is not supported by this generator (Q4_0, Q8_0 are)")
+        raise SystemExit(f"{qtype.name} is not supported by this generator (Q4_0, Q8_0, Q4_K are)")
     d = (target / level_std * rng.uniform(0.8, 1.2, size=n_blocks)).astype(np.float16)
     raw[:, 0:2] = d.view(np.uint8).reshape(n_blocks, 2)
+    if qtype == T.Q4_K:  # dmin: the sub-block minimums pull values back towards zero
+        raw[:, 2:4] = (d.astype(np.float32) * 7.5 * 36.4 / 31.5).astype(np.float16).view(np.uint8).reshape(n_blocks, 2)
     return raw.reshape(rows, cols // block * size)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("geometry", choices=sorted(GEOMETRIES))
-    ap.add_argument("type", choices=["Q4_0", "Q8_0"])
+    ap.add_argument("type", choices=["Q4_0", "Q8_0", "Q4_K"])
     ap.add_argument("out")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
@@ -75,7 +79,8 @@ def main():
     w.add_expert_used_count(g["used"])
     if g["arch"] != "olmoe":
         w.add_expert_feed_forward_length(g["eff"])
-    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q4_0 if qtype == T.Q4_0 else gguf.LlamaFileType.MOSTLY_Q8_0)
+    w.add_file_type({T.Q4_0: gguf.LlamaFileType.MOSTLY_Q4_0, T.Q8_0: gguf.LlamaFileType.MOSTLY_Q8_0,
+                     T.Q4_K: gguf.LlamaFileType.MOSTLY_Q4_K_S}[qtype])
     tokens = byte_vocab() + [f"tok{i}" for i in range(g["vocab"] - 256 - 1)] + ["<|endoftext|>"]
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre("default")

@@ -2,6 +2,10 @@
 // Scalar for now; the SIMD paths come with the speed work, tested against these.
 #include "MoEKernels.h"
 #include "half.h"
+
+// No fused multiply-adds from contraction: the AVX2 paths finish each block with the same scalar
+// float operations as the scalar twins, and must round the same way to be bit-for-bit equal.
+#pragma STDC FP_CONTRACT OFF
 #include <math.h>
 #include <string.h>
 
@@ -42,7 +46,7 @@ static inline void scale_min_k4(int j, const uint8_t *q, int *sc, int *m) {
     else { *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4); *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4); }
 }
 
-float moek_vec_dot_q4_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n) {
+float moek_vec_dot_q4_K_q8_K_scalar(const void *w, const moek_block_q8_K *x, size_t n) {
     const uint8_t *b = (const uint8_t *)w;
     float sum = 0;
     for (size_t i = 0; i < n / 256; i++, b += 144) {
@@ -92,7 +96,7 @@ float moek_vec_dot_q5_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n) 
     return sum;
 }
 
-float moek_vec_dot_q6_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n) {
+float moek_vec_dot_q6_K_q8_K_scalar(const void *w, const moek_block_q8_K *x, size_t n) {
     const uint8_t *b = (const uint8_t *)w;
     float sum = 0;
     for (size_t i = 0; i < n / 256; i++, b += 210) {
@@ -149,4 +153,91 @@ float moek_vec_dot_f16(const uint16_t *a, const uint16_t *b, size_t n) {
     if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) return vec_dot_f16_avx2(a, b, n);
 #endif
     return moek_vec_dot_f16_scalar(a, b, n);
+}
+
+#if defined(__x86_64__)
+MOEK_AVX2 static inline int hsum_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+// Q4_K: per 64-element chunk, the low nibbles (sub-block 2c) and high nibbles (2c+1) go through
+// maddubs unsigned; their int16 pair sums are scaled by the 6-bit sub-block scales in one madd.
+// The minimums come off through Q8_K's block sums.
+MOEK_AVX2 static float vec_dot_q4_K_q8_K_avx2(const void *w, const moek_block_q8_K *x, size_t n) {
+    const uint8_t *b = (const uint8_t *)w;
+    const __m256i low = _mm256_set1_epi8(0xF);
+    float sum = 0;
+    for (size_t i = 0; i < n / 256; i++, b += 144) {
+        const float d = moek_half_at(b) * x[i].d, dmin = moek_half_at(b + 2) * x[i].d;
+        const uint8_t *scales = b + 4, *q = b + 16;
+        const int8_t *a = x[i].qs;
+        __m256i sumi = _mm256_setzero_si256();
+        int summ = 0;
+        for (int c = 0; c < 4; c++, q += 32, a += 64) {
+            int sc1, m1, sc2, m2;
+            scale_min_k4(2 * c, scales, &sc1, &m1);
+            scale_min_k4(2 * c + 1, scales, &sc2, &m2);
+            const __m256i bits = _mm256_loadu_si256((const __m256i *)q);
+            const __m256i qlo = _mm256_and_si256(bits, low), qhi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), low);
+            const __m256i plo = _mm256_maddubs_epi16(qlo, _mm256_loadu_si256((const __m256i *)a));
+            const __m256i phi = _mm256_maddubs_epi16(qhi, _mm256_loadu_si256((const __m256i *)(a + 32)));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, _mm256_set1_epi16((int16_t)sc1)));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, _mm256_set1_epi16((int16_t)sc2)));
+            summ += m1 * (x[i].bsums[4 * c] + x[i].bsums[4 * c + 1]) + m2 * (x[i].bsums[4 * c + 2] + x[i].bsums[4 * c + 3]);
+        }
+        // The same integers as the scalar twin, scaled the same way: bit-for-bit equal results.
+        sum += d * (float)hsum_i32(sumi) - dmin * (float)summ;
+    }
+    return sum;
+}
+
+// Q6_K: 6-bit levels 0..63 go through maddubs unsigned; each 16-element group's int8 scale is
+// applied in a madd (lower 128-bit lane: first group, upper lane: second); the offset of 32 comes
+// off through Q8_K's block sums.
+MOEK_AVX2 static float vec_dot_q6_K_q8_K_avx2(const void *w, const moek_block_q8_K *x, size_t n) {
+    const uint8_t *b = (const uint8_t *)w;
+    const __m256i low = _mm256_set1_epi8(0xF), two = _mm256_set1_epi8(3);
+    float sum = 0;
+    for (size_t i = 0; i < n / 256; i++, b += 210) {
+        const uint8_t *ql = b, *qh = b + 128;
+        const int8_t *sc = (const int8_t *)(b + 192);
+        const int8_t *a = x[i].qs;
+        __m256i sumi = _mm256_setzero_si256();
+        int offset = 0;
+        for (int j = 0; j < 16; j++) offset += sc[j] * x[i].bsums[j];
+        for (int half = 0; half < 2; half++, ql += 64, qh += 32, sc += 8, a += 128) {
+            const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            const __m256i h = _mm256_loadu_si256((const __m256i *)qh);
+            const __m256i q1 = _mm256_or_si256(_mm256_and_si256(l0, low), _mm256_slli_epi16(_mm256_and_si256(h, two), 4));
+            const __m256i q2 = _mm256_or_si256(_mm256_and_si256(l1, low), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), two), 4));
+            const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), two), 4));
+            const __m256i q4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), two), 4));
+            const __m256i qs[4] = {q1, q2, q3, q4};
+            for (int g = 0; g < 4; g++) {
+                const __m256i p = _mm256_maddubs_epi16(qs[g], _mm256_loadu_si256((const __m256i *)(a + 32 * g)));
+                const __m256i scale = _mm256_set_m128i(_mm_set1_epi16(sc[2 * g + 1]), _mm_set1_epi16(sc[2 * g]));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scale));
+            }
+        }
+        sum += moek_half_at(b + 208) * x[i].d * (float)(hsum_i32(sumi) - 32 * offset);
+    }
+    return sum;
+}
+#endif
+
+float moek_vec_dot_q4_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n) {
+#if defined(__x86_64__)
+    if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) return vec_dot_q4_K_q8_K_avx2(w, x, n);
+#endif
+    return moek_vec_dot_q4_K_q8_K_scalar(w, x, n);
+}
+
+float moek_vec_dot_q6_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n) {
+#if defined(__x86_64__)
+    if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) return vec_dot_q6_K_q8_K_avx2(w, x, n);
+#endif
+    return moek_vec_dot_q6_K_q8_K_scalar(w, x, n);
 }

@@ -57,9 +57,12 @@ typedef struct moek_block_q8_K {
 void moek_quantize_row_q8_K(const float *x, moek_block_q8_K *y, size_t n);
 
 /// Dot products of n elements (a multiple of 256): a K-quant weight row with Q8_K activations.
+/// Q4_K and Q6_K have AVX2 paths; Q5_K is scalar for now.
 float moek_vec_dot_q4_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n);
+float moek_vec_dot_q4_K_q8_K_scalar(const void *w, const moek_block_q8_K *x, size_t n);
 float moek_vec_dot_q5_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n);
 float moek_vec_dot_q6_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n);
+float moek_vec_dot_q6_K_q8_K_scalar(const void *w, const moek_block_q8_K *x, size_t n);
 
 /// Rounds n floats to IEEE half precision, in place as halves (the activation format of F16 weights).
 void moek_f32_to_f16(const float *src, uint16_t *dst, size_t n);
