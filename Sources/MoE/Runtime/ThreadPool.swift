@@ -42,8 +42,8 @@ public final class ThreadPool: @unchecked Sendable {
         self.threads = max(1, threads)
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&wake, nil)
-        for index in 1..<self.threads {
-            let context = Unmanaged.passRetained(WorkerContext(pool: self, index: index)).toOpaque()
+        for _ in 1..<self.threads {
+            let context = Unmanaged.passRetained(WorkerContext(pool: self)).toOpaque()
             var thread = pthread_t()
             let started = pthread_create(&thread, nil, { raw in
                 let context = Unmanaged<WorkerContext>.fromOpaque(raw!).takeRetainedValue()
@@ -143,11 +143,8 @@ public final class ThreadPool: @unchecked Sendable {
     }
 }
 
+/// What a worker thread starts with: its pool, retained until the thread begins.
 private final class WorkerContext {
     let pool: ThreadPool
-    let index: Int
-    init(pool: ThreadPool, index: Int) {
-        self.pool = pool
-        self.index = index
-    }
+    init(pool: ThreadPool) { self.pool = pool }
 }
