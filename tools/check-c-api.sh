@@ -43,4 +43,16 @@ if "$work/model_info" README.md 2> "$work/err.txt"; then
     echo "model_info accepted a non-GGUF file"; exit 1
 fi
 grep -q 'invalid file: .*not a GGUF file' "$work/err.txt"
+
+echo "== examples/c/next_token.c evaluates tokens and agrees with moe logits"
+"$cc" -std=c99 -Wall -Wextra -Werror -pedantic examples/c/next_token.c -I"$include" -L"$lib" -lmoec \
+    -Wl,-rpath,"$lib" -o "$work/next_token"
+model=Tests/Fixtures/forward/qwen3moe-q8_0.gguf
+"$work/next_token" "$model" 256 72 101 108 108 111 | tee "$work/next.txt"
+swift build -c "$config" --product moe 2>&1 | tail -1
+"$lib/moe" logits -m "$model" --tokens "256 72 101 108 108 111" -o "$work/logits.f32"
+best=$(python3 -c "import struct,sys; d=open(sys.argv[1],'rb').read(); v=struct.unpack('<%df' % (len(d)//4), d); print(max(range(len(v)), key=v.__getitem__))" "$work/logits.f32" 2>/dev/null || echo skip)
+if [ "$best" != skip ]; then grep -q "^1. token $best " "$work/next.txt"; fi
+if "$work/next_token" "$model" 99999 2> "$work/err2.txt"; then echo "next_token accepted token 99999"; exit 1; fi
+grep -q 'invalid argument: .*99999' "$work/err2.txt"
 echo "C API checks passed"

@@ -1,10 +1,15 @@
 import CMoE
 import MoE
 
-/// What a `moe_model *` points to.
+/// What a `moe_model *` points to: the open file, and the runnable model when its architecture
+/// is supported (metadata calls work on any GGUF file; sessions need the model).
 final class ModelHandle {
     let file: GGUFFile
-    init(file: GGUFFile) { self.file = file }
+    let model: Result<Model, MoEError>
+    init(file: GGUFFile) {
+        self.file = file
+        do { model = .success(try Model(file: file)) } catch { model = .failure(error) }
+    }
 }
 
 func handle(_ pointer: OpaquePointer) -> ModelHandle {

@@ -1,4 +1,5 @@
 import CMoE
+import MoE
 import Testing
 @testable import MoECAPI
 
@@ -61,5 +62,88 @@ struct CAPITests {
         var count: Int64 = 0
         #expect(moe_model_tensor_count(nil, &count) == MOE_STATUS_INVALID_ARGUMENT)
         moe_model_free(nil)
+    }
+
+    func load(_ fixture: String) -> OpaquePointer? {
+        var model: OpaquePointer?
+        #expect(moe_model_load(Fixtures.path(fixture), nil, &model) == MOE_STATUS_OK)
+        return model
+    }
+
+    @Test("a C session gives the Swift API's logits, position by position")
+    func sessionMatchesSwift() throws {
+        let tokens: [Int32] = [256, 72, 101, 108]
+        let expected = try MoE.Model(path: Fixtures.path("forward/qwen3moe-q4_k_m.gguf")).makeSession(contextLength: 16).evaluate(tokens, logits: .all)
+        let model = load("forward/qwen3moe-q4_k_m.gguf")
+        var vocab: Int64 = 0
+        #expect(moe_model_vocab_size(model, &vocab) == MOE_STATUS_OK && vocab == 259)
+        var params = moe_session_default_params()
+        params.n_ctx = 16
+        params.n_threads = 2
+        var session: OpaquePointer?
+        #expect(moe_session_new(model, &params, &session) == MOE_STATUS_OK)
+        moe_model_free(model)  // the session keeps the model alive
+        defer { moe_session_free(session) }
+        #expect(moe_session_eval(session, tokens, tokens.count, 1) == MOE_STATUS_OK)
+        var needed = 0
+        #expect(moe_session_logits(session, nil, 0, &needed) == MOE_STATUS_INVALID_ARGUMENT)
+        #expect(needed == tokens.count * 259)
+        var logits = [Float](repeating: 0, count: needed)
+        #expect(moe_session_logits(session, &logits, logits.count, &needed) == MOE_STATUS_OK)
+        #expect(logits == expected)
+        var position: Int64 = 0
+        #expect(moe_session_position(session, &position) == MOE_STATUS_OK && position == 4)
+        #expect(moe_session_truncate(session, 3) == MOE_STATUS_OK)
+        #expect(moe_session_eval(session, [108], 1, 0) == MOE_STATUS_OK)
+        var last = [Float](repeating: 0, count: 259)
+        #expect(moe_session_logits(session, &last, last.count, nil) == MOE_STATUS_OK)
+        #expect(last == Array(expected.suffix(259)))
+    }
+
+    @Test("session misuse returns a status and keeps the session as it was")
+    func sessionMisuse() {
+        let model = load("forward/llama-q8_0.gguf")
+        defer { moe_model_free(model) }
+        var session: OpaquePointer?
+        var params = moe_session_default_params()
+        params.size = 4
+        #expect(moe_session_new(model, &params, &session) == MOE_STATUS_INVALID_ARGUMENT && session == nil)
+        params = moe_session_default_params()
+        params.n_ctx = 0
+        #expect(moe_session_new(model, &params, &session) == MOE_STATUS_INVALID_ARGUMENT)
+        params.n_ctx = 4
+        #expect(moe_session_new(nil, &params, &session) == MOE_STATUS_INVALID_ARGUMENT)
+        #expect(moe_session_new(model, &params, &session) == MOE_STATUS_OK)
+        defer { moe_session_free(session) }
+        #expect(moe_session_eval(session, [1, 2], 2, 0) == MOE_STATUS_OK)
+        var before = [Float](repeating: 0, count: 259)
+        _ = moe_session_logits(session, &before, before.count, nil)
+        #expect(moe_session_eval(session, [9999], 1, 0) == MOE_STATUS_INVALID_ARGUMENT)
+        #expect(lastError().contains("id 9999"))
+        #expect(moe_session_eval(session, nil, 0, 0) == MOE_STATUS_INVALID_ARGUMENT)
+        #expect(moe_session_eval(session, [1, 2, 3], 3, 0) == MOE_STATUS_INVALID_ARGUMENT, "context of 4 overflows")
+        var position: Int64 = 0
+        _ = moe_session_position(session, &position)
+        #expect(position == 2)
+        var after = [Float](repeating: 0, count: 259)
+        _ = moe_session_logits(session, &after, after.count, nil)
+        #expect(after == before, "a failed evaluation keeps the previous logits")
+        #expect(moe_session_truncate(session, -1) == MOE_STATUS_INVALID_ARGUMENT)
+        #expect(moe_session_truncate(session, 5) == MOE_STATUS_INVALID_ARGUMENT)
+        #expect(moe_session_eval(nil, [1], 1, 0) == MOE_STATUS_INVALID_ARGUMENT)
+        moe_session_free(nil)
+    }
+
+    @Test("a file whose architecture cannot run still opens for metadata; sessions say why not")
+    func unsupportedArchitecture() {
+        let model = load("gguf/all-metadata.gguf")
+        defer { moe_model_free(model) }
+        var count: Int64 = 0
+        #expect(moe_model_tensor_count(model, &count) == MOE_STATUS_OK && count == 10)
+        var session: OpaquePointer?
+        #expect(moe_session_new(model, nil, &session) == MOE_STATUS_UNSUPPORTED && session == nil)
+        #expect(lastError().contains("architecture 'fixture' is not supported"))
+        var vocab: Int64 = 0
+        #expect(moe_model_vocab_size(model, &vocab) == MOE_STATUS_UNSUPPORTED)
     }
 }

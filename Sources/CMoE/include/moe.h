@@ -86,6 +86,61 @@ moe_status moe_model_meta_string(const moe_model *model, const char *key, char *
 /** The number of tensors in the file, through *out. Thread-safe. */
 moe_status moe_model_tensor_count(const moe_model *model, int64_t *out);
 
+/**
+ * The vocabulary size (the number of logits per position) through *out. Fails with
+ * MOE_STATUS_UNSUPPORTED when the file's architecture cannot run (see moe_last_error). Thread-safe.
+ */
+moe_status moe_model_vocab_size(const moe_model *model, int64_t *out);
+
+/**
+ * One sequence being evaluated: KV cache, position, logits of the last evaluation, and its own
+ * worker threads. Opaque. A session keeps its model alive: moe_model_free may be called while
+ * sessions exist. Use a session from one thread at a time; different sessions of one model may
+ * run on different threads at once.
+ */
+typedef struct moe_session moe_session;
+
+/** Options for moe_session_new. Initialise with moe_session_default_params(). */
+typedef struct moe_session_params {
+    uint32_t size;      /* sizeof(moe_session_params), set by moe_session_default_params */
+    int32_t n_ctx;      /* the most tokens the session holds; default 4096 */
+    int32_t n_threads;  /* threads computing this session, the caller included; 0 = one per core */
+} moe_session_params;
+
+/** The default options. */
+moe_session_params moe_session_default_params(void);
+
+/**
+ * Creates a session on `model` (params may be NULL for the defaults) and writes it to *out; the
+ * caller frees it with moe_session_free. MOE_STATUS_UNSUPPORTED if the architecture cannot run,
+ * MOE_STATUS_OUT_OF_MEMORY if the KV cache for n_ctx would be too large. Thread-safe.
+ */
+moe_status moe_session_new(moe_model *model, const moe_session_params *params, moe_session **out);
+
+/** Frees a session; NULL is a no-op. No other call on this session may be running. */
+void moe_session_free(moe_session *session);
+
+/**
+ * Evaluates n_tokens token ids at the session's next positions (a prompt in one call, or one
+ * token at a time) and keeps their logits: every position's when all_logits is nonzero, else the
+ * last position's. A bad id, n_tokens == 0 or a context overflow gives MOE_STATUS_INVALID_ARGUMENT
+ * and evaluates nothing (the position and previous logits are kept).
+ */
+moe_status moe_session_eval(moe_session *session, const int32_t *tokens, size_t n_tokens, int32_t all_logits);
+
+/**
+ * Copies the logits of the last moe_session_eval into buf (n_vocab floats, or n_tokens * n_vocab
+ * position by position) and writes their count to *needed (may be NULL). A buf_len too small gives
+ * MOE_STATUS_INVALID_ARGUMENT with *needed set; buf may be NULL when buf_len is 0.
+ */
+moe_status moe_session_logits(const moe_session *session, float *buf, size_t buf_len, size_t *needed);
+
+/** The number of tokens evaluated so far (the next position), through *out. */
+moe_status moe_session_position(const moe_session *session, int64_t *out);
+
+/** Keeps the first n_keep tokens and forgets the rest (0 resets the session). */
+moe_status moe_session_truncate(moe_session *session, int64_t n_keep);
+
 #ifdef __cplusplus
 }
 #endif
