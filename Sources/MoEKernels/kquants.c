@@ -14,8 +14,47 @@
 #define MOEK_AVX2 __attribute__((target("avx2,fma,f16c")))
 #endif
 
-void moek_f32_to_f16(const float *src, uint16_t *dst, size_t n) {
+void moek_f32_to_f16_scalar(const float *src, uint16_t *dst, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = moek_float_to_half(src[i]);
+}
+
+void moek_vec_mad_f16_scalar(float *y, float a, const uint16_t *x, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] += a * moek_half_to_float(x[i]);
+}
+
+#if defined(__x86_64__)
+MOEK_AVX2 static void f32_to_f16_f16c(const float *src, uint16_t *dst, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    }
+    for (; i < n; i++) dst[i] = moek_float_to_half(src[i]);
+}
+
+// Multiply and add kept separate (no FMA) so the result equals the scalar twin's bit for bit.
+MOEK_AVX2 static void vec_mad_f16_f16c(float *y, float a, const uint16_t *x, size_t n) {
+    const __m256 va = _mm256_set1_ps(a);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i)));
+        _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_mul_ps(va, v)));
+    }
+    for (; i < n; i++) y[i] += a * moek_half_to_float(x[i]);
+}
+#endif
+
+void moek_f32_to_f16(const float *src, uint16_t *dst, size_t n) {
+#if defined(__x86_64__)
+    if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) { f32_to_f16_f16c(src, dst, n); return; }
+#endif
+    moek_f32_to_f16_scalar(src, dst, n);
+}
+
+void moek_vec_mad_f16(float *y, float a, const uint16_t *x, size_t n) {
+#if defined(__x86_64__)
+    if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) { vec_mad_f16_f16c(y, a, x, n); return; }
+#endif
+    moek_vec_mad_f16_scalar(y, a, x, n);
 }
 
 void moek_quantize_row_q8_K(const float *x, moek_block_q8_K *y, size_t n) {

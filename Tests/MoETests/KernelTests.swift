@@ -134,6 +134,27 @@ struct KernelTests {
         }
     }
 
+    @Test("F16C rounding to half and the half multiply-add equal their scalar twins bit for bit")
+    func halfKernels() {
+        var g = SplitMix(seed: 11)
+        // Normal values, tiny values that become subnormal halves, and values past the half range.
+        let x: [Float] = (0..<4099).map { i in
+            let v = g.normal()
+            switch i % 4 { case 0: return v; case 1: return v * 1e-6; case 2: return v * 7e4; default: return v * 0.01 }
+        }
+        var simd = [UInt16](repeating: 0, count: x.count), scalar = simd
+        moek_f32_to_f16(x, &simd, x.count)
+        moek_f32_to_f16_scalar(x, &scalar, x.count)
+        #expect(simd == scalar)
+        #expect(scalar == x.map { HalfPrecision.half(fromFloat: $0) })
+        let halves = (0..<1001).map { _ in HalfPrecision.half(fromFloat: g.normal()) }
+        var y1 = (0..<1001).map { _ in g.normal() }
+        var y2 = y1
+        moek_vec_mad_f16(&y1, 0.37, halves, halves.count)
+        moek_vec_mad_f16_scalar(&y2, 0.37, halves, halves.count)
+        #expect(y1 == y2)
+    }
+
     @Test("F32 dot product matches the scalar path at odd lengths", arguments: [1, 7, 8, 9, 31, 1000])
     func floatDot(n: Int) {
         let a = randomRow(n, seed: 5), b = randomRow(n, seed: 6)

@@ -199,7 +199,7 @@ extension Model {
             }
         }
         let downFormat = Linear.format(for: downs.type)
-        for slot in 0..<k {
+        run(k) { slot in  // SiLU and the down projection's activation, one expert per task
             let gs = g + slot * stride, us = u + slot * stride
             for i in 0..<f { gs[i] = gs[i] / (1 + expf(-gs[i])) * us[i] }
             s.hidden[slot].prepare(gs, count: f, for: downFormat)

@@ -64,8 +64,13 @@ float moek_vec_dot_q5_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n);
 float moek_vec_dot_q6_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n);
 float moek_vec_dot_q6_K_q8_K_scalar(const void *w, const moek_block_q8_K *x, size_t n);
 
-/// Rounds n floats to IEEE half precision, in place as halves (the activation format of F16 weights).
+/// Rounds n floats to IEEE half precision (to nearest, ties to even).
 void moek_f32_to_f16(const float *src, uint16_t *dst, size_t n);
+void moek_f32_to_f16_scalar(const float *src, uint16_t *dst, size_t n);
+
+/// y[i] += a * x[i] for n half-precision x (the value sum of attention).
+void moek_vec_mad_f16(float *y, float a, const uint16_t *x, size_t n);
+void moek_vec_mad_f16_scalar(float *y, float a, const uint16_t *x, size_t n);
 
 /// Dot product of n elements of two half-precision rows, accumulated in float.
 float moek_vec_dot_f16(const uint16_t *a, const uint16_t *b, size_t n);

@@ -42,8 +42,7 @@ enum Attention {
             for p in 0..<length {
                 // ggml multiplies the F16 values by the probabilities converted to F16.
                 let weight = HalfPrecision.float(fromHalf: HalfPrecision.half(fromFloat: scores[p] * inv))
-                let row = values + p * valueRow + kvHead * valueSize
-                for i in 0..<valueSize { o[i] += weight * HalfPrecision.float(fromHalf: row[i]) }
+                moek_vec_mad_f16(o, weight, values + p * valueRow + kvHead * valueSize, valueSize)
             }
         }
     }
