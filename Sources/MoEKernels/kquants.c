@@ -108,7 +108,7 @@ float moek_vec_dot_q4_K_q8_K_scalar(const void *w, const moek_block_q8_K *x, siz
     return sum;
 }
 
-float moek_vec_dot_q5_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n) {
+float moek_vec_dot_q5_K_q8_K_scalar(const void *w, const moek_block_q8_K *x, size_t n) {
     const uint8_t *b = (const uint8_t *)w;
     float sum = 0;
     for (size_t i = 0; i < n / 256; i++, b += 176) {
@@ -233,6 +233,39 @@ MOEK_AVX2 static float vec_dot_q4_K_q8_K_avx2(const void *w, const moek_block_q8
     return sum;
 }
 
+// Q5_K: as Q4_K, with each level's fifth bit taken from qh (bit 2c for the low nibbles of chunk c,
+// bit 2c+1 for the high ones) and placed at 16.
+MOEK_AVX2 static float vec_dot_q5_K_q8_K_avx2(const void *w, const moek_block_q8_K *x, size_t n) {
+    const uint8_t *b = (const uint8_t *)w;
+    const __m256i low = _mm256_set1_epi8(0xF), one = _mm256_set1_epi8(1);
+    float sum = 0;
+    for (size_t i = 0; i < n / 256; i++, b += 176) {
+        const float d = moek_half_at(b) * x[i].d, dmin = moek_half_at(b + 2) * x[i].d;
+        const uint8_t *scales = b + 4, *q = b + 48;
+        const __m256i high = _mm256_loadu_si256((const __m256i *)(b + 16));
+        const int8_t *a = x[i].qs;
+        __m256i sumi = _mm256_setzero_si256();
+        int summ = 0;
+        for (int c = 0; c < 4; c++, q += 32, a += 64) {
+            int sc1, m1, sc2, m2;
+            scale_min_k4(2 * c, scales, &sc1, &m1);
+            scale_min_k4(2 * c + 1, scales, &sc2, &m2);
+            const __m256i bits = _mm256_loadu_si256((const __m256i *)q);
+            const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(high, 2 * c), one), 4);
+            const __m256i h2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(high, 2 * c + 1), one), 4);
+            const __m256i qlo = _mm256_or_si256(_mm256_and_si256(bits, low), h1);
+            const __m256i qhi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 4), low), h2);
+            const __m256i plo = _mm256_maddubs_epi16(qlo, _mm256_loadu_si256((const __m256i *)a));
+            const __m256i phi = _mm256_maddubs_epi16(qhi, _mm256_loadu_si256((const __m256i *)(a + 32)));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, _mm256_set1_epi16((int16_t)sc1)));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, _mm256_set1_epi16((int16_t)sc2)));
+            summ += m1 * (x[i].bsums[4 * c] + x[i].bsums[4 * c + 1]) + m2 * (x[i].bsums[4 * c + 2] + x[i].bsums[4 * c + 3]);
+        }
+        sum += d * (float)hsum_i32(sumi) - dmin * (float)summ;
+    }
+    return sum;
+}
+
 // Q6_K: 6-bit levels 0..63 go through maddubs unsigned; each 16-element group's int8 scale is
 // applied in a madd (lower 128-bit lane: first group, upper lane: second); the offset of 32 comes
 // off through Q8_K's block sums.
@@ -272,6 +305,13 @@ float moek_vec_dot_q4_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n) 
     if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) return vec_dot_q4_K_q8_K_avx2(w, x, n);
 #endif
     return moek_vec_dot_q4_K_q8_K_scalar(w, x, n);
+}
+
+float moek_vec_dot_q5_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n) {
+#if defined(__x86_64__)
+    if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) return vec_dot_q5_K_q8_K_avx2(w, x, n);
+#endif
+    return moek_vec_dot_q5_K_q8_K_scalar(w, x, n);
 }
 
 float moek_vec_dot_q6_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n) {

@@ -100,7 +100,7 @@ struct KernelTests {
         }
     }
 
-    @Test("Q4_K and Q6_K AVX2 dot products equal their scalar twins bit for bit", arguments: [1, 3, 8])
+    @Test("Q4_K, Q5_K and Q6_K AVX2 dot products equal their scalar twins bit for bit", arguments: [1, 3, 8])
     func kQuants(blocks: Int) throws {
         let n = blocks * 256
         let x = randomRow(n, seed: 900 + UInt64(blocks))
@@ -108,21 +108,25 @@ struct KernelTests {
         moek_quantize_row_q8_K(x, &xq, n)
         // Quantized real-looking rows, and rows of random bits (every packed field pattern).
         let dequantFixture = try GGUFFile(path: Fixtures.path("gguf/dequant.gguf"))
-        for type in [GGMLType.q4_K, .q6_K] {
+        for type in [GGMLType.q4_K, .q5_K, .q6_K] {
             var g = SplitMix(seed: UInt64(blocks))
             let random = (0..<(n / 256 * type.blockBytes)).map { _ in UInt8(truncatingIfNeeded: g.next()) }
             let fixtureBlocks = Array(try dequantFixture.view("\(type.name).raw").bytes.prefix(type.blockBytes))
             var bitsRow = random
             for b in 0..<blocks {  // sane scales from the fixture's first block
                 let at = b * type.blockBytes
-                if type == .q4_K { bitsRow.replaceSubrange(at..<(at + 4), with: fixtureBlocks[0..<4]) }
+                if type != .q6_K { bitsRow.replaceSubrange(at..<(at + 4), with: fixtureBlocks[0..<4]) }
                 else { bitsRow.replaceSubrange((at + 208)..<(at + 210), with: fixtureBlocks[208..<210]) }
             }
-            for w in [try type.quantize(randomRow(n, seed: 4)), bitsRow] {
+            // Q5_K has no quantizer here: its rows are random bits only.
+            let rows = type == .q5_K ? [bitsRow] : [try type.quantize(randomRow(n, seed: 4)), bitsRow]
+            for w in rows {
                 let (simd, scalar) = w.withUnsafeBytes { p in
-                    type == .q4_K
-                        ? (moek_vec_dot_q4_K_q8_K(p.baseAddress, xq, n), moek_vec_dot_q4_K_q8_K_scalar(p.baseAddress, xq, n))
-                        : (moek_vec_dot_q6_K_q8_K(p.baseAddress, xq, n), moek_vec_dot_q6_K_q8_K_scalar(p.baseAddress, xq, n))
+                    switch type {
+                    case .q4_K: (moek_vec_dot_q4_K_q8_K(p.baseAddress, xq, n), moek_vec_dot_q4_K_q8_K_scalar(p.baseAddress, xq, n))
+                    case .q5_K: (moek_vec_dot_q5_K_q8_K(p.baseAddress, xq, n), moek_vec_dot_q5_K_q8_K_scalar(p.baseAddress, xq, n))
+                    default: (moek_vec_dot_q6_K_q8_K(p.baseAddress, xq, n), moek_vec_dot_q6_K_q8_K_scalar(p.baseAddress, xq, n))
+                    }
                 }
                 #expect(simd == scalar, "\(type.name): \(simd) vs \(scalar)")
                 // And both agree with dequantized weights · dequantized activations.

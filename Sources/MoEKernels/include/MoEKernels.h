@@ -57,10 +57,11 @@ typedef struct moek_block_q8_K {
 void moek_quantize_row_q8_K(const float *x, moek_block_q8_K *y, size_t n);
 
 /// Dot products of n elements (a multiple of 256): a K-quant weight row with Q8_K activations.
-/// Q4_K and Q6_K have AVX2 paths; Q5_K is scalar for now.
+/// Each has an AVX2 path that returns the scalar twin's result bit for bit.
 float moek_vec_dot_q4_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n);
 float moek_vec_dot_q4_K_q8_K_scalar(const void *w, const moek_block_q8_K *x, size_t n);
 float moek_vec_dot_q5_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n);
+float moek_vec_dot_q5_K_q8_K_scalar(const void *w, const moek_block_q8_K *x, size_t n);
 float moek_vec_dot_q6_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n);
 float moek_vec_dot_q6_K_q8_K_scalar(const void *w, const moek_block_q8_K *x, size_t n);
 
