@@ -85,6 +85,15 @@ static inline void scale_min_k4(int j, const uint8_t *q, int *sc, int *m) {
     else { *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4); *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4); }
 }
 
+// For 64-element chunk c of a Q4_K/Q5_K block: the scales of its two sub-blocks, and the integer
+// the minimums subtract (each min times the activation sum of its 32 elements, from Q8_K's bsums).
+static inline int chunk_scales_k4(int c, const uint8_t *scales, const int16_t *bsums, int *sc1, int *sc2) {
+    int m1, m2;
+    scale_min_k4(2 * c, scales, sc1, &m1);
+    scale_min_k4(2 * c + 1, scales, sc2, &m2);
+    return m1 * (bsums[4 * c] + bsums[4 * c + 1]) + m2 * (bsums[4 * c + 2] + bsums[4 * c + 3]);
+}
+
 float moek_vec_dot_q4_K_q8_K_scalar(const void *w, const moek_block_q8_K *x, size_t n) {
     const uint8_t *b = (const uint8_t *)w;
     float sum = 0;
@@ -94,14 +103,11 @@ float moek_vec_dot_q4_K_q8_K_scalar(const void *w, const moek_block_q8_K *x, siz
         const int8_t *a = x[i].qs;
         int sumi = 0, summ = 0;
         for (int chunk = 0; chunk < 4; chunk++, q += 32, a += 64) {
-            int sc1, m1, sc2, m2;
-            scale_min_k4(2 * chunk, scales, &sc1, &m1);
-            scale_min_k4(2 * chunk + 1, scales, &sc2, &m2);
+            int sc1, sc2;
+            summ += chunk_scales_k4(chunk, scales, x[i].bsums, &sc1, &sc2);
             int s1 = 0, s2 = 0;
             for (int l = 0; l < 32; l++) { s1 += (q[l] & 0xF) * a[l]; s2 += (q[l] >> 4) * a[l + 32]; }
             sumi += sc1 * s1 + sc2 * s2;
-            summ += m1 * (x[i].bsums[4 * chunk] + x[i].bsums[4 * chunk + 1])
-                  + m2 * (x[i].bsums[4 * chunk + 2] + x[i].bsums[4 * chunk + 3]);
         }
         sum += d * (float)sumi - dmin * (float)summ;
     }
@@ -117,9 +123,8 @@ float moek_vec_dot_q5_K_q8_K_scalar(const void *w, const moek_block_q8_K *x, siz
         const int8_t *a = x[i].qs;
         int sumi = 0, summ = 0;
         for (int chunk = 0; chunk < 4; chunk++, q += 32, a += 64) {
-            int sc1, m1, sc2, m2;
-            scale_min_k4(2 * chunk, scales, &sc1, &m1);
-            scale_min_k4(2 * chunk + 1, scales, &sc2, &m2);
+            int sc1, sc2;
+            summ += chunk_scales_k4(chunk, scales, x[i].bsums, &sc1, &sc2);
             const uint8_t u1 = (uint8_t)(1u << (2 * chunk)), u2 = (uint8_t)(2u << (2 * chunk));
             int s1 = 0, s2 = 0;
             for (int l = 0; l < 32; l++) {
@@ -127,8 +132,6 @@ float moek_vec_dot_q5_K_q8_K_scalar(const void *w, const moek_block_q8_K *x, siz
                 s2 += ((q[l] >> 4) + ((qh[l] & u2) ? 16 : 0)) * a[l + 32];
             }
             sumi += sc1 * s1 + sc2 * s2;
-            summ += m1 * (x[i].bsums[4 * chunk] + x[i].bsums[4 * chunk + 1])
-                  + m2 * (x[i].bsums[4 * chunk + 2] + x[i].bsums[4 * chunk + 3]);
         }
         sum += d * (float)sumi - dmin * (float)summ;
     }
@@ -216,16 +219,14 @@ MOEK_AVX2 static float vec_dot_q4_K_q8_K_avx2(const void *w, const moek_block_q8
         __m256i sumi = _mm256_setzero_si256();
         int summ = 0;
         for (int c = 0; c < 4; c++, q += 32, a += 64) {
-            int sc1, m1, sc2, m2;
-            scale_min_k4(2 * c, scales, &sc1, &m1);
-            scale_min_k4(2 * c + 1, scales, &sc2, &m2);
+            int sc1, sc2;
+            summ += chunk_scales_k4(c, scales, x[i].bsums, &sc1, &sc2);
             const __m256i bits = _mm256_loadu_si256((const __m256i *)q);
             const __m256i qlo = _mm256_and_si256(bits, low), qhi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), low);
             const __m256i plo = _mm256_maddubs_epi16(qlo, _mm256_loadu_si256((const __m256i *)a));
             const __m256i phi = _mm256_maddubs_epi16(qhi, _mm256_loadu_si256((const __m256i *)(a + 32)));
             sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, _mm256_set1_epi16((int16_t)sc1)));
             sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, _mm256_set1_epi16((int16_t)sc2)));
-            summ += m1 * (x[i].bsums[4 * c] + x[i].bsums[4 * c + 1]) + m2 * (x[i].bsums[4 * c + 2] + x[i].bsums[4 * c + 3]);
         }
         // The same integers as the scalar twin, scaled the same way: bit-for-bit equal results.
         sum += d * (float)hsum_i32(sumi) - dmin * (float)summ;
@@ -247,9 +248,8 @@ MOEK_AVX2 static float vec_dot_q5_K_q8_K_avx2(const void *w, const moek_block_q8
         __m256i sumi = _mm256_setzero_si256();
         int summ = 0;
         for (int c = 0; c < 4; c++, q += 32, a += 64) {
-            int sc1, m1, sc2, m2;
-            scale_min_k4(2 * c, scales, &sc1, &m1);
-            scale_min_k4(2 * c + 1, scales, &sc2, &m2);
+            int sc1, sc2;
+            summ += chunk_scales_k4(c, scales, x[i].bsums, &sc1, &sc2);
             const __m256i bits = _mm256_loadu_si256((const __m256i *)q);
             const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(high, 2 * c), one), 4);
             const __m256i h2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(high, 2 * c + 1), one), 4);
@@ -259,7 +259,6 @@ MOEK_AVX2 static float vec_dot_q5_K_q8_K_avx2(const void *w, const moek_block_q8
             const __m256i phi = _mm256_maddubs_epi16(qhi, _mm256_loadu_si256((const __m256i *)(a + 32)));
             sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, _mm256_set1_epi16((int16_t)sc1)));
             sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, _mm256_set1_epi16((int16_t)sc2)));
-            summ += m1 * (x[i].bsums[4 * c] + x[i].bsums[4 * c + 1]) + m2 * (x[i].bsums[4 * c + 2] + x[i].bsums[4 * c + 3]);
         }
         sum += d * (float)hsum_i32(sumi) - dmin * (float)summ;
     }
