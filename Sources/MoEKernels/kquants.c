@@ -205,16 +205,19 @@ MOEK_AVX2 static inline int hsum_i32(__m256i v) {
     return _mm_cvtsi128_si32(s);
 }
 
-// Q4_K: per 64-element chunk, the low nibbles (sub-block 2c) and high nibbles (2c+1) go through
-// maddubs unsigned; their int16 pair sums are scaled by the 6-bit sub-block scales in one madd.
-// The minimums come off through Q8_K's block sums.
-MOEK_AVX2 static float vec_dot_q4_K_q8_K_avx2(const void *w, const moek_block_q8_K *x, size_t n) {
-    const uint8_t *b = (const uint8_t *)w;
-    const __m256i low = _mm256_set1_epi8(0xF);
+// Q4_K and Q5_K: per 64-element chunk, the low nibbles (sub-block 2c) and high nibbles (2c+1) go
+// through maddubs unsigned; their int16 pair sums are scaled by the 6-bit sub-block scales in one
+// madd; the minimums come off through Q8_K's block sums. Q5_K adds each level's fifth bit from qh
+// (bit 2c for the low nibbles, 2c+1 for the high ones) at 16. `fifth_bit` is a constant in each
+// caller, so the branch folds away.
+MOEK_AVX2 __attribute__((always_inline)) static inline float vec_dot_k4_avx2(const uint8_t *b, const moek_block_q8_K *x, size_t n,
+                                              size_t block_bytes, size_t qs_offset, int fifth_bit) {
+    const __m256i low = _mm256_set1_epi8(0xF), one = _mm256_set1_epi8(1);
     float sum = 0;
-    for (size_t i = 0; i < n / 256; i++, b += 144) {
+    for (size_t i = 0; i < n / 256; i++, b += block_bytes) {
         const float d = moek_half_at(b) * x[i].d, dmin = moek_half_at(b + 2) * x[i].d;
-        const uint8_t *scales = b + 4, *q = b + 16;
+        const uint8_t *scales = b + 4, *q = b + qs_offset;
+        const __m256i high = fifth_bit ? _mm256_loadu_si256((const __m256i *)(b + 16)) : _mm256_setzero_si256();
         const int8_t *a = x[i].qs;
         __m256i sumi = _mm256_setzero_si256();
         int summ = 0;
@@ -222,47 +225,28 @@ MOEK_AVX2 static float vec_dot_q4_K_q8_K_avx2(const void *w, const moek_block_q8
             int sc1, sc2;
             summ += chunk_scales_k4(c, scales, x[i].bsums, &sc1, &sc2);
             const __m256i bits = _mm256_loadu_si256((const __m256i *)q);
-            const __m256i qlo = _mm256_and_si256(bits, low), qhi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), low);
+            __m256i qlo = _mm256_and_si256(bits, low), qhi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), low);
+            if (fifth_bit) {
+                qlo = _mm256_or_si256(qlo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(high, 2 * c), one), 4));
+                qhi = _mm256_or_si256(qhi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(high, 2 * c + 1), one), 4));
+            }
             const __m256i plo = _mm256_maddubs_epi16(qlo, _mm256_loadu_si256((const __m256i *)a));
             const __m256i phi = _mm256_maddubs_epi16(qhi, _mm256_loadu_si256((const __m256i *)(a + 32)));
             sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, _mm256_set1_epi16((int16_t)sc1)));
             sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, _mm256_set1_epi16((int16_t)sc2)));
         }
-        // The same integers as the scalar twin, scaled the same way: bit-for-bit equal results.
+        // The same integers as the scalar twins, scaled the same way: bit-for-bit equal results.
         sum += d * (float)hsum_i32(sumi) - dmin * (float)summ;
     }
     return sum;
 }
 
-// Q5_K: as Q4_K, with each level's fifth bit taken from qh (bit 2c for the low nibbles of chunk c,
-// bit 2c+1 for the high ones) and placed at 16.
+MOEK_AVX2 static float vec_dot_q4_K_q8_K_avx2(const void *w, const moek_block_q8_K *x, size_t n) {
+    return vec_dot_k4_avx2((const uint8_t *)w, x, n, 144, 16, 0);
+}
+
 MOEK_AVX2 static float vec_dot_q5_K_q8_K_avx2(const void *w, const moek_block_q8_K *x, size_t n) {
-    const uint8_t *b = (const uint8_t *)w;
-    const __m256i low = _mm256_set1_epi8(0xF), one = _mm256_set1_epi8(1);
-    float sum = 0;
-    for (size_t i = 0; i < n / 256; i++, b += 176) {
-        const float d = moek_half_at(b) * x[i].d, dmin = moek_half_at(b + 2) * x[i].d;
-        const uint8_t *scales = b + 4, *q = b + 48;
-        const __m256i high = _mm256_loadu_si256((const __m256i *)(b + 16));
-        const int8_t *a = x[i].qs;
-        __m256i sumi = _mm256_setzero_si256();
-        int summ = 0;
-        for (int c = 0; c < 4; c++, q += 32, a += 64) {
-            int sc1, sc2;
-            summ += chunk_scales_k4(c, scales, x[i].bsums, &sc1, &sc2);
-            const __m256i bits = _mm256_loadu_si256((const __m256i *)q);
-            const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(high, 2 * c), one), 4);
-            const __m256i h2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(high, 2 * c + 1), one), 4);
-            const __m256i qlo = _mm256_or_si256(_mm256_and_si256(bits, low), h1);
-            const __m256i qhi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 4), low), h2);
-            const __m256i plo = _mm256_maddubs_epi16(qlo, _mm256_loadu_si256((const __m256i *)a));
-            const __m256i phi = _mm256_maddubs_epi16(qhi, _mm256_loadu_si256((const __m256i *)(a + 32)));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, _mm256_set1_epi16((int16_t)sc1)));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, _mm256_set1_epi16((int16_t)sc2)));
-        }
-        sum += d * (float)hsum_i32(sumi) - dmin * (float)summ;
-    }
-    return sum;
+    return vec_dot_k4_avx2((const uint8_t *)w, x, n, 176, 48, 1);
 }
 
 // Q6_K: 6-bit levels 0..63 go through maddubs unsigned; each 16-element group's int8 scale is
