@@ -36,3 +36,85 @@ struct TokenizerParityTests {
         #expect(failures == 0)
     }
 }
+
+/// swift-moe's own test strings (English, code, whitespace runs, digits, emoji, CJK, odd Unicode,
+/// special-token text), tokenized by llama.cpp on every vocabulary `tools/make_text_fixtures.py`
+/// found; each vocabulary present here is compared exactly, in plain and special mode.
+@Suite("Tokenizer parity on our own strings")
+struct OwnStringParityTests {
+    struct Case: Sendable, CustomStringConvertible {
+        let name: String
+        let path: String
+        var description: String { name }
+    }
+
+    nonisolated(unsafe) static let fixture = Fixtures.json("text/tokenizer-parity.json") as! [String: Any]
+    static let strings = fixture["strings"] as! [String]
+    nonisolated(unsafe) static let vocabularies = fixture["vocabularies"] as! [String: [String: Any]]
+
+    /// Folders searched for the recorded vocabularies (extra ones through `LLAMA_VOCAB_DIR`).
+    static let folders: [URL] = {
+        var f = [Fixtures.root.appendingPathComponent("text"), Fixtures.root.appendingPathComponent("models"),
+                 Fixtures.root.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Models"),
+                 SharedVocabularyTests.folder]
+        if let extra = ProcessInfo.processInfo.environment["LLAMA_VOCAB_DIR"], !extra.isEmpty {
+            f.append(URL(fileURLWithPath: extra))
+        }
+        return f
+    }()
+
+    static let cases: [Case] = vocabularies.keys.sorted().compactMap { name in
+        for folder in folders {
+            let p = folder.appendingPathComponent(name).path
+            if FileManager.default.fileExists(atPath: p) { return Case(name: name, path: p) }
+        }
+        return nil
+    }
+
+    @Test("the repo carries at least one byte-level BPE and one SentencePiece vocabulary")
+    func carriedVocabularies() {
+        #expect(Self.cases.contains { $0.name == "spm-austen.gguf" })
+        #expect(Self.cases.contains { $0.name == "tiny-qwen3moe-q8_0.gguf" })
+    }
+
+    @Test("ids equal llama.cpp's, plain and with special tokens", arguments: cases)
+    func parity(_ c: Case) throws {
+        let file = try GGUFFile(path: c.path)
+        let recorded = Self.vocabularies[c.name]!
+        #expect(SHA256.hex(Array(try Data(contentsOf: URL(fileURLWithPath: c.path)))) == recorded["sha256"] as! String,
+                "\(c.name) is not the file the ids were recorded on")
+        let loaded = Result { () throws(MoEError) -> Vocabulary in try Vocabulary(file: file) }
+        // WordPiece / Unigram vocabularies are not a tokenizer swift-moe claims: they must say so.
+        if case .failure(let e) = loaded, e.code == .unsupported { return }
+        let vocabulary = try loaded.get()
+        let tokenizer = try Tokenizer(vocabulary)
+        let plain = recorded["plain"] as! [[Int]]
+        let special = recorded["special"] as! [[Int]]
+        for (i, s) in Self.strings.enumerated() {
+            #expect(tokenizer.encode(s, addSpecial: false, parseSpecial: false).map(Int.init) == plain[i], "\(c.name) plain \(s.debugDescription)")
+            #expect(tokenizer.encode(s, addSpecial: true, parseSpecial: true).map(Int.init) == special[i], "\(c.name) special \(s.debugDescription)")
+        }
+    }
+
+    @Test("decoding the ids gives the text back", arguments: cases)
+    func roundTrip(_ c: Case) throws {
+        guard let vocabulary = try? Vocabulary(file: GGUFFile(path: c.path)) else { return }
+        // A vocabulary whose merges make texts that are not tokens loses bytes in llama.cpp too
+        // (the tiny test models have three merges): only complete vocabularies round-trip.
+        let complete = vocabulary.mergeRanks.keys.allSatisfy { key in
+            let sep = key[1...].firstIndex(of: 0x20)!
+            return vocabulary.ids[Array(key[..<sep]) + Array(key[(sep + 1)...])] != nil
+        }
+        guard complete else { return }
+        let tokenizer = try Tokenizer(vocabulary)
+        for s in Self.strings {
+            let ids = tokenizer.encode(s, addSpecial: false)
+            var text = tokenizer.decode(ids, special: true)
+            if vocabulary.kind == .sentencePiece && vocabulary.addSpacePrefix && text.hasPrefix(" ") { text.removeFirst() }
+            // Byte-level BPE is lossless; SentencePiece is lossless when every byte has a token.
+            if vocabulary.kind == .bytePairEncoding || vocabulary.unk == nil || !ids.contains(vocabulary.unk!) {
+                #expect(text == s, "\(c.name) \(s.debugDescription)")
+            }
+        }
+    }
+}

@@ -115,8 +115,7 @@ public final class Tokenizer: Sendable {
             var mapped: [UInt8] = []
             mapped.reserveCapacity(word.utf8.count * 2)
             for b in word.utf8 { mapped.append(contentsOf: ByteLevel.encode[Int(b)]) }
-            let wordText = String(decoding: mapped, as: UTF8.self)
-            if preTokenizer.rule.ignoreMerges, let id = v.ids[wordText] {
+            if preTokenizer.rule.ignoreMerges, let id = v.ids[mapped] {
                 out.append(id)
                 continue
             }
@@ -124,9 +123,10 @@ public final class Tokenizer: Sendable {
                 if let id = v.ids[symbol] {
                     out.append(id)
                 } else {
-                    // A symbol that is not a token: emit its bytes one mapped byte at a time.
-                    for b in symbol.utf8 {
-                        if let id = v.ids[String(decoding: [b], as: UTF8.self)] { out.append(id) }
+                    // A symbol that is not a token: llama.cpp looks up each of its bytes alone,
+                    // which only an ASCII byte can match; the rest are dropped, as there.
+                    for b in symbol where b < 0x80 {
+                        if let id = v.ids[[b]] { out.append(id) }
                     }
                 }
             }
@@ -135,17 +135,21 @@ public final class Tokenizer: Sendable {
 
     private func encodeSentencePiece(_ text: String, into out: inout [Int32]) {
         let v = vocabulary
-        let escaped = text.replacing(" ", with: "\u{2581}")
-        for symbol in SentencePieceMerger.merge(Array(escaped.utf8), score: { s in
+        var escaped: [UInt8] = []
+        escaped.reserveCapacity(text.utf8.count + 8)
+        for b in text.utf8 {
+            if b == 0x20 { escaped.append(contentsOf: [0xE2, 0x96, 0x81]) } else { escaped.append(b) }
+        }
+        for symbol in SentencePieceMerger.merge(escaped, score: { s in
             guard let id = v.ids[s] else { return nil }
             return v.scores.isEmpty ? 0 : v.scores[Int(id)]
         }) {
             if let id = v.ids[symbol] {
                 out.append(id)
             } else {
-                for b in symbol.utf8 {
-                    let hex = "<0x" + String(b >> 4, radix: 16, uppercase: true) + String(b & 15, radix: 16, uppercase: true) + ">"
-                    if let id = v.ids[hex] ?? v.ids[String(decoding: [b], as: UTF8.self)] {
+                for b in symbol {
+                    let hex = Array(("<0x" + String(b >> 4, radix: 16, uppercase: true) + String(b & 15, radix: 16, uppercase: true) + ">").utf8)
+                    if let id = v.ids[hex] ?? v.ids[[b]] {
                         out.append(id)
                     } else if let unk = v.unk {
                         out.append(unk)
@@ -251,83 +255,64 @@ public struct TextStreamer: Sendable {
     }
 }
 
-/// Byte-level BPE on one word: repeatedly merges the adjacent pair with the lowest merge rank
-/// (leftmost first on ties), as llama.cpp's priority queue does.
-enum BytePairMerger {
-    static func merge(_ word: [UInt8], rank: (String) -> Int32?) -> [String] {
-        // Symbols start as the UTF-8 characters of the (byte-mapped) word.
-        var symbols: [String] = []
-        var i = 0
-        while i < word.count {
-            let len = min(utf8Length(word[i]), word.count - i)
-            symbols.append(String(decoding: word[i..<(i + len)], as: UTF8.self))
-            i += len
-        }
-        guard symbols.count > 1 else { return symbols }
-        var prev = Array(-1..<(symbols.count - 1))
-        var next = Array(1...symbols.count)
-        next[symbols.count - 1] = -1
-        var alive = [Bool](repeating: true, count: symbols.count)
-        var heap = MergeHeap()
-        func push(_ l: Int, _ r: Int) {
-            guard l >= 0, r >= 0, let k = rank(symbols[l] + " " + symbols[r]) else { return }
-            heap.push(.init(priority: Double(k), left: l, right: r, text: symbols[l] + symbols[r]))
-        }
-        for j in 1..<symbols.count { push(j - 1, j) }
-        while let top = heap.pop() {
-            let l = top.left, r = top.right
-            guard alive[l], alive[r], next[l] == r, symbols[l] + symbols[r] == top.text else { continue }
-            symbols[l] = top.text
-            alive[r] = false
-            next[l] = next[r]
-            if next[r] >= 0 { prev[next[r]] = l }
-            push(prev[l], l)
-            push(l, next[l])
-        }
-        return symbols.indices.filter { alive[$0] }.map { symbols[$0] }
+/// Splits UTF-8 bytes into one symbol per character (a truncated sequence is one symbol).
+private func characterSymbols(_ bytes: [UInt8]) -> [[UInt8]] {
+    var symbols: [[UInt8]] = []
+    var i = 0
+    while i < bytes.count {
+        let lead = bytes[i]
+        let len = lead < 0x80 ? 1 : lead >> 5 == 0b110 ? 2 : lead >> 4 == 0b1110 ? 3 : lead >> 3 == 0b11110 ? 4 : 1
+        let end = min(i + len, bytes.count)
+        symbols.append(Array(bytes[i..<end]))
+        i = end
     }
+    return symbols
+}
 
-    static func utf8Length(_ lead: UInt8) -> Int {
-        lead < 0x80 ? 1 : lead >> 5 == 0b110 ? 2 : lead >> 4 == 0b1110 ? 3 : lead >> 3 == 0b11110 ? 4 : 1
+/// Merges adjacent symbols of one word, best candidate first, with a heap over a linked list
+/// (llama.cpp's procedure). `priority` gives a candidate's rank (lower first) or nil when the
+/// pair may not merge; ties go to the leftmost pair.
+private func mergeSymbols(_ bytes: [UInt8], priority: ([UInt8], [UInt8]) -> Double?) -> [[UInt8]] {
+    var symbols = characterSymbols(bytes)
+    guard symbols.count > 1 else { return symbols }
+    var prev = Array(-1..<(symbols.count - 1))
+    var next = Array(1...symbols.count)
+    next[symbols.count - 1] = -1
+    var alive = [Bool](repeating: true, count: symbols.count)
+    var heap = MergeHeap()
+    func push(_ l: Int, _ r: Int) {
+        guard l >= 0, r >= 0, let p = priority(symbols[l], symbols[r]) else { return }
+        heap.push(.init(priority: p, left: l, right: r, size: symbols[l].count + symbols[r].count))
+    }
+    for j in 1..<symbols.count { push(j - 1, j) }
+    while let top = heap.pop() {
+        let l = top.left, r = top.right
+        // Stale when either side has merged since (its size changed) or was absorbed.
+        guard alive[l], alive[r], next[l] == r, symbols[l].count + symbols[r].count == top.size else { continue }
+        symbols[l] += symbols[r]
+        symbols[r] = []
+        alive[r] = false
+        next[l] = next[r]
+        if next[r] >= 0 { prev[next[r]] = l }
+        push(prev[l], l)
+        push(l, next[l])
+    }
+    return symbols.indices.filter { alive[$0] }.map { symbols[$0] }
+}
+
+/// Byte-level BPE on one word: repeatedly merges the adjacent pair with the lowest merge rank.
+enum BytePairMerger {
+    static func merge(_ word: [UInt8], rank: ([UInt8]) -> Int32?) -> [[UInt8]] {
+        mergeSymbols(word) { l, r in rank(l + [0x20] + r).map(Double.init) }
     }
 }
 
 /// SentencePiece BPE on a piece of text: repeatedly merges the adjacent pair whose concatenation
-/// is the token with the highest score (leftmost first on ties).
+/// is the token with the highest score.
 enum SentencePieceMerger {
-    static func merge(_ text: [UInt8], score: (String) -> Float?) -> [String] {
-        var symbols: [String] = []
-        var i = 0
-        while i < text.count {
-            let len = min(BytePairMerger.utf8Length(text[i]), text.count - i)
-            symbols.append(String(decoding: text[i..<(i + len)], as: UTF8.self))
-            i += len
-        }
-        guard symbols.count > 1 else { return symbols }
-        var prev = Array(-1..<(symbols.count - 1))
-        var next = Array(1...symbols.count)
-        next[symbols.count - 1] = -1
-        var alive = [Bool](repeating: true, count: symbols.count)
-        var heap = MergeHeap()
-        func push(_ l: Int, _ r: Int) {
-            guard l >= 0, r >= 0 else { return }
-            let t = symbols[l] + symbols[r]
-            guard let s = score(t) else { return }
-            // The heap pops the smallest priority: negate so the highest score comes first.
-            heap.push(.init(priority: -Double(s), left: l, right: r, text: t))
-        }
-        for j in 1..<symbols.count { push(j - 1, j) }
-        while let top = heap.pop() {
-            let l = top.left, r = top.right
-            guard alive[l], alive[r], next[l] == r, symbols[l].utf8.count + symbols[r].utf8.count == top.text.utf8.count else { continue }
-            symbols[l] = top.text
-            alive[r] = false
-            next[l] = next[r]
-            if next[r] >= 0 { prev[next[r]] = l }
-            push(prev[l], l)
-            push(l, next[l])
-        }
-        return symbols.indices.filter { alive[$0] }.map { symbols[$0] }
+    static func merge(_ text: [UInt8], score: ([UInt8]) -> Float?) -> [[UInt8]] {
+        // The heap pops the smallest priority: negate so the highest score comes first.
+        mergeSymbols(text) { l, r in score(l + r).map { -Double($0) } }
     }
 }
 
@@ -337,7 +322,7 @@ struct MergeHeap {
         var priority: Double
         var left: Int
         var right: Int
-        var text: String
+        var size: Int
         func before(_ o: Entry) -> Bool { priority != o.priority ? priority < o.priority : left < o.left }
     }
     private var items: [Entry] = []

@@ -83,8 +83,11 @@ public struct Vocabulary: Sendable {
     /// The chat template text (`tokenizer.chat_template`), when present.
     public let chatTemplate: String?
 
-    let ids: [String: Int32]
-    let mergeRanks: [String: Int32]
+    /// Token id by the exact UTF-8 bytes of its text. (Not `String` keys: Swift strings compare
+    /// by canonical equivalence, so "e\u{301}" would find the token "é".)
+    let ids: [[UInt8]: Int32]
+    /// Merge rank by the bytes of "left right".
+    let mergeRanks: [[UInt8]: Int32]
     /// Control, user-defined and unknown tokens, longest text first: matched in raw text first.
     let specialTokens: [Int32]
 
@@ -92,7 +95,7 @@ public struct Vocabulary: Sendable {
     public var count: Int { tokens.count }
 
     /// The id of a token text, or nil.
-    public func id(of text: String) -> Int32? { ids[text] }
+    public func id(of text: String) -> Int32? { ids[Array(text.utf8)] }
 
     /// Reads the vocabulary from a GGUF file's metadata.
     public init(file: GGUFFile) throws(MoEError) {
@@ -140,12 +143,15 @@ public struct Vocabulary: Sendable {
             scores = []
         }
 
-        var ids: [String: Int32] = [:]
+        var ids: [[UInt8]: Int32] = [:]
         ids.reserveCapacity(n)
-        for (i, t) in tokens.enumerated() where ids[t] == nil { ids[t] = Int32(i) }
+        for (i, t) in tokens.enumerated() {
+            let key = Array(t.utf8)
+            if ids[key] == nil { ids[key] = Int32(i) }
+        }
         self.ids = ids
 
-        var ranks: [String: Int32] = [:]
+        var ranks: [[UInt8]: Int32] = [:]
         if kind == .bytePairEncoding {
             let merges = try m.array("tokenizer.ggml.merges")
             guard let lines = merges.strings, lines.count == merges.count else {
@@ -159,8 +165,7 @@ public struct Vocabulary: Sendable {
                 guard bytes.count >= 3, let sep = bytes[1...].firstIndex(of: 0x20) else {
                     throw MoEError(.invalidFile, "merge \(rank) ('\(line)') is not 'left right'")
                 }
-                let key = String(decoding: bytes[..<sep], as: UTF8.self) + " " + String(decoding: bytes[(sep + 1)...], as: UTF8.self)
-                if ranks[key] == nil { ranks[key] = Int32(rank) }
+                if ranks[bytes] == nil { ranks[bytes] = Int32(rank) }
             }
         }
         mergeRanks = ranks
@@ -212,13 +217,16 @@ public struct Vocabulary: Sendable {
         chatTemplate = try m.optionalString("tokenizer.chat_template")
 
         var attrs = baseAttributes
+        // llama.cpp recognises end-of-turn, fill-in-the-middle and end-of-generation markers by
+        // their text and makes them control tokens even when the file says otherwise.
+        for t in Vocabulary.controlByText { if let i = ids[Array(t.utf8)] { attrs[Int(i)].insert(.control) } }
         // Phi-3 style files strip whitespace after special tokens (llama.cpp keys this on the name).
         let name = (try m.optionalString("general.name"))?.lowercased() ?? ""
         let special = (0..<n).filter { !attrs[$0].isDisjoint(with: [.control, .userDefined, .unknown]) }
         if name.contains("phi-3") || name.contains("phi3") {
             for i in special { attrs[i].insert(.rstrip) }
-            if let i = ids["</s>"] { attrs[Int(i)].insert(.rstrip) }
-            for t in ["<unk>", "<s>", "<|endoftext|>"] { if let i = ids[t] { attrs[Int(i)].remove(.rstrip) } }
+            if let i = ids[Array("</s>".utf8)] { attrs[Int(i)].insert(.rstrip) }
+            for t in ["<unk>", "<s>", "<|endoftext|>"] { if let i = ids[Array(t.utf8)] { attrs[Int(i)].remove(.rstrip) } }
         }
         attributes = attrs
         // Longest first; equal lengths by id, so the order is deterministic.
@@ -228,13 +236,26 @@ public struct Vocabulary: Sendable {
         }.map { Int32($0) }
 
         var eog = Set([eos, eot, eom].compactMap { $0 })
-        // Chat formats end a turn with these control tokens even when the file does not name them.
-        for t in ["<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>",
-                  "<EOT>", "<｜end▁of▁sentence｜>", "<|return|>", "<|call|>"] {
-            if let i = ids[t], attrs[Int(i)].contains(.control) { eog.insert(i) }
-        }
+        for t in Vocabulary.endOfGenerationByText { if let i = ids[Array(t.utf8)] { eog.insert(i) } }
         endOfGeneration = eog
     }
+
+    /// Token texts that end generation wherever they appear (llama.cpp's list).
+    static let endOfGenerationByText = [
+        "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
+        "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
+        "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
+        "<｜end▁of▁sentence｜>", "<|fim_pad|>", "<|fim_repo|>", "<|file_sep|>",
+    ]
+
+    /// Token texts llama.cpp treats as control tokens whatever their stored type: the
+    /// end-of-generation markers and the fill-in-the-middle markers.
+    static let controlByText = endOfGenerationByText + [
+        "<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>", "<PRE>", "▁<PRE>", "<|code_prefix|>", "<|prefix|>",
+        "<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>", "<SUF>", "▁<SUF>", "<|code_suffix|>", "<|suffix|>",
+        "<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<｜fim▁end｜>", "<MID>", "▁<MID>", "<|code_middle|>", "<|middle|>",
+        "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>",
+    ]
 
     /// Whether `id` names a token of this vocabulary.
     public func contains(_ id: Int32) -> Bool { id >= 0 && Int(id) < tokens.count }
