@@ -14,6 +14,11 @@ let usage = """
 
     commands:
       info MODEL [--json]     describe a GGUF model (architecture, experts, bytes per token)
+      run -m MODEL -p PROMPT [-n N] [--temp T] [--seed S] [--stats]
+                              stream a continuation of a prompt
+      chat -m MODEL           talk to a chat model in the terminal
+      tokenize -m MODEL -p TEXT [--json]
+                              print the token ids of a text
       logits -m MODEL --tokens "ID ..." -o FILE [--all]
                               evaluate token ids, write float32 logits
       bench -m MODEL [-p 512] [-n 128] [-t T] [-r R] [-o md|json|csv]
@@ -43,6 +48,12 @@ do {
     switch command {
     case "info":
         status = try InfoCommand.run(rest, environment: environment())
+    case "run":
+        status = try RunCommand.run(rest, environment: environment())
+    case "chat":
+        status = try ChatCommand.run(rest, environment: environment())
+    case "tokenize":
+        status = try TokenizeCommand.run(rest, environment: environment())
     case "logits":
         status = try LogitsCommand.run(rest, environment: environment())
     case "bench":

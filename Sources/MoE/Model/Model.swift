@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A loaded model: the mapped GGUF file, its architecture, hyperparameters and bound weights.
 /// Immutable and shareable across threads; each thread evaluates through its own `Session`.
 ///
@@ -16,6 +18,19 @@ public final class Model: Sendable {
     let weights: ModelWeights
     let rope: RoPE
     let router: Router
+    private let cachedTokenizer = Mutex<Result<Tokenizer, MoEError>?>(nil)
+
+    /// The model's tokenizer, built from the file's vocabulary on first use and then shared.
+    /// Throws when the file has no usable vocabulary (the error is remembered).
+    public func tokenizer() throws(MoEError) -> Tokenizer {
+        let result = cachedTokenizer.withLock { cached -> Result<Tokenizer, MoEError> in
+            if let cached { return cached }
+            let made = Result { () throws(MoEError) -> Tokenizer in try Tokenizer(file: file) }
+            cached = made
+            return made
+        }
+        return try result.get()
+    }
 
     /// Opens `path` and binds every weight; an unsupported architecture, a missing tensor or a
     /// shape that contradicts the metadata is an error naming it.

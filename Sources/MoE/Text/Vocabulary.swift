@@ -162,7 +162,7 @@ public struct Vocabulary: Sendable {
                 // "left right": the separator is the first space after the first byte, so a
                 // left part that is itself a space still works.
                 let bytes = Array(line.utf8)
-                guard bytes.count >= 3, let sep = bytes[1...].firstIndex(of: 0x20) else {
+                guard bytes.count >= 3, bytes[1...].contains(0x20) else {
                     throw MoEError(.invalidFile, "merge \(rank) ('\(line)') is not 'left right'")
                 }
                 if ranks[bytes] == nil { ranks[bytes] = Int32(rank) }
