@@ -62,10 +62,10 @@ extension Session {
     /// Evaluates `prompt` after what the session already holds (BOS only at position 0), then
     /// generates, calling `onText` with each complete piece of UTF-8 text as soon as it is
     /// known. `onText` returns false to stop. The session keeps every token, so a chat can go
-    /// on from where the reply ended.
+    /// on from where the reply ended. (Without `onText`, `generate` returns an async stream.)
     @discardableResult
     public func generate(_ prompt: String, options: GenerationOptions = .init(),
-                         onText: (String) -> Bool = { _ in true }) throws(MoEError) -> GenerationResult {
+                         onText: (String) -> Bool) throws(MoEError) -> GenerationResult {
         let tokenizer = try model.tokenizer()
         var tokens = tokenizer.encode(prompt, addSpecial: options.addSpecial && position == 0, parseSpecial: options.parseSpecial)
         if position > 0 && options.addSpecial, tokenizer.vocabulary.addEOS, tokens.last == tokenizer.vocabulary.eos {
