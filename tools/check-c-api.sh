@@ -55,4 +55,17 @@ best=$(python3 -c "import struct,sys; d=open(sys.argv[1],'rb').read(); v=struct.
 if [ "$best" != skip ]; then grep -q "^1. token $best " "$work/next.txt"; fi
 if "$work/next_token" "$model" 99999 2> "$work/err2.txt"; then echo "next_token accepted token 99999"; exit 1; fi
 grep -q 'invalid argument: .*99999' "$work/err2.txt"
+echo "== examples/c/generate.c streams a generation, stops from its callback, reports expert counts"
+"$cc" -std=c99 -Wall -Wextra -Werror -pedantic examples/c/generate.c -I"$include" -L"$lib" -lmoec \
+    -Wl,-rpath,"$lib" -o "$work/generate"
+gen_model=Tests/Fixtures/forward/qwen3moe-q8_0.gguf
+"$work/generate" "$gen_model" "Hello, world!" 12 > "$work/gen.txt" 2> "$work/gen.err"
+cat "$work/gen.txt" "$work/gen.err"
+# The streamed text is the greedy continuation moe run prints for the same prompt.
+"$lib/moe" run -m "$gen_model" -p "Hello, world!" -n 12 --temp 0 -c 256 > "$work/run.txt"
+cmp "$work/gen.txt" "$work/run.txt"
+grep -q 'generated 12 tokens.*stop reason 1' "$work/gen.err"
+grep -q 'layer 0: 48 choices' "$work/gen.err"   # 13 prompt + 11 generated tokens evaluated, top-2
+"$work/generate" "$gen_model" "Hello, world!" 12 3 > /dev/null 2> "$work/gen2.err"
+grep -q 'stop reason 4' "$work/gen2.err"
 echo "C API checks passed"

@@ -1,14 +1,29 @@
 import CMoE
 import MoE
+import Synchronization
 
 /// What a `moe_model *` points to: the open file, and the runnable model when its architecture
 /// is supported (metadata calls work on any GGUF file; sessions need the model).
-final class ModelHandle {
+final class ModelHandle: Sendable {
     let file: GGUFFile
     let model: Result<Model, MoEError>
+    private let vocabularyOnly = Mutex<Result<Tokenizer, MoEError>?>(nil)
     init(file: GGUFFile) {
         self.file = file
         do { model = .success(try Model(file: file)) } catch { model = .failure(error) }
+    }
+
+    /// The tokenizer: the model's, or for a file that cannot run (a vocabulary-only file), one
+    /// built from its metadata alone.
+    func tokenizer() throws(MoEError) -> Tokenizer {
+        if case .success(let m) = model { return try m.tokenizer() }
+        let result = vocabularyOnly.withLock { cached -> Result<Tokenizer, MoEError> in
+            if let cached { return cached }
+            let made = Result { () throws(MoEError) -> Tokenizer in try Tokenizer(file: file) }
+            cached = made
+            return made
+        }
+        return try result.get()
     }
 }
 
@@ -18,7 +33,7 @@ func handle(_ pointer: OpaquePointer) -> ModelHandle {
 
 @c @implementation
 public func moe_model_default_params() -> moe_model_params {
-    moe_model_params(size: UInt32(MemoryLayout<moe_model_params>.size), n_threads: 0)
+    moe_model_params(size: UInt32(MemoryLayout<moe_model_params>.size), n_threads: 0, expert_memory: 0)
 }
 
 @c @implementation
@@ -30,6 +45,10 @@ public func moe_model_load(_ path: UnsafePointer<CChar>?, _ params: UnsafePointe
         let size = Int(params.pointee.size)
         guard size >= MemoryLayout<UInt32>.size, size <= 1 << 16 else {
             return invalid("moe_model_load: params->size is \(size); initialise params with moe_model_default_params()")
+        }
+        // Fields beyond the caller's struct size keep their defaults.
+        if size >= MemoryLayout<moe_model_params>.offset(of: \.expert_memory)! + 8, params.pointee.expert_memory != 0 {
+            return fail(MoEError(.unsupported, "moe_model_load: expert_memory is set, but this build has no expert store yet"))
         }
     }
     do {

@@ -60,6 +60,8 @@ typedef struct moe_model moe_model;
 typedef struct moe_model_params {
     uint32_t size;      /* sizeof(moe_model_params), set by moe_model_default_params */
     int32_t n_threads;  /* worker threads; 0 = one per core */
+    uint64_t expert_memory; /* expert store budget in bytes; 0 = none (experts read from the
+                               mapped file). Nonzero is MOE_STATUS_UNSUPPORTED in this version. */
 } moe_model_params;
 
 /** The default options. */
@@ -140,6 +142,165 @@ moe_status moe_session_position(const moe_session *session, int64_t *out);
 
 /** Keeps the first n_keep tokens and forgets the rest (0 resets the session). */
 moe_status moe_session_truncate(moe_session *session, int64_t n_keep);
+
+/** Forgets every token of the session (position 0); its expert counts are kept. */
+moe_status moe_session_reset(moe_session *session);
+
+/* ---------------------------------------------------------------------------------------------
+ * Text: tokenizer. All of these are read-only on the model and thread-safe. The tokenizer is
+ * built from the file's vocabulary on first use (MOE_STATUS_UNSUPPORTED for vocabularies other
+ * than byte-level BPE "gpt2" and SentencePiece "llama", MOE_STATUS_INVALID_FILE for broken ones).
+ * ------------------------------------------------------------------------------------------- */
+
+/** Facts about the vocabulary. Set `size` to sizeof(moe_vocab_info) before the call. */
+typedef struct moe_vocab_info {
+    uint32_t size;        /* set by the caller: sizeof(moe_vocab_info) */
+    int32_t n_vocab;      /* number of tokens */
+    int32_t bos;          /* beginning-of-sequence token, or -1 */
+    int32_t eos;          /* end-of-sequence token, or -1 */
+    int32_t eot;          /* end-of-turn token, or -1 */
+    int32_t add_bos;      /* nonzero when tokenizing with add_special puts BOS first */
+} moe_vocab_info;
+
+/** Fills *info (fields up to info->size). */
+moe_status moe_vocab_get_info(const moe_model *model, moe_vocab_info *info);
+
+/**
+ * Tokenizes `text_len` bytes of UTF-8 `text` into `tokens` (room for `n_max`) and writes the
+ * count to *n_needed. add_special adds BOS/EOS as the vocabulary asks; parse_special turns
+ * control-token text ("<|im_start|>") into those tokens. If n_max is too small the call fails
+ * with MOE_STATUS_INVALID_ARGUMENT and *n_needed says how many are needed (tokens may be NULL
+ * when n_max is 0).
+ */
+moe_status moe_tokenize(const moe_model *model, const char *text, size_t text_len, int32_t add_special,
+                        int32_t parse_special, int32_t *tokens, size_t n_max, size_t *n_needed);
+
+/**
+ * The bytes `token` prints as, copied to `buf` and NUL-terminated; *needed gets the byte count
+ * without the NUL. The bytes may be part of a UTF-8 character (a byte token). Control tokens
+ * print nothing unless `special` is nonzero. A buffer too small fails with *needed set.
+ */
+moe_status moe_token_to_piece(const moe_model *model, int32_t token, int32_t special, char *buf, size_t buf_size,
+                              size_t *needed);
+
+/**
+ * The text of `n_tokens` tokens, NUL-terminated in `buf`, invalid UTF-8 replaced by U+FFFD;
+ * *needed gets the byte count without the NUL. A buffer too small fails with *needed set.
+ */
+moe_status moe_detokenize(const moe_model *model, const int32_t *tokens, size_t n_tokens, int32_t special, char *buf,
+                          size_t buf_size, size_t *needed);
+
+/** Writes 1 to *out when `token` ends generation (EOS, EOT, ...), else 0. */
+moe_status moe_token_is_eog(const moe_model *model, int32_t token, int32_t *out);
+
+/* ---------------------------------------------------------------------------------------------
+ * Sampling and generation
+ * ------------------------------------------------------------------------------------------- */
+
+/** How the next token is chosen. Initialise with moe_sampler_default_params(). */
+typedef struct moe_sampler_params {
+    uint32_t size;              /* sizeof(moe_sampler_params), set by moe_sampler_default_params */
+    float temperature;          /* 0 or less = greedy; default 0.8 */
+    int32_t top_k;              /* 0 = off; default 40 */
+    float top_p;                /* 1 = off; default 0.95 */
+    float min_p;                /* 0 = off; default 0.05 */
+    float repeat_penalty;       /* 1 = off */
+    float frequency_penalty;    /* 0 = off */
+    float presence_penalty;     /* 0 = off */
+    int32_t penalty_last_n;     /* window of recent tokens the penalties look at; default 64 */
+    uint64_t seed;              /* the same seed gives the same tokens; default 0 */
+} moe_sampler_params;
+
+/** The default options. */
+moe_sampler_params moe_sampler_default_params(void);
+
+/** A sampler: its options, random state and recent tokens. Opaque; one thread at a time. */
+typedef struct moe_sampler moe_sampler;
+
+/** Creates a sampler (params may be NULL for the defaults); MOE_STATUS_INVALID_ARGUMENT for an option out of range. */
+moe_status moe_sampler_new(const moe_sampler_params *params, moe_sampler **out);
+/** Frees a sampler; NULL is a no-op. */
+void moe_sampler_free(moe_sampler *sampler);
+/** Picks a token from n_logits logits (one per vocabulary entry) and writes it to *out. */
+moe_status moe_sampler_sample(moe_sampler *sampler, const float *logits, size_t n_logits, int32_t *out);
+/** Records a token (given or generated) for the penalties. */
+moe_status moe_sampler_accept(moe_sampler *sampler, int32_t token);
+
+/**
+ * Receives each complete piece of UTF-8 text as it is generated (`len` bytes, NUL-terminated,
+ * valid only during the call). Return nonzero to go on, 0 to stop the generation.
+ */
+typedef int32_t (*moe_piece_callback)(const char *piece, size_t len, void *user_data);
+
+/** Why a generation ended. */
+typedef int32_t moe_stop_reason;
+#define MOE_STOP_EOG 0          /* the model produced an end-of-generation token */
+#define MOE_STOP_LENGTH 1       /* n_predict tokens were generated */
+#define MOE_STOP_STRING 2       /* a stop string appeared (it is not passed to the callback) */
+#define MOE_STOP_CONTEXT 3      /* the session's context is full */
+#define MOE_STOP_CALLBACK 4     /* the callback returned 0 */
+
+/** Options for moe_generate. Initialise with moe_generate_default_params(). */
+typedef struct moe_generate_params {
+    uint32_t size;                  /* sizeof(moe_generate_params), set by moe_generate_default_params */
+    int32_t n_predict;              /* the most tokens to generate; default 128 */
+    moe_sampler_params sampler;     /* sampling options; default moe_sampler_default_params() */
+    int32_t add_special;            /* add BOS/EOS as the vocabulary asks (only at position 0); default 1 */
+    int32_t parse_special;          /* parse control-token text in the prompt; default 0 */
+    int32_t stop_at_eog;            /* stop at end-of-generation tokens; default 1 */
+    const char *const *stop;        /* stop strings (may be NULL), borrowed for the call */
+    size_t n_stop;                  /* how many stop strings */
+} moe_generate_params;
+
+/** The default options. */
+moe_generate_params moe_generate_default_params(void);
+
+/** What a generation did. Set `size` to sizeof(moe_generate_result) before the call. */
+typedef struct moe_generate_result {
+    uint32_t size;              /* set by the caller: sizeof(moe_generate_result) */
+    int32_t n_prompt;           /* prompt tokens evaluated */
+    int32_t n_generated;        /* tokens generated */
+    moe_stop_reason stop_reason;
+    double prompt_seconds;      /* time evaluating the prompt */
+    double decode_seconds;      /* time generating */
+} moe_generate_result;
+
+/**
+ * Tokenizes `prompt` (NUL-terminated UTF-8), evaluates it after what the session holds, and
+ * generates, passing each piece of text to `callback` (may be NULL). The session keeps every
+ * token, so a later call continues the same text. `params` and `result` may be NULL. A callback
+ * that returns 0 ends the call with MOE_STATUS_OK and stop_reason MOE_STOP_CALLBACK. The session
+ * must not be used by another thread during the call; the callback must not call into the same
+ * session.
+ */
+moe_status moe_generate(moe_session *session, const char *prompt, const moe_generate_params *params,
+                        moe_piece_callback callback, void *user_data, moe_generate_result *result);
+
+/* ---------------------------------------------------------------------------------------------
+ * Expert utilization
+ * ------------------------------------------------------------------------------------------- */
+
+/** The model's expert layout. Set `size` to sizeof(moe_expert_info) before the call. */
+typedef struct moe_expert_info {
+    uint32_t size;          /* set by the caller: sizeof(moe_expert_info) */
+    int32_t n_layer;        /* transformer blocks */
+    int32_t n_expert;       /* routed experts per layer (0 for a dense model) */
+    int32_t n_expert_used;  /* experts each token uses per layer */
+} moe_expert_info;
+
+/** Fills *info (fields up to info->size). MOE_STATUS_UNSUPPORTED when the model cannot run. */
+moe_status moe_model_expert_info(const moe_model *model, moe_expert_info *info);
+
+/**
+ * How many times each routed expert was chosen by the session's tokens since it was created (or
+ * since moe_session_reset_expert_counts): n_layer * n_expert counts, layer-major, copied to
+ * `counts` (room for `n_max`); *n_needed gets the count. Each evaluated token adds n_expert_used
+ * per layer. A buffer too small fails with *n_needed set. Call it between evaluations.
+ */
+moe_status moe_session_expert_counts(const moe_session *session, uint64_t *counts, size_t n_max, size_t *n_needed);
+
+/** Sets the session's expert counts to zero. */
+moe_status moe_session_reset_expert_counts(moe_session *session);
 
 #ifdef __cplusplus
 }

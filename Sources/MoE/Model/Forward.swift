@@ -21,6 +21,9 @@ final class ForwardState {
     let hidden: [ActivationBuffer]
     let qHalf: UnsafeMutablePointer<UInt16>
     let expertIds: UnsafeMutablePointer<Int32>
+    /// How often each expert was chosen since the session began: [layer][expert].
+    let expertCounts: UnsafeMutablePointer<UInt64>
+    let expertCountsSize: Int
     let contextLength: Int
     let hiddenSize: Int
 
@@ -49,6 +52,9 @@ final class ForwardState {
         hidden = (0..<slots).map { _ in ActivationBuffer(capacity: model.weights.widestInput) }
         qHalf = .allocate(capacity: c.heads * c.headDimension)
         expertIds = .allocate(capacity: slots)
+        expertCountsSize = c.layers * c.experts
+        expertCounts = .allocate(capacity: max(expertCountsSize, 1))
+        expertCounts.initialize(repeating: 0, count: max(expertCountsSize, 1))
     }
 
     deinit {
@@ -56,6 +62,7 @@ final class ForwardState {
         values.deallocate()
         qHalf.deallocate()
         expertIds.deallocate()
+        expertCounts.deallocate()
     }
 }
 
@@ -75,7 +82,7 @@ extension Model {
             for i in 0..<d { x[i] += s.ffnOut.pointer[i] }
 
             RMSNorm.apply(x, h, count: d, weight: layer.ffnNorm.pointer, epsilon: c.rmsEpsilon)
-            feedForward(layer.feedForward, input: h, output: s.ffnOut.pointer, state: s)
+            feedForward(layer.feedForward, layer: l, input: h, output: s.ffnOut.pointer, state: s)
             for i in 0..<d { x[i] += s.ffnOut.pointer[i] }
         }
 
@@ -151,7 +158,7 @@ extension Model {
     }
 
     /// The feed-forward block: routed experts (plus a shared expert) or a dense SwiGLU.
-    private func feedForward(_ weights: FeedForwardWeights, input h: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, state s: ForwardState) {
+    private func feedForward(_ weights: FeedForwardWeights, layer: Int, input h: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, state s: ForwardState) {
         let d = config.embedding
         switch weights {
         case .dense(let gate, let up, let down):
@@ -161,6 +168,8 @@ extension Model {
             routerWeights.apply(h, logits, buffer: s.input, pool: s.pool)
             router.gate(UnsafeMutableBufferPointer(start: logits, count: config.experts))
             router.topK(UnsafeBufferPointer(start: logits, count: config.experts), k: k, ids: s.expertIds, weights: s.expertWeights.pointer)
+            let counts = s.expertCounts + layer * config.experts
+            for j in 0..<k { counts[Int(s.expertIds[j])] &+= 1 }
             routedExperts(gates: gates, ups: ups, downs: downs, k: k, input: h, output: output, state: s)
             if let shared {
                 swiGLU(gate: shared.gate, up: shared.up, down: shared.down, input: h, output: s.gate.pointer, state: s)

@@ -65,6 +65,18 @@ public final class Session {
         return out
     }
 
+    /// How many times each routed expert was chosen by this session's tokens, layer-major
+    /// (`layers x experts` counts; empty for a dense model). Every evaluated token adds
+    /// `expertsUsed` to each layer's row. `reset` keeps the counts; `resetExpertCounts` clears them.
+    public var expertCounts: [UInt64] {
+        Array(UnsafeBufferPointer(start: state.expertCounts, count: state.expertCountsSize))
+    }
+
+    /// Sets every expert count to zero.
+    public func resetExpertCounts() {
+        state.expertCounts.update(repeating: 0, count: state.expertCountsSize)
+    }
+
     /// Forgets every token: the next evaluation starts at position 0.
     public func reset() { position = 0 }
 

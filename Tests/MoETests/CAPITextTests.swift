@@ -1,0 +1,178 @@
+import CMoE
+import MoE
+import Testing
+@testable import MoECAPI
+
+/// The C API's tokenizer, sampler, generation and expert counters, including their misuse.
+@Suite("C API: text, sampling, generation, experts")
+struct CAPITextTests {
+    func lastError() -> String { String(cString: moe_last_error()) }
+
+    func load(_ path: String) -> OpaquePointer? {
+        var model: OpaquePointer?
+        #expect(moe_model_load(Fixtures.path(path), nil, &model) == MOE_STATUS_OK)
+        return model
+    }
+
+    @Test("tokenize and detokenize agree with the Swift tokenizer; small buffers say what they need")
+    func tokenizer() throws {
+        let model = load("models/tiny-qwen3moe-q8_0.gguf")
+        defer { moe_model_free(model) }
+        let text = "Hello <|im_start|> wörld"
+        let swift = try Tokenizer(file: GGUFFile(path: Fixtures.path("models/tiny-qwen3moe-q8_0.gguf")))
+        var needed = 0
+        #expect(moe_tokenize(model, text, text.utf8.count, 1, 1, nil, 0, &needed) == MOE_STATUS_INVALID_ARGUMENT)
+        #expect(needed == swift.encode(text, addSpecial: true, parseSpecial: true).count)
+        #expect(lastError().contains("room for 0"))
+        var ids = [Int32](repeating: -1, count: needed)
+        #expect(moe_tokenize(model, text, text.utf8.count, 1, 1, &ids, ids.count, &needed) == MOE_STATUS_OK)
+        #expect(ids == swift.encode(text, addSpecial: true, parseSpecial: true))
+
+        var size = 0
+        #expect(moe_detokenize(model, ids, ids.count, 1, nil, 0, &size) == MOE_STATUS_INVALID_ARGUMENT)
+        var buf = [CChar](repeating: 0, count: size + 1)
+        #expect(moe_detokenize(model, ids, ids.count, 1, &buf, buf.count, &size) == MOE_STATUS_OK)
+        #expect(String(cString: buf) == text)
+        #expect(moe_detokenize(model, [99999], 1, 0, &buf, buf.count, &size) == MOE_STATUS_INVALID_ARGUMENT)
+        #expect(lastError().contains("99999"))
+        #expect(moe_token_to_piece(model, -1, 0, &buf, buf.count, &size) == MOE_STATUS_INVALID_ARGUMENT)
+        #expect(moe_token_to_piece(model, 72, 0, &buf, buf.count, &size) == MOE_STATUS_OK && String(cString: buf) == "H")
+
+        var info = moe_vocab_info()
+        info.size = UInt32(MemoryLayout<moe_vocab_info>.size)
+        #expect(moe_vocab_get_info(model, &info) == MOE_STATUS_OK)
+        #expect(Int(info.n_vocab) == swift.vocabulary.count && info.eos == 256)
+        var eog: Int32 = 0
+        #expect(moe_token_is_eog(model, 256, &eog) == MOE_STATUS_OK && eog == 1)
+        #expect(moe_tokenize(nil, text, 1, 0, 0, &ids, ids.count, &needed) == MOE_STATUS_INVALID_ARGUMENT)
+        #expect(moe_tokenize(model, nil, 5, 0, 0, &ids, ids.count, &needed) == MOE_STATUS_INVALID_ARGUMENT)
+        info.size = 0
+        #expect(moe_vocab_get_info(model, &info) == MOE_STATUS_INVALID_ARGUMENT)
+    }
+
+    @Test("a vocabulary-only file tokenizes through the C API")
+    func vocabularyOnly() {
+        let model = load("text/spm-austen.gguf")
+        defer { moe_model_free(model) }
+        var ids = [Int32](repeating: 0, count: 64)
+        var n = 0
+        #expect(moe_tokenize(model, "Hello world", 11, 1, 0, &ids, ids.count, &n) == MOE_STATUS_OK)
+        #expect(n > 2 && ids[0] == 1)  // BOS first: a SentencePiece vocabulary adds it
+    }
+
+    @Test("the C sampler draws what the Swift sampler draws; bad options and sizes are refused")
+    func sampler() throws {
+        var p = moe_sampler_default_params()
+        p.seed = 11
+        var s: OpaquePointer?
+        #expect(moe_sampler_new(&p, &s) == MOE_STATUS_OK)
+        defer { moe_sampler_free(s) }
+        var o = SamplingOptions()
+        o.seed = 11
+        var swift = try Sampler(o)
+        let logits: [Float] = [0.1, 2, 1.5, -1, 0.7, 1.9]
+        for _ in 0..<50 {
+            var t: Int32 = -1
+            #expect(moe_sampler_sample(s, logits, logits.count, &t) == MOE_STATUS_OK)
+            #expect(t == swift.sample(logits))
+            #expect(moe_sampler_accept(s, t) == MOE_STATUS_OK)
+            swift.accept(t)
+        }
+        p.top_p = 2
+        var bad: OpaquePointer?
+        #expect(moe_sampler_new(&p, &bad) == MOE_STATUS_INVALID_ARGUMENT && bad == nil)
+        p = moe_sampler_default_params()
+        p.size = 3
+        #expect(moe_sampler_new(&p, &bad) == MOE_STATUS_INVALID_ARGUMENT)
+        #expect(lastError().contains("moe_sampler_default_params"))
+        var t: Int32 = 0
+        #expect(moe_sampler_sample(s, nil, 4, &t) == MOE_STATUS_INVALID_ARGUMENT)
+        #expect(moe_sampler_sample(nil, logits, logits.count, &t) == MOE_STATUS_INVALID_ARGUMENT)
+        moe_sampler_free(nil)
+    }
+
+    @Test("moe_generate streams the Swift API's text, stops from its callback, and counts experts")
+    func generate() throws {
+        let path = "forward/qwen3moe-q8_0.gguf"
+        let model = load(path)
+        defer { moe_model_free(model) }
+        var sp = moe_session_default_params()
+        sp.n_ctx = 128
+        sp.n_threads = 1
+        var session: OpaquePointer?
+        #expect(moe_session_new(model, &sp, &session) == MOE_STATUS_OK)
+        defer { moe_session_free(session) }
+        var gp = moe_generate_default_params()
+        gp.n_predict = 10
+        gp.sampler.temperature = 0
+        gp.stop_at_eog = 0
+        final class Collector { var text: [UInt8] = []; var limit = Int.max }
+        let collector = Collector()
+        let callback: moe_piece_callback = { piece, length, user in
+            let c = Unmanaged<Collector>.fromOpaque(user!).takeUnretainedValue()
+            c.text += UnsafeRawBufferPointer(start: piece, count: length)
+            return c.text.count < c.limit ? 1 : 0
+        }
+        var result = moe_generate_result()
+        result.size = UInt32(MemoryLayout<moe_generate_result>.size)
+        let user = Unmanaged.passUnretained(collector).toOpaque()
+        #expect(moe_generate(session, "Hello", &gp, callback, user, &result) == MOE_STATUS_OK)
+        #expect(result.n_generated == 10 && result.stop_reason == MOE_STOP_LENGTH)
+
+        let swiftModel = try Model(path: Fixtures.path(path))
+        var options = GenerationOptions()
+        options.sampling = .greedy
+        options.maxTokens = 10
+        options.stopAtEndOfGeneration = false
+        let expected = try swiftModel.makeSession(contextLength: 128, threads: 1).generate("Hello", options: options) { _ in true }
+        #expect(collector.text == Array(expected.text.utf8))
+
+        // Counts: every evaluated token adds top-k choices per layer.
+        var info = moe_expert_info()
+        info.size = UInt32(MemoryLayout<moe_expert_info>.size)
+        #expect(moe_model_expert_info(model, &info) == MOE_STATUS_OK)
+        var n = 0
+        #expect(moe_session_expert_counts(session, nil, 0, &n) == MOE_STATUS_INVALID_ARGUMENT)
+        #expect(n == Int(info.n_layer * info.n_expert))
+        var counts = [UInt64](repeating: 0, count: n)
+        #expect(moe_session_expert_counts(session, &counts, n, &n) == MOE_STATUS_OK)
+        var position: Int64 = 0
+        #expect(moe_session_position(session, &position) == MOE_STATUS_OK)
+        for l in 0..<Int(info.n_layer) {
+            let row = counts[(l * Int(info.n_expert))..<((l + 1) * Int(info.n_expert))]
+            #expect(row.reduce(0, +) == UInt64(position) * UInt64(info.n_expert_used))
+        }
+        #expect(moe_session_reset_expert_counts(session) == MOE_STATUS_OK)
+        #expect(moe_session_expert_counts(session, &counts, n, &n) == MOE_STATUS_OK && counts.allSatisfy { $0 == 0 })
+
+        // The callback stops it; the session goes on from where it stopped.
+        collector.text = []
+        collector.limit = 1
+        #expect(moe_session_reset(session) == MOE_STATUS_OK)
+        #expect(moe_generate(session, "Hello", &gp, callback, user, &result) == MOE_STATUS_OK)
+        #expect(result.stop_reason == MOE_STOP_CALLBACK)
+
+        // Misuse.
+        #expect(moe_generate(nil, "x", &gp, nil, nil, nil) == MOE_STATUS_INVALID_ARGUMENT)
+        #expect(moe_generate(session, nil, &gp, nil, nil, nil) == MOE_STATUS_INVALID_ARGUMENT)
+        var wrong = gp
+        wrong.size = 8
+        #expect(moe_generate(session, "x", &wrong, nil, nil, nil) == MOE_STATUS_INVALID_ARGUMENT)
+        wrong = gp
+        wrong.n_stop = 2
+        #expect(moe_generate(session, "x", &wrong, nil, nil, nil) == MOE_STATUS_INVALID_ARGUMENT)
+        var small = moe_generate_result()
+        small.size = 0
+        #expect(moe_generate(session, "x", &gp, nil, nil, &small) == MOE_STATUS_INVALID_ARGUMENT)
+        #expect(moe_session_expert_counts(nil, &counts, n, &n) == MOE_STATUS_INVALID_ARGUMENT)
+    }
+
+    @Test("an expert budget is refused until the expert store exists")
+    func expertBudgetRefused() {
+        var p = moe_model_default_params()
+        p.expert_memory = 1 << 30
+        var model: OpaquePointer?
+        #expect(moe_model_load(Fixtures.path("models/tiny-qwen3moe-q8_0.gguf"), &p, &model) == MOE_STATUS_UNSUPPORTED)
+        #expect(model == nil)
+    }
+}
