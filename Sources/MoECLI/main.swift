@@ -13,6 +13,7 @@ let usage = """
     usage: moe COMMAND [options]
 
     commands:
+      demo                    generate with the embedded demo MoE and show how its experts were used
       info MODEL [--json]     describe a GGUF model (architecture, experts, bytes per token)
       run -m MODEL -p PROMPT [-n N] [--temp T] [--seed S] [--stats]
                               stream a continuation of a prompt
@@ -48,6 +49,8 @@ do {
     switch command {
     case "info":
         status = try InfoCommand.run(rest, environment: environment())
+    case "demo":
+        status = try DemoCommand.run(rest, environment: environment())
     case "run":
         status = try RunCommand.run(rest, environment: environment())
     case "chat":

@@ -24,6 +24,10 @@ final class ForwardState {
     /// How often each expert was chosen since the session began: [layer][expert].
     let expertCounts: UnsafeMutablePointer<UInt64>
     let expertCountsSize: Int
+    /// When on, every routing decision is appended here: per token, per layer, the k chosen
+    /// expert ids (off by default: then the forward pass does not touch it).
+    var recordRouting = false
+    var routingLog: [Int32] = []
     let contextLength: Int
     let hiddenSize: Int
 
@@ -170,6 +174,9 @@ extension Model {
             router.topK(UnsafeBufferPointer(start: logits, count: config.experts), k: k, ids: s.expertIds, weights: s.expertWeights.pointer)
             let counts = s.expertCounts + layer * config.experts
             for j in 0..<k { counts[Int(s.expertIds[j])] &+= 1 }
+            if s.recordRouting {
+                for j in 0..<k { s.routingLog.append(s.expertIds[j]) }
+            }
             routedExperts(gates: gates, ups: ups, downs: downs, k: k, input: h, output: output, state: s)
             if let shared {
                 swiGLU(gate: shared.gate, up: shared.up, down: shared.down, input: h, output: s.gate.pointer, state: s)

@@ -72,6 +72,19 @@ public final class Session {
         Array(UnsafeBufferPointer(start: state.expertCounts, count: state.expertCountsSize))
     }
 
+    /// Whether the session records every routing decision in `routingTrace`.
+    public var recordsRouting: Bool {
+        get { state.recordRouting }
+        set { state.recordRouting = newValue }
+    }
+
+    /// The routing decisions recorded while `recordsRouting` was on: for each evaluated token,
+    /// for each layer, the `expertsUsed` chosen expert ids (token-major, then layer).
+    public var routingTrace: [Int32] { state.routingLog }
+
+    /// Empties `routingTrace`.
+    public func clearRoutingTrace() { state.routingLog.removeAll(keepingCapacity: true) }
+
     /// Sets every expert count to zero.
     public func resetExpertCounts() {
         state.expertCounts.update(repeating: 0, count: state.expertCountsSize)
