@@ -1,0 +1,78 @@
+import Foundation
+import Testing
+import MoE
+
+/// `moe run`, `moe tokenize`, `moe chat` and `moe demo` as scripts and people use them.
+@Suite("moe CLI: text commands")
+struct CLITextTests {
+    func moe(_ args: [String], stdin: String = "", environment: [String: String] = [:]) throws -> CLITests.Result {
+        let process = Process()
+        process.executableURL = CLITests.binary
+        process.arguments = args
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let input = Pipe(), out = Pipe(), err = Pipe()
+        process.standardInput = input
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        input.fileHandleForWriting.write(Data(stdin.utf8))
+        try input.fileHandleForWriting.close()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return .init(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                     stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    let tiny = Fixtures.path("models/tiny-qwen3moe-q8_0.gguf")
+
+    @Test("moe tokenize prints the tokenizer's ids, as text or JSON")
+    func tokenize() throws {
+        let tokenizer = try Tokenizer(file: GGUFFile(path: tiny))
+        let r = try moe(["tokenize", "-m", tiny, "-p", "Hi <|im_end|>", "--special"])
+        #expect(r.status == 0)
+        #expect(r.stdout == tokenizer.encode("Hi <|im_end|>", parseSpecial: true).map(String.init).joined(separator: " ") + "\n")
+        let j = try moe(["tokenize", "-m", tiny, "-p", "Hi", "--json"])
+        let parsed = try JSONSerialization.jsonObject(with: Data(j.stdout.utf8)) as! [[String: Any]]
+        #expect(parsed.map { $0["id"] as! Int } == tokenizer.encode("Hi").map(Int.init))
+        #expect(try moe(["tokenize", "-m", tiny]).status == 2)
+    }
+
+    @Test("moe run streams the greedy continuation the Swift API gives; --stats goes to stderr")
+    func run() throws {
+        let model = try Model(path: tiny)
+        var options = GenerationOptions()
+        options.sampling = .greedy
+        options.maxTokens = 8
+        let expected = try model.makeSession(contextLength: 256, threads: 1).generate("Hello", options: options) { _ in true }
+        let r = try moe(["run", "-m", tiny, "-p", "Hello", "-n", "8", "--temp", "0", "-t", "1", "--stats"])
+        #expect(r.status == 0)
+        #expect(r.stdout == "Hello" + expected.text + "\n")
+        #expect(r.stderr.contains("decode: \(expected.generatedTokens.count) tokens"))
+        let same1 = try moe(["run", "-m", tiny, "-p", "Hello", "-n", "8", "--seed", "5", "--no-echo"])
+        let same2 = try moe(["run", "-m", tiny, "-p", "Hello", "-n", "8", "--seed", "5", "--no-echo"])
+        #expect(same1.stdout == same2.stdout && same1.status == 0)
+    }
+
+    @Test("moe run refuses bad options with exit 2 and bad models with exit 1")
+    func runErrors() throws {
+        #expect(try moe(["run", "-m", tiny]).status == 2)
+        #expect(try moe(["run", "-m", tiny, "-p", "x", "--top-p", "2"]).status == 2)
+        #expect(try moe(["run", "-m", tiny, "-p", "x", "--expert-memory", "1G"]).status == 2)
+        let bad = try moe(["run", "-m", "/nonexistent.gguf", "-p", "x"])
+        #expect(bad.status == 1 && bad.stderr.split(separator: "\n").count == 1)
+    }
+
+    @Test("moe chat answers each line, keeps going after /reset, and quits at end of input")
+    func chat() throws {
+        let r = try moe(["chat", "-m", tiny, "-n", "4", "--temp", "0", "--stats"], stdin: "hello\n/reset\nagain\n")
+        #expect(r.status == 0)
+        #expect(r.stderr.contains("chatml format"))
+        #expect(r.stderr.components(separatedBy: "decode: 4 tokens").count == 3)
+        #expect(r.stderr.contains("(conversation reset)"))
+        let none = try moe(["chat", "-m", Fixtures.path("models/tiny-mixtral-q4_0.gguf")])
+        #expect(none.status == 1 && none.stderr.contains("--chat-template"))
+        let forced = try moe(["chat", "-m", Fixtures.path("models/tiny-mixtral-q4_0.gguf"), "--chat-template", "mistral-v1", "-n", "2"], stdin: "hi\n")
+        #expect(forced.status == 0)
+    }
+}
