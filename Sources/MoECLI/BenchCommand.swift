@@ -12,7 +12,7 @@ import Darwin
 /// `moe bench`: prompt processing and decode speed, llama-bench style, with the decode roofline.
 enum BenchCommand {
     static let usage = """
-        usage: moe bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] [-o md|json|csv]
+        usage: moe bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] [-o md|json|csv] [--profile]
 
         Measures prompt processing (ppP: P random tokens evaluated in one call) and decode (tgN:
         N tokens one at a time from an empty context), each as tokens/s, mean ± std over REPS
@@ -25,6 +25,7 @@ enum BenchCommand {
           -t N        threads, the caller included (default: one per core)
           -r N        repetitions (default 5)
           -o FORMAT   md (default), json or csv
+          --profile   record every routing decision (as moe profile does), to measure its cost
         """
 
     struct Result {
@@ -41,7 +42,7 @@ enum BenchCommand {
     }
 
     static func run(_ args: [String], environment: [String: String]) throws -> Int32 {
-        let p = try Arguments(args, valued: ["--model", "-p", "-n", "-t", "-r", "-o", "--expert-memory"], flags: ["--help"],
+        let p = try Arguments(args, valued: ["--model", "-p", "-n", "-t", "-r", "-o", "--expert-memory"], flags: ["--help", "--profile"],
                               aliases: ["-m": "--model", "-h": "--help"])
         if p.flags.contains("--help") { print(usage); return 0 }
         guard p.positionals.isEmpty else { throw UsageError(message: "unexpected argument '\(p.positionals[0])'") }
@@ -59,6 +60,7 @@ enum BenchCommand {
         let format = p.values["-o"] ?? "md"
         guard ["md", "json", "csv"].contains(format) else { throw UsageError(message: "-o takes md, json or csv") }
 
+        let profile = p.flags.contains("--profile")
         let model = try Model(path: path)
         let summary = ModelSummary(file: model.file)
         var generator = SystemRandomNumberGenerator()
@@ -71,6 +73,7 @@ enum BenchCommand {
             var r = Result(test: "pp\(promptTokens)", prompt: promptTokens, generated: 0, samples: [])
             for rep in 0...reps {
                 let session = try model.makeSession(contextLength: promptTokens, threads: threads)
+                session.recordsRouting = profile
                 let input = tokens(promptTokens)
                 let start = clock.now
                 _ = try session.evaluate(input)
@@ -82,6 +85,7 @@ enum BenchCommand {
             var r = Result(test: "tg\(genTokens)", prompt: 0, generated: genTokens, samples: [])
             for rep in 0...reps {
                 let session = try model.makeSession(contextLength: genTokens, threads: threads)
+                session.recordsRouting = profile
                 let input = tokens(genTokens)
                 let start = clock.now
                 for t in input { _ = try session.evaluate([t]) }

@@ -18,6 +18,8 @@ let usage = """
       run -m MODEL -p PROMPT [-n N] [--temp T] [--seed S] [--stats]
                               stream a continuation of a prompt
       chat -m MODEL           talk to a chat model in the terminal
+      profile -m MODEL (-p PROMPT | -f FILE) [-n N] --out DIR
+                              record expert routing; write report.json, SVG charts and index.html
       tokenize -m MODEL -p TEXT [--json]
                               print the token ids of a text
       logits -m MODEL --tokens "ID ..." -o FILE [--all]
@@ -49,6 +51,8 @@ do {
     switch command {
     case "info":
         status = try InfoCommand.run(rest, environment: environment())
+    case "profile":
+        status = try ProfileCommand.run(rest, environment: environment())
     case "demo":
         status = try DemoCommand.run(rest, environment: environment())
     case "run":

@@ -76,3 +76,25 @@ struct CLITextTests {
         #expect(forced.status == 0)
     }
 }
+
+/// `moe profile` and `moe demo` from the outside.
+@Suite("moe CLI: profile and demo")
+struct CLIProfileTests {
+    @Test("moe profile writes the six report files, and report.json counts every token")
+    func profile() throws {
+        let dir = Fixtures.scratchDirectory().appendingPathComponent("prof/nested")
+        let r = try CLITextTests().moe(["profile", "-m", Fixtures.path("models/tiny-qwen3moe-q8_0.gguf"), "-p", "Hello world, hello experts",
+                                        "-n", "5", "--out", dir.path, "-t", "1"])
+        #expect(r.status == 0, "\(r.stderr)")
+        for f in ["report.json", "trace.jsonl", "usage.csv", "heatmap.svg", "cache-curve.svg", "index.html"] {
+            #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent(f).path), "\(f) missing")
+        }
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("report.json"))) as! [String: Any]
+        let tokens = report["tokens"] as! Int
+        #expect(tokens == (report["prompt_tokens"] as! Int) + 4)  // the 5th generated token is never evaluated
+        for layer in report["layers"] as! [[String: Any]] {
+            #expect((layer["selected"] as! [Int]).reduce(0, +) == tokens * 2)
+        }
+        #expect(try CLITextTests().moe(["profile", "-m", Fixtures.path("models/tiny-qwen3moe-q8_0.gguf"), "-p", "x"]).status == 2)
+    }
+}

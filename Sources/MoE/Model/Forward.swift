@@ -28,6 +28,7 @@ final class ForwardState {
     /// expert ids (off by default: then the forward pass does not touch it).
     var recordRouting = false
     var routingLog: [Int32] = []
+    var routingWeightLog: [Float] = []
     let contextLength: Int
     let hiddenSize: Int
 
@@ -175,7 +176,10 @@ extension Model {
             let counts = s.expertCounts + layer * config.experts
             for j in 0..<k { counts[Int(s.expertIds[j])] &+= 1 }
             if s.recordRouting {
-                for j in 0..<k { s.routingLog.append(s.expertIds[j]) }
+                for j in 0..<k {
+                    s.routingLog.append(s.expertIds[j])
+                    s.routingWeightLog.append(s.expertWeights.pointer[j])
+                }
             }
             routedExperts(gates: gates, ups: ups, downs: downs, k: k, input: h, output: output, state: s)
             if let shared {

@@ -6,15 +6,26 @@ public struct RoutingTrace: Sendable {
     public let experts: Int
     /// Experts chosen per token and layer.
     public let k: Int
-    /// Chosen ids, token-major, then layer, then rank.
+    /// Chosen ids, token-major, then layer, then rank (rank 0 = the highest routing weight).
     public let ids: [Int32]
+    /// The routing weight of each choice (same layout as `ids`); empty when not recorded.
+    public let weights: [Float]
 
-    /// A trace over `ids` (its length must be a multiple of `layers * k`).
-    public init(layers: Int, experts: Int, k: Int, ids: [Int32]) {
+    /// A trace over `ids` (its length must be a multiple of `layers * k`) and, optionally,
+    /// their routing weights.
+    public init(layers: Int, experts: Int, k: Int, ids: [Int32], weights: [Float] = []) {
         self.layers = layers
         self.experts = experts
         self.k = k
-        self.ids = ids
+        let whole = layers * k == 0 ? 0 : ids.count / (layers * k) * layers * k
+        self.ids = Array(ids.prefix(whole))
+        self.weights = weights.count >= whole ? Array(weights.prefix(whole)) : []
+    }
+
+    /// The trace a session recorded (`Session.recordsRouting`).
+    public init(session: Session) {
+        let c = session.model.config
+        self.init(layers: c.layers, experts: c.experts, k: c.expertsUsed, ids: session.routingTrace, weights: session.routingWeights)
     }
 
     /// How many tokens the trace covers.

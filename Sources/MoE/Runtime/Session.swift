@@ -82,8 +82,15 @@ public final class Session {
     /// for each layer, the `expertsUsed` chosen expert ids (token-major, then layer).
     public var routingTrace: [Int32] { state.routingLog }
 
-    /// Empties `routingTrace`.
-    public func clearRoutingTrace() { state.routingLog.removeAll(keepingCapacity: true) }
+    /// The routing weights that go with `routingTrace`, one per chosen expert (after the
+    /// architecture's normalisation and scaling: what the expert's output is multiplied by).
+    public var routingWeights: [Float] { state.routingWeightLog }
+
+    /// Empties `routingTrace` and `routingWeights`.
+    public func clearRoutingTrace() {
+        state.routingLog.removeAll(keepingCapacity: true)
+        state.routingWeightLog.removeAll(keepingCapacity: true)
+    }
 
     /// Sets every expert count to zero.
     public func resetExpertCounts() {
