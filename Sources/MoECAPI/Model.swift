@@ -39,6 +39,7 @@ public func moe_model_default_params() -> moe_model_params {
 @c @implementation
 public func moe_model_load(_ path: UnsafePointer<CChar>?, _ params: UnsafePointer<moe_model_params>?,
                            _ out: UnsafeMutablePointer<OpaquePointer?>?) -> moe_status {
+    Handles.enterNone()
     guard let path else { return invalid("moe_model_load: path is NULL") }
     guard let out else { return invalid("moe_model_load: out is NULL") }
     if let params {
@@ -53,7 +54,7 @@ public func moe_model_load(_ path: UnsafePointer<CChar>?, _ params: UnsafePointe
     }
     do {
         let file = try GGUFFile(path: String(cString: path))
-        out.pointee = OpaquePointer(Unmanaged.passRetained(ModelHandle(file: file)).toOpaque())
+        out.pointee = Handles.register(OpaquePointer(Unmanaged.passRetained(ModelHandle(file: file)).toOpaque()), .model)
         return MOE_STATUS_OK
     } catch {
         return fail(error)
@@ -63,6 +64,8 @@ public func moe_model_load(_ path: UnsafePointer<CChar>?, _ params: UnsafePointe
 @c @implementation
 public func moe_model_free(_ model: OpaquePointer?) {
     guard let model else { return }
+    // A pointer that is not live (freed twice, or never ours) is ignored rather than freed.
+    guard Handles.remove(model, .model) else { return }
     Unmanaged<ModelHandle>.fromOpaque(UnsafeRawPointer(model)).release()
 }
 
@@ -71,6 +74,7 @@ public func moe_model_meta_string(_ model: OpaquePointer?, _ key: UnsafePointer<
                                   _ buf: UnsafeMutablePointer<CChar>?, _ bufSize: Int,
                                   _ needed: UnsafeMutablePointer<Int>?) -> moe_status {
     guard let model else { return invalid("moe_model_meta_string: model is NULL") }
+    guard Handles.enter(model, .model) else { return invalid("moe_model_meta_string: model was freed or is not a model handle") }
     guard let key else { return invalid("moe_model_meta_string: key is NULL") }
     let name = String(cString: key)
     guard let value = handle(model).file.metadata[name] else {
@@ -92,6 +96,7 @@ public func moe_model_meta_string(_ model: OpaquePointer?, _ key: UnsafePointer<
 @c @implementation
 public func moe_model_tensor_count(_ model: OpaquePointer?, _ out: UnsafeMutablePointer<Int64>?) -> moe_status {
     guard let model else { return invalid("moe_model_tensor_count: model is NULL") }
+    guard Handles.enter(model, .model) else { return invalid("moe_model_tensor_count: model was freed or is not a model handle") }
     guard let out else { return invalid("moe_model_tensor_count: out is NULL") }
     out.pointee = Int64(handle(model).file.tensors.count)
     return MOE_STATUS_OK

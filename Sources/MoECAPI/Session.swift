@@ -15,6 +15,7 @@ func sessionHandle(_ pointer: OpaquePointer) -> SessionHandle {
 @c @implementation
 public func moe_model_vocab_size(_ model: OpaquePointer?, _ out: UnsafeMutablePointer<Int64>?) -> moe_status {
     guard let model else { return invalid("moe_model_vocab_size: model is NULL") }
+    guard Handles.enter(model, .model) else { return invalid("moe_model_vocab_size: model was freed or is not a model handle") }
     guard let out else { return invalid("moe_model_vocab_size: out is NULL") }
     switch handle(model).model {
     case .success(let m):
@@ -34,6 +35,7 @@ public func moe_session_default_params() -> moe_session_params {
 public func moe_session_new(_ model: OpaquePointer?, _ params: UnsafePointer<moe_session_params>?,
                             _ out: UnsafeMutablePointer<OpaquePointer?>?) -> moe_status {
     guard let model else { return invalid("moe_session_new: model is NULL") }
+    guard Handles.enter(model, .model) else { return invalid("moe_session_new: model was freed or is not a model handle") }
     guard let out else { return invalid("moe_session_new: out is NULL") }
     var p = moe_session_default_params()
     if let params {
@@ -52,7 +54,7 @@ public func moe_session_new(_ model: OpaquePointer?, _ params: UnsafePointer<moe
         do {
             let threads = p.n_threads == 0 ? ThreadPool.processorCount : Int(p.n_threads)
             let session = try m.makeSession(contextLength: Int(p.n_ctx), threads: threads)
-            out.pointee = OpaquePointer(Unmanaged.passRetained(SessionHandle(session: session)).toOpaque())
+            out.pointee = Handles.register(OpaquePointer(Unmanaged.passRetained(SessionHandle(session: session)).toOpaque()), .session)
             return MOE_STATUS_OK
         } catch {
             return fail(error)
@@ -63,12 +65,15 @@ public func moe_session_new(_ model: OpaquePointer?, _ params: UnsafePointer<moe
 @c @implementation
 public func moe_session_free(_ session: OpaquePointer?) {
     guard let session else { return }
+    // A pointer that is not live (freed twice, or never ours) is ignored rather than freed.
+    guard Handles.remove(session, .session) else { return }
     Unmanaged<SessionHandle>.fromOpaque(UnsafeRawPointer(session)).release()
 }
 
 @c @implementation
 public func moe_session_eval(_ session: OpaquePointer?, _ tokens: UnsafePointer<Int32>?, _ count: Int, _ allLogits: Int32) -> moe_status {
     guard let session else { return invalid("moe_session_eval: session is NULL") }
+    guard Handles.enter(session, .session) else { return invalid("moe_session_eval: session was freed or is not a session handle") }
     guard let tokens, count > 0 else { return invalid("moe_session_eval: no tokens (tokens is NULL or n_tokens is 0)") }
     let h = sessionHandle(session)
     do {
@@ -83,6 +88,7 @@ public func moe_session_eval(_ session: OpaquePointer?, _ tokens: UnsafePointer<
 public func moe_session_logits(_ session: OpaquePointer?, _ buf: UnsafeMutablePointer<Float>?, _ length: Int,
                                _ needed: UnsafeMutablePointer<Int>?) -> moe_status {
     guard let session else { return invalid("moe_session_logits: session is NULL") }
+    guard Handles.enter(session, .session) else { return invalid("moe_session_logits: session was freed or is not a session handle") }
     let logits = sessionHandle(session).logits
     needed?.pointee = logits.count
     guard length >= logits.count else {
@@ -96,6 +102,7 @@ public func moe_session_logits(_ session: OpaquePointer?, _ buf: UnsafeMutablePo
 @c @implementation
 public func moe_session_position(_ session: OpaquePointer?, _ out: UnsafeMutablePointer<Int64>?) -> moe_status {
     guard let session else { return invalid("moe_session_position: session is NULL") }
+    guard Handles.enter(session, .session) else { return invalid("moe_session_position: session was freed or is not a session handle") }
     guard let out else { return invalid("moe_session_position: out is NULL") }
     out.pointee = Int64(sessionHandle(session).session.position)
     return MOE_STATUS_OK
@@ -104,6 +111,7 @@ public func moe_session_position(_ session: OpaquePointer?, _ out: UnsafeMutable
 @c @implementation
 public func moe_session_truncate(_ session: OpaquePointer?, _ keep: Int64) -> moe_status {
     guard let session else { return invalid("moe_session_truncate: session is NULL") }
+    guard Handles.enter(session, .session) else { return invalid("moe_session_truncate: session was freed or is not a session handle") }
     do {
         try sessionHandle(session).session.truncate(to: Int(clamping: keep))
         return MOE_STATUS_OK

@@ -22,6 +22,7 @@ func fits(_ size: UInt32, _ end: Int) -> Bool { Int(size) >= end }
 @c @implementation
 public func moe_session_reset(_ session: OpaquePointer?) -> moe_status {
     guard let session else { return invalid("moe_session_reset: session is NULL") }
+    guard Handles.enter(session, .session) else { return invalid("moe_session_reset: session was freed or is not a session handle") }
     let h = sessionHandle(session)
     h.session.reset()
     h.logits = []
@@ -31,6 +32,7 @@ public func moe_session_reset(_ session: OpaquePointer?) -> moe_status {
 @c @implementation
 public func moe_vocab_get_info(_ model: OpaquePointer?, _ info: UnsafeMutablePointer<moe_vocab_info>?) -> moe_status {
     guard let model else { return invalid("moe_vocab_get_info: model is NULL") }
+    guard Handles.enter(model, .model) else { return invalid("moe_vocab_get_info: model was freed or is not a model handle") }
     guard let info else { return invalid("moe_vocab_get_info: info is NULL") }
     let size = info.pointee.size
     guard size >= 4, size <= 1 << 16 else { return invalid("moe_vocab_get_info: info->size is \(size); set it to sizeof(moe_vocab_info)") }
@@ -52,6 +54,7 @@ public func moe_tokenize(_ model: OpaquePointer?, _ text: UnsafePointer<CChar>?,
                          _ parseSpecial: Int32, _ tokens: UnsafeMutablePointer<Int32>?, _ nMax: Int,
                          _ nNeeded: UnsafeMutablePointer<Int>?) -> moe_status {
     guard let model else { return invalid("moe_tokenize: model is NULL") }
+    guard Handles.enter(model, .model) else { return invalid("moe_tokenize: model was freed or is not a model handle") }
     guard text != nil || length == 0 else { return invalid("moe_tokenize: text is NULL") }
     guard length >= 0, length <= 1 << 30 else { return invalid("moe_tokenize: text_len \(length) is out of range") }
     do {
@@ -74,6 +77,7 @@ public func moe_tokenize(_ model: OpaquePointer?, _ text: UnsafePointer<CChar>?,
 public func moe_token_to_piece(_ model: OpaquePointer?, _ token: Int32, _ special: Int32, _ buf: UnsafeMutablePointer<CChar>?,
                                _ size: Int, _ needed: UnsafeMutablePointer<Int>?) -> moe_status {
     guard let model else { return invalid("moe_token_to_piece: model is NULL") }
+    guard Handles.enter(model, .model) else { return invalid("moe_token_to_piece: model was freed or is not a model handle") }
     do {
         let tokenizer = try handle(model).tokenizer()
         guard tokenizer.vocabulary.contains(token) else {
@@ -89,6 +93,7 @@ public func moe_token_to_piece(_ model: OpaquePointer?, _ token: Int32, _ specia
 public func moe_detokenize(_ model: OpaquePointer?, _ tokens: UnsafePointer<Int32>?, _ count: Int, _ special: Int32,
                            _ buf: UnsafeMutablePointer<CChar>?, _ size: Int, _ needed: UnsafeMutablePointer<Int>?) -> moe_status {
     guard let model else { return invalid("moe_detokenize: model is NULL") }
+    guard Handles.enter(model, .model) else { return invalid("moe_detokenize: model was freed or is not a model handle") }
     guard tokens != nil || count == 0 else { return invalid("moe_detokenize: tokens is NULL") }
     do {
         let tokenizer = try handle(model).tokenizer()
@@ -105,6 +110,7 @@ public func moe_detokenize(_ model: OpaquePointer?, _ tokens: UnsafePointer<Int3
 @c @implementation
 public func moe_token_is_eog(_ model: OpaquePointer?, _ token: Int32, _ out: UnsafeMutablePointer<Int32>?) -> moe_status {
     guard let model else { return invalid("moe_token_is_eog: model is NULL") }
+    guard Handles.enter(model, .model) else { return invalid("moe_token_is_eog: model was freed or is not a model handle") }
     guard let out else { return invalid("moe_token_is_eog: out is NULL") }
     do {
         out.pointee = try handle(model).tokenizer().vocabulary.endOfGeneration.contains(token) ? 1 : 0
@@ -159,11 +165,12 @@ func checkedSamplerParams(_ params: UnsafePointer<moe_sampler_params>?, _ functi
 
 @c @implementation
 public func moe_sampler_new(_ params: UnsafePointer<moe_sampler_params>?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> moe_status {
+    Handles.enterNone()
     guard let out else { return invalid("moe_sampler_new: out is NULL") }
     do {
         let p = try checkedSamplerParams(params, "moe_sampler_new").get()
         let sampler = try Sampler(samplingOptions(p))
-        out.pointee = OpaquePointer(Unmanaged.passRetained(SamplerHandle(sampler)).toOpaque())
+        out.pointee = Handles.register(OpaquePointer(Unmanaged.passRetained(SamplerHandle(sampler)).toOpaque()), .sampler)
         return MOE_STATUS_OK
     } catch {
         return fail(error)
@@ -173,6 +180,8 @@ public func moe_sampler_new(_ params: UnsafePointer<moe_sampler_params>?, _ out:
 @c @implementation
 public func moe_sampler_free(_ sampler: OpaquePointer?) {
     guard let sampler else { return }
+    // A pointer that is not live (freed twice, or never ours) is ignored rather than freed.
+    guard Handles.remove(sampler, .sampler) else { return }
     Unmanaged<SamplerHandle>.fromOpaque(UnsafeRawPointer(sampler)).release()
 }
 
@@ -180,6 +189,7 @@ public func moe_sampler_free(_ sampler: OpaquePointer?) {
 public func moe_sampler_sample(_ sampler: OpaquePointer?, _ logits: UnsafePointer<Float>?, _ count: Int,
                                _ out: UnsafeMutablePointer<Int32>?) -> moe_status {
     guard let sampler else { return invalid("moe_sampler_sample: sampler is NULL") }
+    guard Handles.enter(sampler, .sampler) else { return invalid("moe_sampler_sample: sampler was freed or is not a sampler handle") }
     guard let logits, count > 0 else { return invalid("moe_sampler_sample: no logits (logits is NULL or n_logits is 0)") }
     guard count <= Int(Int32.max) else { return invalid("moe_sampler_sample: n_logits \(count) is too large") }
     guard let out else { return invalid("moe_sampler_sample: out is NULL") }
@@ -191,6 +201,7 @@ public func moe_sampler_sample(_ sampler: OpaquePointer?, _ logits: UnsafePointe
 @c @implementation
 public func moe_sampler_accept(_ sampler: OpaquePointer?, _ token: Int32) -> moe_status {
     guard let sampler else { return invalid("moe_sampler_accept: sampler is NULL") }
+    guard Handles.enter(sampler, .sampler) else { return invalid("moe_sampler_accept: sampler was freed or is not a sampler handle") }
     guard token >= 0 else { return invalid("moe_sampler_accept: token \(token) is negative") }
     Unmanaged<SamplerHandle>.fromOpaque(UnsafeRawPointer(sampler)).takeUnretainedValue().sampler.accept(token)
     return MOE_STATUS_OK
@@ -209,6 +220,7 @@ public func moe_generate(_ session: OpaquePointer?, _ prompt: UnsafePointer<CCha
                          _ callback: moe_piece_callback?, _ userData: UnsafeMutableRawPointer?,
                          _ result: UnsafeMutablePointer<moe_generate_result>?) -> moe_status {
     guard let session else { return invalid("moe_generate: session is NULL") }
+    guard Handles.enter(session, .session) else { return invalid("moe_generate: session was freed or is not a session handle") }
     guard let prompt else { return invalid("moe_generate: prompt is NULL") }
     var p = moe_generate_default_params()
     if let params {
@@ -274,6 +286,7 @@ public func moe_generate(_ session: OpaquePointer?, _ prompt: UnsafePointer<CCha
 @c @implementation
 public func moe_model_expert_info(_ model: OpaquePointer?, _ info: UnsafeMutablePointer<moe_expert_info>?) -> moe_status {
     guard let model else { return invalid("moe_model_expert_info: model is NULL") }
+    guard Handles.enter(model, .model) else { return invalid("moe_model_expert_info: model was freed or is not a model handle") }
     guard let info else { return invalid("moe_model_expert_info: info is NULL") }
     let size = info.pointee.size
     guard size >= 4, size <= 1 << 16 else { return invalid("moe_model_expert_info: info->size is \(size); set it to sizeof(moe_expert_info)") }
@@ -293,6 +306,7 @@ public func moe_model_expert_info(_ model: OpaquePointer?, _ info: UnsafeMutable
 public func moe_session_expert_counts(_ session: OpaquePointer?, _ counts: UnsafeMutablePointer<UInt64>?, _ nMax: Int,
                                       _ nNeeded: UnsafeMutablePointer<Int>?) -> moe_status {
     guard let session else { return invalid("moe_session_expert_counts: session is NULL") }
+    guard Handles.enter(session, .session) else { return invalid("moe_session_expert_counts: session was freed or is not a session handle") }
     let values = sessionHandle(session).session.expertCounts
     nNeeded?.pointee = values.count
     guard nMax >= values.count else { return invalid("moe_session_expert_counts: \(values.count) counts, the buffer has room for \(nMax)") }
@@ -306,6 +320,7 @@ public func moe_session_expert_counts(_ session: OpaquePointer?, _ counts: Unsaf
 @c @implementation
 public func moe_session_reset_expert_counts(_ session: OpaquePointer?) -> moe_status {
     guard let session else { return invalid("moe_session_reset_expert_counts: session is NULL") }
+    guard Handles.enter(session, .session) else { return invalid("moe_session_reset_expert_counts: session was freed or is not a session handle") }
     sessionHandle(session).session.resetExpertCounts()
     return MOE_STATUS_OK
 }

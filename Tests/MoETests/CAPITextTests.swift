@@ -167,6 +167,51 @@ struct CAPITextTests {
         #expect(moe_session_expert_counts(nil, &counts, n, &n) == MOE_STATUS_INVALID_ARGUMENT)
     }
 
+    @Test("freed handles, handles of another kind and foreign pointers are refused; a double free is ignored")
+    func staleHandles() throws {
+        let model = load("forward/qwen3moe-q8_0.gguf")
+        var session: OpaquePointer?
+        #expect(moe_session_new(model, nil, &session) == MOE_STATUS_OK)
+        var position: Int64 = 0
+        // A session passed where a model is expected, and the other way round.
+        var count: Int64 = 0
+        #expect(moe_model_tensor_count(session, &count) == MOE_STATUS_INVALID_ARGUMENT)
+        #expect(lastError().contains("not a model handle"))
+        #expect(moe_session_position(model, &position) == MOE_STATUS_INVALID_ARGUMENT)
+        // A pointer the library never gave out.
+        var junk = [UInt8](repeating: 0, count: 64)
+        junk.withUnsafeMutableBytes { raw in
+            let fake = OpaquePointer(raw.baseAddress!)
+            #expect(moe_session_eval(fake, [1], 1, 0) == MOE_STATUS_INVALID_ARGUMENT)
+            moe_session_free(fake)  // ignored, not freed
+        }
+        moe_session_free(session)
+        #expect(moe_session_position(session, &position) == MOE_STATUS_INVALID_ARGUMENT)
+        #expect(lastError().contains("was freed"))
+        moe_session_free(session)  // a second free is ignored
+        moe_model_free(model)
+        #expect(moe_model_tensor_count(model, &count) == MOE_STATUS_INVALID_ARGUMENT)
+    }
+
+    @Test("each handle keeps the message of its own last failure")
+    func perHandleErrors() {
+        let a = load("forward/qwen3moe-q8_0.gguf"), b = load("models/tiny-qwen3moe-q8_0.gguf")
+        defer { moe_model_free(a); moe_model_free(b) }
+        #expect(String(cString: moe_model_last_error(a)) == "")
+        var buf = [CChar](repeating: 0, count: 8)
+        var needed = 0
+        #expect(moe_model_meta_string(a, "no.such.key", &buf, buf.count, &needed) == MOE_STATUS_NOT_FOUND)
+        #expect(moe_detokenize(b, [99999], 1, 0, &buf, buf.count, &needed) == MOE_STATUS_INVALID_ARGUMENT)
+        #expect(String(cString: moe_model_last_error(a)).contains("no.such.key"))
+        #expect(String(cString: moe_model_last_error(b)).contains("99999"))
+        var session: OpaquePointer?
+        #expect(moe_session_new(a, nil, &session) == MOE_STATUS_OK)
+        #expect(moe_session_eval(session, [99999], 1, 0) == MOE_STATUS_INVALID_ARGUMENT)
+        #expect(String(cString: moe_session_last_error(session)).contains("99999"))
+        moe_session_free(session)
+        #expect(String(cString: moe_session_last_error(nil)) == "")
+    }
+
     @Test("an expert budget is refused until the expert store exists")
     func expertBudgetRefused() {
         var p = moe_model_default_params()

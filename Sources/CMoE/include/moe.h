@@ -6,7 +6,10 @@
  *   out-parameters, which are written only on success.
  * - moe_status_string(status) names a status; moe_last_error() gives the detail of the most
  *   recent failure on the calling thread (valid until the thread's next failing call).
- * - Handles are opaque. Every *_free function accepts NULL and does nothing.
+ * - Handles are opaque. Every *_free function accepts NULL and does nothing. The library keeps a
+ *   table of live handles: a freed handle, a handle of another kind or a pointer it never gave
+ *   out is answered with MOE_STATUS_INVALID_ARGUMENT (and a second free is ignored), unless the
+ *   memory has since been reused for a new handle of the same kind.
  * - Parameter structs start with a `size` field set by their *_default_params() function, so
  *   the struct can grow without breaking callers compiled against an older header.
  *
@@ -52,6 +55,15 @@ const char *moe_status_string(moe_status status);
  * tensor involved; "" when none. Owned by the library, valid until this thread's next call.
  */
 const char *moe_last_error(void);
+
+/**
+ * The message of the most recent failing call made with `model` (from any thread); "" when none
+ * or when `model` is NULL or not a live model. Owned by the library, valid until the next failing
+ * call with that model or until it is freed.
+ */
+const char *moe_model_last_error(const struct moe_model *model);
+/** The same for a session (moe_session_eval, moe_generate, ...). */
+const char *moe_session_last_error(const struct moe_session *session);
 
 /** An open model file. Opaque. */
 typedef struct moe_model moe_model;
