@@ -56,17 +56,14 @@ const char *moe_status_string(moe_status status);
  */
 const char *moe_last_error(void);
 
+/** An open model file. Opaque. */
+typedef struct moe_model moe_model;
 /**
  * The message of the most recent failing call made with `model` (from any thread); "" when none
  * or when `model` is NULL or not a live model. Owned by the library, valid until the next failing
  * call with that model or until it is freed.
  */
-const char *moe_model_last_error(const struct moe_model *model);
-/** The same for a session (moe_session_eval, moe_generate, ...). */
-const char *moe_session_last_error(const struct moe_session *session);
-
-/** An open model file. Opaque. */
-typedef struct moe_model moe_model;
+const char *moe_model_last_error(const moe_model *model);
 
 /** Options for moe_model_load. Initialise with moe_model_default_params(). */
 typedef struct moe_model_params {
@@ -113,6 +110,9 @@ moe_status moe_model_vocab_size(const moe_model *model, int64_t *out);
  * run on different threads at once.
  */
 typedef struct moe_session moe_session;
+/** The same for a session (moe_session_eval, moe_generate, ...). */
+const char *moe_session_last_error(const moe_session *session);
+
 
 /** Options for moe_session_new. Initialise with moe_session_default_params(). */
 typedef struct moe_session_params {
