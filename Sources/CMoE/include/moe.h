@@ -110,7 +110,7 @@ moe_status moe_model_vocab_size(const moe_model *model, int64_t *out);
  * run on different threads at once.
  */
 typedef struct moe_session moe_session;
-/** The same for a session (moe_session_eval, moe_generate, ...). */
+/** The message of the most recent failing call made with `session`; "" when none. Valid until the next failing call with it or until it is freed. */
 const char *moe_session_last_error(const moe_session *session);
 
 
