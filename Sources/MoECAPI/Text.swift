@@ -16,8 +16,13 @@ func copyOut(_ bytes: [UInt8], _ buf: UnsafeMutablePointer<CChar>?, _ size: Int,
     return MOE_STATUS_OK
 }
 
-/// Whether a caller-sized output struct has room for the field ending at `end` bytes.
-func fits(_ size: UInt32, _ end: Int) -> Bool { Int(size) >= end }
+/// Copies `value` into a caller's output struct, at most `size` bytes of it (the caller's
+/// `sizeof`, which may be older and smaller than ours); the struct's `size` field keeps its value.
+func writeSized<T>(_ value: T, to out: UnsafeMutablePointer<T>, size: UInt32) {
+    var copy = value
+    let n = min(Int(size), MemoryLayout<T>.size)
+    withUnsafeBytes(of: &copy) { UnsafeMutableRawPointer(out).copyMemory(from: $0.baseAddress!, byteCount: n) }
+}
 
 @c @implementation
 public func moe_session_reset(_ session: OpaquePointer?) -> moe_status {
@@ -38,11 +43,8 @@ public func moe_vocab_get_info(_ model: OpaquePointer?, _ info: UnsafeMutablePoi
     guard size >= 4, size <= 1 << 16 else { return invalid("moe_vocab_get_info: info->size is \(size); set it to sizeof(moe_vocab_info)") }
     do {
         let v = try handle(model).tokenizer().vocabulary
-        var full = moe_vocab_info(size: size, n_vocab: Int32(v.count), bos: v.bos ?? -1, eos: v.eos ?? -1, eot: v.eot ?? -1,
-                                  add_bos: v.addBOS ? 1 : 0)
-        full.size = size
-        let n = min(Int(size), MemoryLayout<moe_vocab_info>.size)
-        withUnsafeBytes(of: &full) { UnsafeMutableRawPointer(info).copyMemory(from: $0.baseAddress!, byteCount: n) }
+        writeSized(moe_vocab_info(size: size, n_vocab: Int32(v.count), bos: v.bos ?? -1, eos: v.eos ?? -1, eot: v.eot ?? -1,
+                                  add_bos: v.addBOS ? 1 : 0), to: info, size: size)
         return MOE_STATUS_OK
     } catch {
         return fail(error)
@@ -270,10 +272,9 @@ public func moe_generate(_ session: OpaquePointer?, _ prompt: UnsafePointer<CCha
             case .cancelled: MOE_STOP_CALLBACK
             }
             let size = result.pointee.size
-            var full = moe_generate_result(size: size, n_prompt: Int32(r.promptTokens), n_generated: Int32(r.generatedTokens.count),
-                                           stop_reason: reason, prompt_seconds: r.promptSeconds, decode_seconds: r.decodeSeconds)
-            let n = min(Int(size), MemoryLayout<moe_generate_result>.size)
-            withUnsafeBytes(of: &full) { UnsafeMutableRawPointer(result).copyMemory(from: $0.baseAddress!, byteCount: n) }
+            writeSized(moe_generate_result(size: size, n_prompt: Int32(r.promptTokens), n_generated: Int32(r.generatedTokens.count),
+                                           stop_reason: reason, prompt_seconds: r.promptSeconds, decode_seconds: r.decodeSeconds),
+                       to: result, size: size)
         }
         return MOE_STATUS_OK
     } catch {
@@ -295,9 +296,8 @@ public func moe_model_expert_info(_ model: OpaquePointer?, _ info: UnsafeMutable
         return fail(error)
     case .success(let m):
         let c = m.config
-        var full = moe_expert_info(size: size, n_layer: Int32(c.layers), n_expert: Int32(c.experts), n_expert_used: Int32(c.expertsUsed))
-        let n = min(Int(size), MemoryLayout<moe_expert_info>.size)
-        withUnsafeBytes(of: &full) { UnsafeMutableRawPointer(info).copyMemory(from: $0.baseAddress!, byteCount: n) }
+        writeSized(moe_expert_info(size: size, n_layer: Int32(c.layers), n_expert: Int32(c.experts), n_expert_used: Int32(c.expertsUsed)),
+                   to: info, size: size)
         return MOE_STATUS_OK
     }
 }

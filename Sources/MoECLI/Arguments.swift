@@ -1,3 +1,5 @@
+import MoE
+
 /// A usage error: the command line was wrong. The CLI prints it with the usage and exits 2.
 struct UsageError: Error {
     let message: String
@@ -64,15 +66,4 @@ func formatCount(_ n: Int) -> String {
 }
 
 /// `value` with exactly `digits` decimals, without Foundation.
-func fixed(_ value: Double, _ digits: Int) -> String {
-    guard value.isFinite else { return "\(value)" }
-    var scale = 1.0
-    for _ in 0..<digits { scale *= 10 }
-    let scaled = (abs(value) * scale).rounded()
-    let whole = Int(scaled / scale)
-    let fraction = Int(scaled - Double(whole) * scale)
-    let sign = value < 0 && scaled != 0 ? "-" : ""
-    guard digits > 0 else { return sign + String(whole) }
-    let f = String(fraction)
-    return sign + String(whole) + "." + String(repeating: "0", count: digits - f.count) + f
-}
+func fixed(_ value: Double, _ digits: Int) -> String { formatFixed(value, digits) }

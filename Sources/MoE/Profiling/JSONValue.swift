@@ -96,3 +96,17 @@ public enum JSONValue: Sendable, Equatable, ExpressibleByStringLiteral, Expressi
         out += "\""
     }
 }
+
+/// `value` with exactly `digits` decimals ("3.14"), without Foundation; non-finite values print as Swift does.
+public func formatFixed(_ value: Double, _ digits: Int) -> String {
+    guard value.isFinite else { return "\(value)" }
+    var scale = 1.0
+    for _ in 0..<digits { scale *= 10 }
+    let scaled = (abs(value) * scale).rounded()
+    let whole = Int(scaled / scale)
+    let fraction = Int(scaled - Double(whole) * scale)
+    let sign = value < 0 && scaled != 0 ? "-" : ""
+    guard digits > 0 else { return sign + String(whole) }
+    let f = String(fraction)
+    return sign + String(whole) + "." + String(repeating: "0", count: digits - f.count) + f
+}

@@ -306,18 +306,7 @@ public struct ProfileReport: Sendable {
 
     private func round6(_ v: Double) -> Double { v.isFinite ? (v * 1e6).rounded() / 1e6 : 0 }
 
-    private func fmt(_ v: Double, _ digits: Int) -> String {
-        guard v.isFinite else { return "0" }
-        var scale = 1.0
-        for _ in 0..<digits { scale *= 10 }
-        let r = (abs(v) * scale).rounded()
-        let whole = Int(r / scale)
-        let frac = Int(r - Double(whole) * scale)
-        let sign = v < 0 && r != 0 ? "-" : ""
-        if digits == 0 { return sign + String(whole) }
-        let f = String(frac)
-        return sign + String(whole) + "." + String(repeating: "0", count: digits - f.count) + f
-    }
+    private func fmt(_ v: Double, _ digits: Int) -> String { v.isFinite ? formatFixed(v, digits) : "0" }
 
     private func bytes(_ n: Int) -> String {
         let units = ["B", "KiB", "MiB", "GiB", "TiB"]
