@@ -118,3 +118,60 @@ struct OwnStringParityTests {
         }
     }
 }
+
+/// Vocabulary metadata that is odd or broken: warnings and errors, never a crash.
+@Suite("Vocabulary validation")
+struct VocabularyValidationTests {
+    func metadata(model: String = "gpt2", pre: String? = "gpt-2", tokens: [String] = ["a", "b", "ab", " ", "<|endoftext|>"],
+                  merges: [String]? = ["a b"], types: [Int32]? = nil, extra: [(String, GGUFValue)] = []) throws -> GGUFMetadata {
+        var m = GGUFMetadata()
+        m.set("tokenizer.ggml.model", .string(model))
+        if let pre { m.set("tokenizer.ggml.pre", .string(pre)) }
+        m.set("tokenizer.ggml.tokens", .array(GGUFArray(strings: tokens)))
+        if let merges { m.set("tokenizer.ggml.merges", .array(GGUFArray(strings: merges))) }
+        if let types { m.set("tokenizer.ggml.token_type", .array(try GGUFArray(.int32, types.map { .int32($0) }))) }
+        for (k, v) in extra { m.set(k, v) }
+        return m
+    }
+
+    @Test("an unknown pre-tokenizer name is a warning and the GPT-2 rule; a missing one llama.cpp's default")
+    func unknownPreTokenizer() throws {
+        let v = try Vocabulary(metadata: metadata(pre: "no-such-rule"))
+        #expect(v.preTokenizerRule?.family == "gpt-2")
+        #expect(v.warning?.contains("no-such-rule") == true)
+        let d = try Vocabulary(metadata: metadata(pre: nil))
+        #expect(d.preTokenizerRule?.family == "default" && d.warning != nil)
+        #expect(try Vocabulary(metadata: metadata(pre: "qwen2")).warning == nil)
+        #expect(try Tokenizer(Vocabulary(metadata: metadata(pre: "no-such-rule"))).encode("ab", addSpecial: false) == [2])
+    }
+
+    @Test("every rule in the table compiles, and its names are unique")
+    func tableCompiles() throws {
+        var seen = Set<String>()
+        for rule in PreTokenizerRule.all {
+            _ = try PreTokenizer(rule)
+            for n in rule.names { #expect(seen.insert(n).inserted, "\(n) appears twice") }
+        }
+    }
+
+    @Test("broken vocabularies are errors that name the key")
+    func brokenVocabularies() throws {
+        func code(_ m: GGUFMetadata) -> MoEError.Code? {
+            do { _ = try Vocabulary(metadata: m); return nil } catch { return error.code }
+        }
+        #expect(code(try metadata(model: "bert")) == .unsupported)
+        #expect(code(try metadata(merges: nil)) == .notFound)
+        #expect(code(try metadata(merges: ["ab"])) == .invalidFile)
+        #expect(code(try metadata(types: [1, 1])) == .invalidFile)
+        #expect(code(try metadata(tokens: [])) == .invalidFile)
+        #expect(code(try metadata(extra: [("tokenizer.ggml.add_bos_token", .bool(true))])) == .invalidFile)  // BOS asked, none given
+        // An out-of-range special id is ignored, as llama.cpp does.
+        let v = try Vocabulary(metadata: metadata(extra: [("tokenizer.ggml.eos_token_id", .uint32(999))]))
+        #expect(v.eos == nil)
+        // Encoding never yields an id outside the vocabulary, whatever the text.
+        let t = try Tokenizer(v)
+        for text in ["\u{0}\u{FFFF}", String(repeating: " ", count: 5000), "🦙🦙", "a\u{301}b"] {
+            #expect(t.encode(text).allSatisfy { v.contains($0) })
+        }
+    }
+}
