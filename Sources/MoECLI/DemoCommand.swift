@@ -60,7 +60,8 @@ enum DemoCommand {
         let session = try model.makeSession(contextLength: model.config.contextLength, threads: threads)
         session.recordsRouting = true
         let c = model.config
-        emit("\u{1B}[1mswift-moe demo\u{1B}[0m: a \(c.layers)-layer mixture of experts (\(c.experts) experts per layer, \(c.expertsUsed) per token) trained on Jane Austen.\n\n")
+        let bold = isatty(1) != 0 ? ("\u{1B}[1m", "\u{1B}[0m") : ("", "")
+        emit("\(bold.0)swift-moe demo\(bold.1): a \(c.layers)-layer mixture of experts (\(c.experts) experts per layer, \(c.expertsUsed) per token) trained on Jane Austen.\n\n")
         emit(prompt)
         let result = try session.generate(prompt, options: options) { piece in
             emit(piece)

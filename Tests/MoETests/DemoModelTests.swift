@@ -45,6 +45,7 @@ struct DemoModelTests {
         #expect(Array(try model.tokenizer().encode(heldout, addSpecial: false).prefix(tokens.count)) == tokens)
         let ours = try model.perplexity(of: tokens, window: Self.reference["window"] as! Int, threads: 2)
         let llama = Self.reference["perplexity_llama_cpp"] as! Double
+        print("demo perplexity: swift-moe \(ours.perplexity), llama.cpp \(llama)")
         #expect(ours.scored == Self.reference["heldout_scored"] as! Int)
         #expect(abs(ours.perplexity - llama) / llama < 0.005, "ours \(ours.perplexity), llama.cpp \(llama)")
         #expect(ours.perplexity <= Self.reference["perplexity_bound"] as! Double)

@@ -35,8 +35,11 @@ public struct ExpertProfile: Sendable {
         /// Reuse distance histogram: for each bucket of `ExpertProfile.reuseBuckets`, how many times
         /// an expert was chosen again that many tokens after its previous use.
         public var reuseHistogram: [Int]
-        /// Mean tokens between two uses of the same expert.
+        /// Mean tokens between two uses of the same expert. Over a long run this tends to
+        /// experts / k whatever the routing, so `medianReuseDistance` says more.
         public var meanReuseDistance: Double
+        /// Median tokens between two uses of the same expert: small when favourites are reused quickly.
+        public var medianReuseDistance: Double
         /// Fraction of tokens that share at least one expert with the previous token.
         public var nextTokenReuse: Double
     }
@@ -78,6 +81,7 @@ public struct ExpertProfile: Sendable {
         var hist = [Int](repeating: 0, count: reuseBuckets.count)
         var lastSeen = [Int](repeating: -1, count: e)
         var distanceSum = 0, distanceCount = 0, sharedWithPrevious = 0
+        var distances: [Int] = []
         var previous: Set<Int32> = []
         for t in 0..<trace.tokens {
             let choice = trace.choice(token: t, layer: l)
@@ -92,6 +96,7 @@ public struct ExpertProfile: Sendable {
                     hist[reuseBuckets.firstIndex { d <= $0 }!] += 1
                     distanceSum += d
                     distanceCount += 1
+                    distances.append(d)
                 }
                 lastSeen[x] = t
             }
@@ -119,7 +124,14 @@ public struct ExpertProfile: Sendable {
                      coefficientOfVariation: mean > 0 ? variance.squareRoot() / mean : 0, entropyBits: entropy,
                      unused: counts.filter { $0 == 0 }.count, expertsForHalf: half, coactivation: co,
                      reuseHistogram: hist, meanReuseDistance: distanceCount == 0 ? 0 : Double(distanceSum) / Double(distanceCount),
+                     medianReuseDistance: median(distances),
                      nextTokenReuse: trace.tokens > 1 ? Double(sharedWithPrevious) / Double(trace.tokens - 1) : 0)
+    }
+
+    private static func median(_ values: [Int]) -> Double {
+        guard !values.isEmpty else { return 0 }
+        let v = values.sorted()
+        return v.count % 2 == 1 ? Double(v[v.count / 2]) : Double(v[v.count / 2 - 1] + v[v.count / 2]) / 2
     }
 
     /// The smallest number of resident experts per layer at which `policy` reaches `hitRate`, or nil.
