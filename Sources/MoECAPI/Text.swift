@@ -324,3 +324,35 @@ public func moe_session_reset_expert_counts(_ session: OpaquePointer?) -> moe_st
     sessionHandle(session).session.resetExpertCounts()
     return MOE_STATUS_OK
 }
+
+@c @implementation
+public func moe_session_record_routing(_ session: OpaquePointer?, _ enable: Int32) -> moe_status {
+    guard let session else { return invalid("moe_session_record_routing: session is NULL") }
+    guard Handles.enter(session, .session) else { return invalid("moe_session_record_routing: session was freed or is not a session handle") }
+    sessionHandle(session).session.recordsRouting = enable != 0
+    return MOE_STATUS_OK
+}
+
+@c @implementation
+public func moe_session_routing_trace(_ session: OpaquePointer?, _ ids: UnsafeMutablePointer<Int32>?, _ weights: UnsafeMutablePointer<Float>?,
+                                      _ nMax: Int, _ nNeeded: UnsafeMutablePointer<Int>?) -> moe_status {
+    guard let session else { return invalid("moe_session_routing_trace: session is NULL") }
+    guard Handles.enter(session, .session) else { return invalid("moe_session_routing_trace: session was freed or is not a session handle") }
+    let s = sessionHandle(session).session
+    let trace = s.routingTrace, w = s.routingWeights
+    nNeeded?.pointee = trace.count
+    guard nMax >= trace.count else { return invalid("moe_session_routing_trace: \(trace.count) entries, the buffers have room for \(nMax)") }
+    guard !trace.isEmpty else { return MOE_STATUS_OK }
+    guard let ids else { return invalid("moe_session_routing_trace: ids is NULL") }
+    trace.withUnsafeBufferPointer { ids.update(from: $0.baseAddress!, count: trace.count) }
+    if let weights, w.count == trace.count { w.withUnsafeBufferPointer { weights.update(from: $0.baseAddress!, count: w.count) } }
+    return MOE_STATUS_OK
+}
+
+@c @implementation
+public func moe_session_clear_routing_trace(_ session: OpaquePointer?) -> moe_status {
+    guard let session else { return invalid("moe_session_clear_routing_trace: session is NULL") }
+    guard Handles.enter(session, .session) else { return invalid("moe_session_clear_routing_trace: session was freed or is not a session handle") }
+    sessionHandle(session).session.clearRoutingTrace()
+    return MOE_STATUS_OK
+}

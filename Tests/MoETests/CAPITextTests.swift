@@ -142,6 +142,20 @@ struct CAPITextTests {
             let row = counts[(l * Int(info.n_expert))..<((l + 1) * Int(info.n_expert))]
             #expect(row.reduce(0, +) == UInt64(position) * UInt64(info.n_expert_used))
         }
+        // The routing trace: off by default, then every token's choices, matching the counts.
+        var traced = 0
+        #expect(moe_session_routing_trace(session, nil, nil, 0, &traced) == MOE_STATUS_OK && traced == 0)
+        #expect(moe_session_record_routing(session, 1) == MOE_STATUS_OK)
+        var before: Int64 = 0
+        #expect(moe_session_position(session, &before) == MOE_STATUS_OK)
+        #expect(moe_session_eval(session, [72, 105], 2, 0) == MOE_STATUS_OK)
+        #expect(moe_session_routing_trace(session, nil, nil, 0, &traced) == MOE_STATUS_INVALID_ARGUMENT)
+        #expect(traced == 2 * Int(info.n_layer * info.n_expert_used))
+        var ids = [Int32](repeating: -1, count: traced), weights = [Float](repeating: -1, count: traced)
+        #expect(moe_session_routing_trace(session, &ids, &weights, traced, &traced) == MOE_STATUS_OK)
+        #expect(ids.allSatisfy { $0 >= 0 && $0 < info.n_expert } && weights.allSatisfy { $0 > 0 && $0 <= 1 })
+        #expect(moe_session_clear_routing_trace(session) == MOE_STATUS_OK)
+        #expect(moe_session_routing_trace(session, nil, nil, 0, &traced) == MOE_STATUS_OK && traced == 0)
         #expect(moe_session_reset_expert_counts(session) == MOE_STATUS_OK)
         #expect(moe_session_expert_counts(session, &counts, n, &n) == MOE_STATUS_OK && counts.allSatisfy { $0 == 0 })
 

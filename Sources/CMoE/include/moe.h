@@ -314,6 +314,24 @@ moe_status moe_session_expert_counts(const moe_session *session, uint64_t *count
 /** Sets the session's expert counts to zero. */
 moe_status moe_session_reset_expert_counts(moe_session *session);
 
+/**
+ * Turns recording of every routing decision on (nonzero) or off for the session. Off by default;
+ * while off, the forward pass records nothing. Turning it on does not clear earlier records.
+ */
+moe_status moe_session_record_routing(moe_session *session, int32_t enable);
+
+/**
+ * Copies the recorded routing decisions: for each evaluated token (in order), for each layer, the
+ * n_expert_used chosen expert ids (`ids`) and their routing weights (`weights`, may be NULL), so
+ * n = tokens * n_layer * n_expert_used entries each. *n_needed gets n. A buffer too small
+ * (n_max < n) fails with *n_needed set; call with n_max = 0 to ask.
+ */
+moe_status moe_session_routing_trace(const moe_session *session, int32_t *ids, float *weights, size_t n_max,
+                                     size_t *n_needed);
+
+/** Forgets the recorded routing decisions. */
+moe_status moe_session_clear_routing_trace(moe_session *session);
+
 #ifdef __cplusplus
 }
 #endif
