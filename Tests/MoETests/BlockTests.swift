@@ -68,7 +68,7 @@ struct BlockTests {
         #expect(ids[0..<2] == [1, 3])
         #expect(abs(weights[0] - 1) < 1e-6 && abs(weights[1] - 1) < 1e-6, "two equal weights renormalise to 1/2 each, times 2")
 
-        var tiny: [Float] = [0, 0, 0, 0]
+        let tiny: [Float] = [0, 0, 0, 0]
         logits = tiny
         tiny.withUnsafeBufferPointer { Router(options: .init(normalizeTopK: true)).topK($0, k: 2, ids: &ids, weights: &weights) }
         #expect(ids[0..<2] == [0, 1] && weights[0] == 0, "all-zero weights do not divide by zero")

@@ -37,9 +37,9 @@ struct CAPITests {
         #expect(lastError().contains("needs 14 bytes"))
         var buffer = [CChar](repeating: 0, count: needed + 1)
         #expect(moe_model_meta_string(model, "general.name", &buffer, buffer.count, &needed) == MOE_STATUS_OK)
-        #expect(String(cString: buffer) == "tiny-qwen3moe")
+        #expect(cString(buffer) == "tiny-qwen3moe")
         #expect(moe_model_meta_string(model, "{arch}.expert_count", &buffer, buffer.count, &needed) == MOE_STATUS_OK)
-        #expect(String(cString: buffer) == "8")
+        #expect(cString(buffer) == "8")
         #expect(moe_model_meta_string(model, "no.such.key", &buffer, buffer.count, &needed) == MOE_STATUS_NOT_FOUND)
         #expect(lastError().contains("no.such.key"))
     }

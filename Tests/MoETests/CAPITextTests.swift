@@ -32,11 +32,11 @@ struct CAPITextTests {
         #expect(moe_detokenize(model, ids, ids.count, 1, nil, 0, &size) == MOE_STATUS_INVALID_ARGUMENT)
         var buf = [CChar](repeating: 0, count: size + 1)
         #expect(moe_detokenize(model, ids, ids.count, 1, &buf, buf.count, &size) == MOE_STATUS_OK)
-        #expect(String(cString: buf) == text)
+        #expect(cString(buf) == text)
         #expect(moe_detokenize(model, [99999], 1, 0, &buf, buf.count, &size) == MOE_STATUS_INVALID_ARGUMENT)
         #expect(lastError().contains("99999"))
         #expect(moe_token_to_piece(model, -1, 0, &buf, buf.count, &size) == MOE_STATUS_INVALID_ARGUMENT)
-        #expect(moe_token_to_piece(model, 72, 0, &buf, buf.count, &size) == MOE_STATUS_OK && String(cString: buf) == "H")
+        #expect(moe_token_to_piece(model, 72, 0, &buf, buf.count, &size) == MOE_STATUS_OK && cString(buf) == "H")
 
         var info = moe_vocab_info()
         info.size = UInt32(MemoryLayout<moe_vocab_info>.size)

@@ -78,3 +78,8 @@ func sampleWriter() throws -> GGUFWriter {
     try w.addTensor("c", type: .q4_K, shape: [256], values: (0..<256).map { cos(Float($0)) })
     return w
 }
+
+/// The NUL-terminated text in a C buffer the API filled.
+func cString(_ buffer: [CChar]) -> String {
+    String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
