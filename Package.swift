@@ -21,6 +21,8 @@ let package = Package(
         .target(name: "CMoE"),
         .target(name: "MoECAPI", dependencies: ["MoE", "CMoE"]),
         .executableTarget(name: "MoECLI", dependencies: ["MoE"]),
+        /// The fuzz target (tools/fuzz builds it with libFuzzer); built plainly it replays inputs.
+        .executableTarget(name: "MoEFuzz", dependencies: ["MoE"]),
         .testTarget(name: "MoETests", dependencies: ["MoE", "MoEKernels", "MoECAPI", "CMoE"]),
     ],
     swiftLanguageModes: [.v6]
