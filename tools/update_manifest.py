@@ -14,6 +14,7 @@ GENERATORS = {
     "gguf/": ("tools/make_gguf_fixtures.py", 20261123),
     "models/": ("tools/make_tiny_models.py", 7),
     "forward/": ("tools/make_forward_fixtures.py", 1000),
+    "text/": ("tools/make_text_fixtures.py + tools/make_chat_fixtures.py", 0),
 }
 
 
