@@ -34,3 +34,25 @@ struct ConcurrencyTests {
 }
 
 import Synchronization
+
+/// Requests that would need more memory than the machine has are refused before allocating.
+@Suite("Resource limits")
+struct ResourceLimitTests {
+    /// Only meaningful where physical memory is known and below the 64 GiB KV limit.
+    static let applies = Session.physicalMemory > 0 && Session.physicalMemory < 64 << 30
+
+    @Test("a context whose KV cache exceeds physical memory is refused, naming the machine's memory", .enabled(if: applies))
+    func contextBeyondMemory() throws {
+        let model = try Model(path: Fixtures.path("models/tiny-qwen3moe-q8_0.gguf"))
+        let c = model.config
+        let perToken = c.layers * c.kvHeads * (c.headDimension + c.valueDimension) * 2
+        let physical = Session.physicalMemory
+        let context = physical / perToken + 1
+        do {
+            _ = try model.makeSession(contextLength: context, threads: 1)
+            Issue.record("a \(context)-token context was accepted")
+        } catch {
+            #expect(error.code == .outOfMemory && error.message.contains("machine"))
+        }
+    }
+}

@@ -33,6 +33,10 @@ public final class Session {
         guard !overflow, bytes <= 64 << 30 else {
             throw MoEError(.outOfMemory, "a context of \(contextLength) tokens needs a \(overflow ? "huge" : "\(bytes >> 20) MiB") KV cache; the limit is 64 GiB")
         }
+        let physical = Session.physicalMemory
+        guard physical == 0 || bytes <= physical else {
+            throw MoEError(.outOfMemory, "a context of \(contextLength) tokens needs a \(bytes >> 20) MiB KV cache, more than this machine's \(physical >> 20) MiB of memory; use a shorter context")
+        }
         self.model = model
         self.contextLength = contextLength
         guard threads >= 1 && threads <= 1024 else {
@@ -40,6 +44,14 @@ public final class Session {
         }
         self.state = ForwardState(model: model, contextLength: contextLength, threads: threads)
     }
+
+    /// This machine's physical memory in bytes (0 when unknown).
+    static let physicalMemory: Int = {
+        let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
+        guard pages > 0, size > 0 else { return 0 }
+        let (product, overflow) = pages.multipliedReportingOverflow(by: size)
+        return overflow ? 0 : product
+    }()
 
     /// Evaluates `tokens` at the next positions (a prompt in one call, or one token at a time)
     /// and returns logits as `selection` says. Token ids out of range, an empty list and a
@@ -108,3 +120,9 @@ public final class Session {
         position = count
     }
 }
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
