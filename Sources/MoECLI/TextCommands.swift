@@ -259,7 +259,13 @@ enum ChatCommand {
                 return true
             }
             emit("\n")
-            conversation.assistantReplied(result.text)
+            // What the session now holds after the prompt: the reply, and the end-of-turn token
+            // when the model produced one (it was evaluated too).
+            var held = result.text
+            if result.stopReason == .endOfGeneration, let last = result.generatedTokens.last {
+                held += String(decoding: tokenizer.piece(last, special: true), as: UTF8.self)
+            }
+            conversation.assistantReplied(result.text, sessionText: held)
             if p.flags.contains("--stats") { printError(GenerationFlags.stats(result, seed: o.sampling.seed)) }
             options.sampling.seed &+= 1
         }
@@ -300,9 +306,12 @@ struct Conversation {
         return (full, rendered.isEmpty)
     }
 
-    mutating func assistantReplied(_ text: String) {
+    /// Records the reply. `sessionText` is what the session evaluated after the prompt (the reply
+    /// and its end-of-turn token), so the next turn adds exactly what the template puts after it
+    /// (the newline after `<|im_end|>`, say).
+    mutating func assistantReplied(_ text: String, sessionText: String) {
         messages.append(ChatMessage(role: "assistant", content: text))
-        rendered = template.render(messages, addAssistant: false, eos: eos)
+        rendered += sessionText
     }
 }
 

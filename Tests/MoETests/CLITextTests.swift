@@ -70,6 +70,15 @@ struct CLITextTests {
         #expect(r.stderr.contains("chatml format"))
         #expect(r.stderr.components(separatedBy: "decode: 4 tokens").count == 3)
         #expect(r.stderr.contains("(conversation reset)"))
+        // The second turn evaluates only what the template adds after the first reply.
+        let two = try moe(["chat", "-m", tiny, "-n", "4", "--temp", "0", "--stats"], stdin: "hello\nagain\n")
+        let lines = two.stderr.split(separator: "\n")
+        let prompts = lines.filter { $0.hasPrefix("prompt: ") }.map { Int($0.split(separator: " ")[1])! }
+        let firstStop = lines.first { $0.hasPrefix("stop: ") } ?? ""
+        let tokenizer = try Tokenizer(file: GGUFFile(path: tiny))
+        let delta = (firstStop.contains("eog") ? "" : "<|im_end|>") + "\n<|im_start|>user\nagain<|im_end|>\n<|im_start|>assistant\n"
+        #expect(prompts.count == 2)
+        #expect(prompts.last == tokenizer.encode(delta, addSpecial: false, parseSpecial: true).count)
         let none = try moe(["chat", "-m", Fixtures.path("models/tiny-mixtral-q4_0.gguf")])
         #expect(none.status == 1 && none.stderr.contains("--chat-template"))
         let forced = try moe(["chat", "-m", Fixtures.path("models/tiny-mixtral-q4_0.gguf"), "--chat-template", "mistral-v1", "-n", "2"], stdin: "hi\n")
