@@ -126,6 +126,17 @@ struct SamplerTests {
         #expect(s.sample(Self.logits) == 1)  // two uses: log .5 - .6 < log .3
     }
 
+    @Test("the bounded-heap top-k equals sorting everything and cutting, ties included")
+    func topKSelection() {
+        var rng = SeededGenerator(seed: 3)
+        let all: [(id: Int32, logit: Float)] = (0..<5000).map { (Int32($0), Float(rng.next() % 64) / 8) }  // many ties
+        for k in [1, 2, 40, 999, 4999] {
+            let heap = Sampler.best(all, k: k)
+            let sorted = Array(all.sorted(by: Sampler.before).prefix(k))
+            #expect(heap.map(\.id) == sorted.map(\.id), "k = \(k)")
+        }
+    }
+
     @Test("options out of range are refused")
     func validation() {
         var o = SamplingOptions(); o.topP = 0

@@ -19,6 +19,10 @@ let hugeModelPath: String = {
     return path
 }()
 
+/// The repository's embedded demo model (its byte-level BPE vocabulary has 4096 tokens).
+let demoModelPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Models/demo-austen-moe.gguf").path
+
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(metrics: [.instructions, .mallocCountTotal, .peakMemoryResident, .wallClock],
                                            maxDuration: .seconds(3))
@@ -43,5 +47,17 @@ let benchmarks: @Sendable () -> Void = {
                 blackHole(out)
             }
         }
+    }
+
+    // Text: tokenizing a prompt and sampling over a large vocabulary.
+    let tokenizer = try! Tokenizer(file: GGUFFile(path: demoModelPath))
+    let text = String(repeating: "It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want of a wife. ", count: 90)
+    Benchmark("Tokenizer.encode 10 KB of English (byte-level BPE)") { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(tokenizer.encode(text)) }
+    }
+    let logits = (0..<151_936).map { Float(sin(Double($0) * 0.37)) * 8 }
+    Benchmark("Sampler.sample over 151,936 logits (top-k 40, top-p, min-p)") { benchmark in
+        var sampler = try! Sampler(SamplingOptions())
+        for _ in benchmark.scaledIterations { blackHole(sampler.sample(logits)) }
     }
 }

@@ -115,9 +115,13 @@ public struct Sampler: Sendable {
             for i in 1..<candidates.count where candidates[i].logit > candidates[best].logit { best = i }
             return candidates[best].id
         }
-        // Sort by logit descending (stable on id) and cut to top-k.
-        candidates.sort { $0.logit != $1.logit ? $0.logit > $1.logit : $0.id < $1.id }
-        if o.topK > 0 && o.topK < candidates.count { candidates.removeLast(candidates.count - o.topK) }
+        // The top-k by logit (ties: lower id first), sorted. With k much smaller than the
+        // vocabulary a bounded heap is O(n log k) instead of sorting all n candidates.
+        if o.topK > 0 && o.topK < candidates.count {
+            candidates = Sampler.best(candidates, k: o.topK)
+        } else {
+            candidates.sort(by: Sampler.before)
+        }
         var probs = Sampler.softmax(candidates.map(\.logit), temperature: 1)
         if o.topP < 1 {
             var sum: Float = 0
@@ -142,6 +146,47 @@ public struct Sampler: Sendable {
             if u < acc { return candidates[i].id }
         }
         return candidates[candidates.count - 1].id
+    }
+
+    /// The order of candidates: higher logit first, then lower id.
+    static func before(_ a: (id: Int32, logit: Float), _ b: (id: Int32, logit: Float)) -> Bool {
+        a.logit != b.logit ? a.logit > b.logit : a.id < b.id
+    }
+
+    /// The `k` first candidates in `before` order, sorted, kept with a min-heap of size k whose
+    /// root is the worst candidate kept so far.
+    static func best(_ all: [(id: Int32, logit: Float)], k: Int) -> [(id: Int32, logit: Float)] {
+        var heap: [(id: Int32, logit: Float)] = []
+        heap.reserveCapacity(k)
+        func siftDown(_ start: Int) {
+            var p = start
+            while true {
+                let l = 2 * p + 1, r = l + 1
+                var worst = p
+                if l < heap.count && before(heap[worst], heap[l]) { worst = l }
+                if r < heap.count && before(heap[worst], heap[r]) { worst = r }
+                if worst == p { return }
+                heap.swapAt(p, worst)
+                p = worst
+            }
+        }
+        for c in all {
+            if heap.count < k {
+                heap.append(c)
+                var i = heap.count - 1
+                while i > 0 {
+                    let parent = (i - 1) / 2
+                    guard before(heap[parent], heap[i]) else { break }
+                    heap.swapAt(parent, i)
+                    i = parent
+                }
+            } else if before(c, heap[0]) {
+                heap[0] = c
+                siftDown(0)
+            }
+        }
+        heap.sort(by: before)
+        return heap
     }
 
     private mutating func applyPenalties() {
