@@ -7,9 +7,12 @@ import Synchronization
 final class ModelHandle: Sendable {
     let file: GGUFFile
     let model: Result<Model, MoEError>
+    /// Threads for sessions that ask for the default (0 = one per core).
+    let threads: Int
     private let vocabularyOnly = Mutex<Result<Tokenizer, MoEError>?>(nil)
-    init(file: GGUFFile) {
+    init(file: GGUFFile, threads: Int = 0) {
         self.file = file
+        self.threads = threads
         do { model = .success(try Model(file: file)) } catch { model = .failure(error) }
     }
 
@@ -33,7 +36,7 @@ func handle(_ pointer: OpaquePointer) -> ModelHandle {
 
 @c @implementation
 public func moe_model_default_params() -> moe_model_params {
-    moe_model_params(size: UInt32(MemoryLayout<moe_model_params>.size), n_threads: 0, expert_memory: 0)
+    moe_model_params(size: UInt32(MemoryLayout<moe_model_params>.size), n_threads: 0, expert_memory: 0, mmap_prefetch: 0)
 }
 
 @c @implementation
@@ -42,19 +45,31 @@ public func moe_model_load(_ path: UnsafePointer<CChar>?, _ params: UnsafePointe
     Handles.enterNone()
     guard let path else { return invalid("moe_model_load: path is NULL") }
     guard let out else { return invalid("moe_model_load: out is NULL") }
+    var threads = 0, prefetch = false
     if let params {
         let size = Int(params.pointee.size)
         guard size >= MemoryLayout<UInt32>.size, size <= 1 << 16 else {
             return invalid("moe_model_load: params->size is \(size); initialise params with moe_model_default_params()")
         }
         // Fields beyond the caller's struct size keep their defaults.
-        if size >= MemoryLayout<moe_model_params>.offset(of: \.expert_memory)! + 8, params.pointee.expert_memory != 0 {
+        func has<T>(_ field: KeyPath<moe_model_params, T>) -> Bool {
+            size >= MemoryLayout<moe_model_params>.offset(of: field)! + MemoryLayout<T>.size
+        }
+        if has(\.n_threads) {
+            guard params.pointee.n_threads >= 0, params.pointee.n_threads <= 1024 else {
+                return invalid("moe_model_load: n_threads is \(params.pointee.n_threads), expected 0 (one per core) to 1024")
+            }
+            threads = Int(params.pointee.n_threads)
+        }
+        if has(\.expert_memory), params.pointee.expert_memory != 0 {
             return fail(MoEError(.unsupported, "moe_model_load: expert_memory is set, but this build has no expert store yet"))
         }
+        if has(\.mmap_prefetch) { prefetch = params.pointee.mmap_prefetch != 0 }
     }
     do {
         let file = try GGUFFile(path: String(cString: path))
-        out.pointee = Handles.register(OpaquePointer(Unmanaged.passRetained(ModelHandle(file: file)).toOpaque()), .model)
+        if prefetch { file.mapping.prefetch() }
+        out.pointee = Handles.register(OpaquePointer(Unmanaged.passRetained(ModelHandle(file: file, threads: threads)).toOpaque()), .model)
         return MOE_STATUS_OK
     } catch {
         return fail(error)

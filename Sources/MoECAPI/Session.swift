@@ -52,7 +52,8 @@ public func moe_session_new(_ model: OpaquePointer?, _ params: UnsafePointer<moe
         return fail(error)
     case .success(let m):
         do {
-            let threads = p.n_threads == 0 ? ThreadPool.processorCount : Int(p.n_threads)
+            let fallback = handle(model).threads
+            let threads = p.n_threads != 0 ? Int(p.n_threads) : fallback != 0 ? fallback : ThreadPool.processorCount
             let session = try m.makeSession(contextLength: Int(p.n_ctx), threads: threads)
             out.pointee = Handles.register(OpaquePointer(Unmanaged.passRetained(SessionHandle(session: session)).toOpaque()), .session)
             return MOE_STATUS_OK

@@ -226,6 +226,29 @@ struct CAPITextTests {
         #expect(String(cString: moe_session_last_error(nil)) == "")
     }
 
+    @Test("model params: n_threads is the sessions' default, mmap_prefetch loads, bad values are refused")
+    func modelParams() {
+        var p = moe_model_default_params()
+        p.n_threads = 1
+        p.mmap_prefetch = 1
+        var model: OpaquePointer?
+        #expect(moe_model_load(Fixtures.path("forward/qwen3moe-q8_0.gguf"), &p, &model) == MOE_STATUS_OK)
+        defer { moe_model_free(model) }
+        var session: OpaquePointer?
+        #expect(moe_session_new(model, nil, &session) == MOE_STATUS_OK)
+        #expect(sessionHandle(session!).session.threads == 1)
+        var sp = moe_session_default_params()
+        sp.n_threads = 2
+        var other: OpaquePointer?
+        #expect(moe_session_new(model, &sp, &other) == MOE_STATUS_OK)
+        #expect(sessionHandle(other!).session.threads == 2)
+        moe_session_free(session)
+        moe_session_free(other)
+        p.n_threads = -3
+        var bad: OpaquePointer?
+        #expect(moe_model_load(Fixtures.path("forward/qwen3moe-q8_0.gguf"), &p, &bad) == MOE_STATUS_INVALID_ARGUMENT && bad == nil)
+    }
+
     @Test("an expert budget is refused until the expert store exists")
     func expertBudgetRefused() {
         var p = moe_model_default_params()

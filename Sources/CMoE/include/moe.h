@@ -68,9 +68,12 @@ const char *moe_model_last_error(const moe_model *model);
 /** Options for moe_model_load. Initialise with moe_model_default_params(). */
 typedef struct moe_model_params {
     uint32_t size;      /* sizeof(moe_model_params), set by moe_model_default_params */
-    int32_t n_threads;  /* worker threads; 0 = one per core */
+    int32_t n_threads;  /* default threads of this model's sessions (a session's own n_threads wins);
+                           0 = one per core */
     uint64_t expert_memory; /* expert store budget in bytes; 0 = none (experts read from the
                                mapped file). Nonzero is MOE_STATUS_UNSUPPORTED in this version. */
+    int32_t mmap_prefetch;  /* nonzero: ask the OS to read the whole file ahead (madvise WILLNEED)
+                               at load, so the first tokens do not wait on page faults; default 0 */
 } moe_model_params;
 
 /** The default options. */
