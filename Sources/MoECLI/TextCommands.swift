@@ -167,7 +167,7 @@ enum RunCommand {
 /// `moe tokenize -m MODEL -p TEXT [--json]`: prints the token ids of a text.
 enum TokenizeCommand {
     static let usage = """
-        usage: moe tokenize -m MODEL -p TEXT [--json] [--special] [--no-bos]
+        usage: moe tokenize -m MODEL (-p TEXT | -f FILE) [--json] [--special] [--no-bos]
 
         Prints the token ids of TEXT separated by spaces (with --json: an array of {id, piece}).
 
@@ -176,12 +176,19 @@ enum TokenizeCommand {
         """
 
     static func run(_ args: [String], environment: [String: String]) throws -> Int32 {
-        let p = try Arguments(args, valued: ["--model", "--prompt"], flags: ["--help", "--json", "--special", "--no-bos"],
-                              aliases: ["-m": "--model", "-p": "--prompt", "-h": "--help"])
+        let p = try Arguments(args, valued: ["--model", "--prompt", "--file"], flags: ["--help", "--json", "--special", "--no-bos"],
+                              aliases: ["-m": "--model", "-p": "--prompt", "-f": "--file", "-h": "--help"])
         if p.flags.contains("--help") { print(usage); return 0 }
         guard p.positionals.isEmpty else { throw UsageError(message: "unexpected argument '\(p.positionals[0])'") }
         guard let path = p.values["--model"] ?? environment["MOE_MODEL"] else { throw UsageError(message: "moe tokenize needs -m MODEL") }
-        guard let text = p.values["--prompt"] else { throw UsageError(message: "moe tokenize needs -p TEXT") }
+        let text: String
+        if let prompt = p.values["--prompt"] {
+            text = prompt
+        } else if let file = p.values["--file"] {
+            text = try RunCommand.readText(file)
+        } else {
+            throw UsageError(message: "moe tokenize needs -p TEXT or -f FILE")
+        }
         let tokenizer = try Tokenizer(file: GGUFFile(path: path))
         if let w = tokenizer.vocabulary.warning { printError("moe tokenize: warning: \(w)") }
         let ids = tokenizer.encode(text, addSpecial: !p.flags.contains("--no-bos"), parseSpecial: p.flags.contains("--special"))

@@ -111,6 +111,9 @@ public final class Tokenizer: Sendable {
     private func encodeBPE(_ text: Substring, into out: inout [Int32]) {
         guard let preTokenizer else { return }
         let v = vocabulary
+        // Words repeat (Zipf): merge each distinct word once per call. Keys are the word's bytes,
+        // never Strings (canonically equivalent words can tokenize differently).
+        var cache: [[UInt8]: [Int32]] = [:]
         for word in preTokenizer.split(text) {
             var mapped: [UInt8] = []
             mapped.reserveCapacity(word.utf8.count * 2)
@@ -119,17 +122,24 @@ public final class Tokenizer: Sendable {
                 out.append(id)
                 continue
             }
+            if let known = cache[mapped] {
+                out.append(contentsOf: known)
+                continue
+            }
+            var ids: [Int32] = []
             for symbol in BytePairMerger.merge(mapped, rank: { v.mergeRanks[$0] }) {
                 if let id = v.ids[symbol] {
-                    out.append(id)
+                    ids.append(id)
                 } else {
                     // A symbol that is not a token: llama.cpp looks up each of its bytes alone,
                     // which only an ASCII byte can match; the rest are dropped, as there.
                     for b in symbol where b < 0x80 {
-                        if let id = v.ids[[b]] { out.append(id) }
+                        if let id = v.ids[[b]] { ids.append(id) }
                     }
                 }
             }
+            if cache.count < 65536 { cache[mapped] = ids }
+            out.append(contentsOf: ids)
         }
     }
 
