@@ -1,5 +1,12 @@
-import Foundation
 import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// What a generation does besides sampling.
 public struct GenerationOptions: Sendable {
@@ -147,7 +154,7 @@ extension Session {
         return AsyncThrowingStream { continuation in
             let flag = StopFlag()
             continuation.onTermination = { _ in flag.stop() }
-            Thread.detachNewThread {
+            let started = runDetached {
                 do {
                     try session.generate(prompt, options: options) { piece in
                         if flag.isStopped { return false }
@@ -159,8 +166,29 @@ extension Session {
                     continuation.finish(throwing: error)
                 }
             }
+            if !started {
+                continuation.finish(throwing: MoEError(.outOfMemory, "no thread could be started for the generation"))
+            }
         }
     }
+}
+
+/// Runs `body` on a new detached thread (a POSIX thread: the library does not use Foundation).
+/// False when the system refuses the thread.
+func runDetached(_ body: @escaping @Sendable () -> Void) -> Bool {
+    final class Context { let body: @Sendable () -> Void; init(_ body: @escaping @Sendable () -> Void) { self.body = body } }
+    let context = Unmanaged.passRetained(Context(body)).toOpaque()
+    var thread = pthread_t()
+    let started = pthread_create(&thread, nil, { raw in
+        Unmanaged<Context>.fromOpaque(raw!).takeRetainedValue().body()
+        return nil
+    }, context)
+    guard started == 0 else {
+        Unmanaged<Context>.fromOpaque(context).release()
+        return false
+    }
+    pthread_detach(thread)
+    return true
 }
 
 /// A thread-safe one-way switch.
@@ -185,7 +213,7 @@ struct StopMatcher {
         held += piece
         var earliest: String.Index?
         for s in stops {
-            if let r = held.range(of: s), earliest == nil || r.lowerBound < earliest! { earliest = r.lowerBound }
+            if let r = held.firstRange(of: s), earliest == nil || r.lowerBound < earliest! { earliest = r.lowerBound }
         }
         if let e = earliest {
             let out = String(held[..<e])
