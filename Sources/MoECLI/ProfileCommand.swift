@@ -34,14 +34,7 @@ enum ProfileCommand {
         guard let path = p.values["--model"] ?? environment["MOE_MODEL"] else { throw UsageError(message: "moe profile needs -m MODEL") }
         guard let out = p.values["--out"] else { throw UsageError(message: "moe profile needs --out DIR") }
         try GenerationFlags.refuseBudget(p)
-        let text: String
-        if let prompt = p.values["--prompt"] {
-            text = prompt
-        } else if let file = p.values["--file"] {
-            text = try RunCommand.readText(file)
-        } else {
-            throw UsageError(message: "moe profile needs -p PROMPT or -f FILE")
-        }
+        let text = try GenerationFlags.text(p, command: "profile")
         let generate: Int = try GenerationFlags.number(p, "--n-predict", 0)
         guard generate >= 0 else { throw UsageError(message: "-n must be 0 or more") }
         var options = GenerationOptions()

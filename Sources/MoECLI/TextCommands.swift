@@ -66,6 +66,17 @@ enum GenerationFlags {
         return o
     }
 
+    /// The input text of `run`, `tokenize` and `profile`: `-p TEXT` or the contents of `-f FILE`
+    /// (exactly one of them).
+    static func text(_ p: Arguments, command: String) throws -> String {
+        switch (p.values["--prompt"], p.values["--file"]) {
+        case (let text?, nil): return text
+        case (nil, let file?): return try RunCommand.readText(file)
+        case (nil, nil): throw UsageError(message: "moe \(command) needs -p TEXT or -f FILE")
+        default: throw UsageError(message: "moe \(command) takes -p TEXT or -f FILE, not both")
+        }
+    }
+
     static func threads(_ p: Arguments) throws(UsageError) -> Int {
         let t: Int = try number(p, "--threads", ThreadPool.processorCount)
         guard t >= 1 && t <= 1024 else { throw UsageError(message: "-t must be between 1 and 1024") }
@@ -121,14 +132,7 @@ enum RunCommand {
         guard p.positionals.isEmpty else { throw UsageError(message: "unexpected argument '\(p.positionals[0])'") }
         guard let path = p.values["--model"] ?? environment["MOE_MODEL"] else { throw UsageError(message: "moe run needs -m MODEL") }
         try GenerationFlags.refuseBudget(p)
-        let prompt: String
-        if let text = p.values["--prompt"] {
-            prompt = text
-        } else if let file = p.values["--file"] {
-            prompt = try readText(file)
-        } else {
-            throw UsageError(message: "moe run needs -p PROMPT or -f FILE")
-        }
+        let prompt = try GenerationFlags.text(p, command: "run")
         var options = try GenerationFlags.options(p)
         options.parseSpecial = p.flags.contains("--special")
         let threads = try GenerationFlags.threads(p)
@@ -181,14 +185,7 @@ enum TokenizeCommand {
         if p.flags.contains("--help") { print(usage); return 0 }
         guard p.positionals.isEmpty else { throw UsageError(message: "unexpected argument '\(p.positionals[0])'") }
         guard let path = p.values["--model"] ?? environment["MOE_MODEL"] else { throw UsageError(message: "moe tokenize needs -m MODEL") }
-        let text: String
-        if let prompt = p.values["--prompt"] {
-            text = prompt
-        } else if let file = p.values["--file"] {
-            text = try RunCommand.readText(file)
-        } else {
-            throw UsageError(message: "moe tokenize needs -p TEXT or -f FILE")
-        }
+        let text = try GenerationFlags.text(p, command: "tokenize")
         let tokenizer = try Tokenizer(file: GGUFFile(path: path))
         if let w = tokenizer.vocabulary.warning { printError("moe tokenize: warning: \(w)") }
         let ids = tokenizer.encode(text, addSpecial: !p.flags.contains("--no-bos"), parseSpecial: p.flags.contains("--special"))
