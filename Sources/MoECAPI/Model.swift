@@ -10,10 +10,10 @@ final class ModelHandle: Sendable {
     /// Threads for sessions that ask for the default (0 = one per core).
     let threads: Int
     private let vocabularyOnly = Mutex<Result<Tokenizer, MoEError>?>(nil)
-    init(file: GGUFFile, threads: Int = 0) {
+    init(file: GGUFFile, threads: Int = 0, options: ModelOptions = ModelOptions()) {
         self.file = file
         self.threads = threads
-        do { model = .success(try Model(file: file)) } catch { model = .failure(error) }
+        do { model = .success(try Model(file: file, options: options)) } catch { model = .failure(error) }
     }
 
     /// The tokenizer: the model's, or for a file that cannot run (a vocabulary-only file), one
@@ -36,7 +36,8 @@ func handle(_ pointer: OpaquePointer) -> ModelHandle {
 
 @c @implementation
 public func moe_model_default_params() -> moe_model_params {
-    moe_model_params(size: UInt32(MemoryLayout<moe_model_params>.size), n_threads: 0, expert_memory: 0, mmap_prefetch: 0)
+    moe_model_params(size: UInt32(MemoryLayout<moe_model_params>.size), n_threads: 0, expert_memory: 0, mmap_prefetch: 0,
+                     expert_policy: Int32(MOE_EXPERT_POLICY_LRU), expert_prefetch: 1, expert_io_threads: 0, expert_profile: nil)
 }
 
 @c @implementation
@@ -46,6 +47,7 @@ public func moe_model_load(_ path: UnsafePointer<CChar>?, _ params: UnsafePointe
     guard let path else { return invalid("moe_model_load: path is NULL") }
     guard let out else { return invalid("moe_model_load: out is NULL") }
     var threads = 0, prefetch = false
+    var store: ExpertStoreOptions?
     if let params {
         let size = Int(params.pointee.size)
         guard size >= MemoryLayout<UInt32>.size, size <= 1 << 16 else {
@@ -61,15 +63,40 @@ public func moe_model_load(_ path: UnsafePointer<CChar>?, _ params: UnsafePointe
             }
             threads = Int(params.pointee.n_threads)
         }
-        if has(\.expert_memory), params.pointee.expert_memory != 0 {
-            return fail(MoEError(.unsupported, "moe_model_load: expert_memory is set, but this build has no expert store yet"))
-        }
         if has(\.mmap_prefetch) { prefetch = params.pointee.mmap_prefetch != 0 }
+        if has(\.expert_memory), params.pointee.expert_memory != 0 {
+            guard params.pointee.expert_memory <= UInt64(Int.max) else { return invalid("moe_model_load: expert_memory is too large") }
+            var o = ExpertStoreOptions(budget: Int(params.pointee.expert_memory))
+            if has(\.expert_policy) {
+                switch params.pointee.expert_policy {
+                case Int32(MOE_EXPERT_POLICY_LRU): o.policy = .lru
+                case Int32(MOE_EXPERT_POLICY_LFU): o.policy = .lfu
+                default: return invalid("moe_model_load: expert_policy is \(params.pointee.expert_policy), expected MOE_EXPERT_POLICY_LRU or _LFU")
+                }
+            }
+            if has(\.expert_prefetch) { o.prefetch = params.pointee.expert_prefetch != 0 }
+            if has(\.expert_io_threads), params.pointee.expert_io_threads != 0 {
+                guard params.pointee.expert_io_threads >= 1, params.pointee.expert_io_threads <= 64 else {
+                    return invalid("moe_model_load: expert_io_threads is \(params.pointee.expert_io_threads), expected 0 (default) to 64")
+                }
+                o.ioThreads = Int(params.pointee.expert_io_threads)
+            }
+            if has(\.expert_profile), let profile = params.pointee.expert_profile {
+                do {
+                    o.seedCounts = try ExpertStoreOptions.seedCounts(usageCSV: try readWholeFile(String(cString: profile)))
+                } catch {
+                    return fail(error)
+                }
+            }
+            store = o
+        }
     }
     do {
         let file = try GGUFFile(path: String(cString: path))
-        if prefetch { file.mapping.prefetch() }
-        out.pointee = Handles.register(OpaquePointer(Unmanaged.passRetained(ModelHandle(file: file, threads: threads)).toOpaque()), .model)
+        let made = ModelHandle(file: file, threads: threads, options: ModelOptions(expertStore: store, prefetchFile: prefetch))
+        if store != nil, case .failure(let error) = made.model { return fail(error) }  // a budget needs a runnable model
+        if prefetch, case .failure = made.model { file.mapping.prefetch() }
+        out.pointee = Handles.register(OpaquePointer(Unmanaged.passRetained(made).toOpaque()), .model)
         return MOE_STATUS_OK
     } catch {
         return fail(error)
@@ -114,5 +141,48 @@ public func moe_model_tensor_count(_ model: OpaquePointer?, _ out: UnsafeMutable
     guard Handles.enter(model, .model) else { return invalid("moe_model_tensor_count: model was freed or is not a model handle") }
     guard let out else { return invalid("moe_model_tensor_count: out is NULL") }
     out.pointee = Int64(handle(model).file.tensors.count)
+    return MOE_STATUS_OK
+}
+
+/// The whole contents of a (small) file, for options that name one.
+func readWholeFile(_ path: String) throws(MoEError) -> String {
+    let file = try MappedFile(path: path)
+    guard file.size <= 64 << 20 else { throw MoEError(.invalidArgument, "the file is larger than 64 MiB", path: path) }
+    return String(decoding: file.bytes, as: UTF8.self)
+}
+
+@c @implementation
+public func moe_model_expert_store_stats(_ model: OpaquePointer?, _ layer: Int32, _ stats: UnsafeMutablePointer<moe_expert_store_stats>?) -> moe_status {
+    guard let model else { return invalid("moe_model_expert_store_stats: model is NULL") }
+    guard Handles.enter(model, .model) else { return invalid("moe_model_expert_store_stats: model was freed or is not a model handle") }
+    guard let stats else { return invalid("moe_model_expert_store_stats: stats is NULL") }
+    let size = stats.pointee.size
+    guard size >= 4, size <= 1 << 16 else { return invalid("moe_model_expert_store_stats: stats->size is \(size); set it to sizeof(moe_expert_store_stats)") }
+    guard case .success(let m) = handle(model).model else { return fail(MoEError(.notFound, "the model has no expert store (it cannot run)")) }
+    guard let s = m.expertStoreStats else {
+        return fail(MoEError(.notFound, "the model was loaded without expert_memory, so it has no expert store", path: m.file.path))
+    }
+    guard layer >= -1, Int(layer) < s.layers.count else {
+        return invalid("moe_model_expert_store_stats: layer is \(layer), expected -1 (all) or 0..<\(s.layers.count)")
+    }
+    let c = layer < 0 ? s.total : s.layers[Int(layer)]
+    func u(_ v: Int) -> UInt64 { UInt64(max(v, 0)) }
+    let out = moe_expert_store_stats(
+        size: size, hits: u(c.hits), misses: u(c.misses), prefetch_hits: u(c.prefetchHits), prefetches: u(c.prefetches),
+        wasted_prefetches: u(c.wastedPrefetches), bytes_read: u(c.bytesRead), stall_ns: u(c.stallNanoseconds),
+        predicted: u(c.predicted), predicted_correctly: u(c.predictedCorrectly), chosen_after_prediction: u(c.chosenAfterPrediction),
+        resident_slots: u(c.residentSlots), slots: u(layer < 0 ? s.slots : c.quota), slot_bytes: u(s.slotBytes))
+    writeSized(out, to: stats, size: size)
+    return MOE_STATUS_OK
+}
+
+@c @implementation
+public func moe_model_reset_expert_store_stats(_ model: OpaquePointer?) -> moe_status {
+    guard let model else { return invalid("moe_model_reset_expert_store_stats: model is NULL") }
+    guard Handles.enter(model, .model) else { return invalid("moe_model_reset_expert_store_stats: model was freed or is not a model handle") }
+    guard case .success(let m) = handle(model).model, m.expertStoreStats != nil else {
+        return fail(MoEError(.notFound, "the model was loaded without expert_memory, so it has no expert store"))
+    }
+    m.resetExpertStoreStats()
     return MOE_STATUS_OK
 }

@@ -13,6 +13,7 @@ import Darwin
 enum BenchCommand {
     static let usage = """
         usage: moe bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] [-o md|json|csv] [--profile]
+                         [--expert-memory SIZE] [--expert-policy lru|lfu] [--expert-profile F] [--no-prefetch]
 
         Measures prompt processing (ppP: P random tokens evaluated in one call) and decode (tgN:
         N tokens one at a time from an empty context), each as tokens/s, mean ± std over REPS
@@ -26,13 +27,17 @@ enum BenchCommand {
           -r N        repetitions (default 5)
           -o FORMAT   md (default), json or csv
           --profile   record every routing decision (as moe profile does), to measure its cost
-        """
+        With --expert-memory, each test also reports the expert store's hit rate, bytes read per
+        token and the share of the time spent waiting for reads.
+        """ + "\n" + StoreFlags.help
 
     struct Result {
         var test: String
         var prompt: Int
         var generated: Int
         var samples: [Double]
+        var store: ExpertStoreStats?
+        var seconds = 0.0
         var mean: Double { samples.reduce(0, +) / Double(samples.count) }
         var std: Double {
             guard samples.count > 1 else { return 0 }
@@ -42,14 +47,11 @@ enum BenchCommand {
     }
 
     static func run(_ args: [String], environment: [String: String]) throws -> Int32 {
-        let p = try Arguments(args, valued: ["--model", "-p", "-n", "-t", "-r", "-o", "--expert-memory"], flags: ["--help", "--profile"],
+        let p = try Arguments(args, valued: StoreFlags.valued.union(["--model", "-p", "-n", "-t", "-r", "-o"]), flags: StoreFlags.flags.union(["--help", "--profile"]),
                               aliases: ["-m": "--model", "-h": "--help"])
         if p.flags.contains("--help") { print(usage); return 0 }
         guard p.positionals.isEmpty else { throw UsageError(message: "unexpected argument '\(p.positionals[0])'") }
         guard let path = p.values["--model"] ?? environment["MOE_MODEL"] else { throw UsageError(message: "moe bench needs -m MODEL") }
-        if p.values["--expert-memory"] != nil {
-            throw UsageError(message: "--expert-memory needs the expert store, which is not in this build yet")
-        }
         func count(_ flag: String, _ fallback: Int, minimum: Int = 0) throws(UsageError) -> Int {
             guard let text = p.values[flag] else { return fallback }
             guard let v = Int(text), v >= minimum, v <= 1 << 20 else { throw UsageError(message: "\(flag) needs a number ≥ \(minimum)") }
@@ -61,7 +63,7 @@ enum BenchCommand {
         guard ["md", "json", "csv"].contains(format) else { throw UsageError(message: "-o takes md, json or csv") }
 
         let profile = p.flags.contains("--profile")
-        let model = try Model(path: path)
+        let model = try StoreFlags.open(path, p)
         let summary = ModelSummary(file: model.file)
         var generator = SystemRandomNumberGenerator()
         func tokens(_ n: Int) -> [Int32] { (0..<n).map { _ in Int32.random(in: 0..<Int32(model.config.vocabulary), using: &generator) } }
@@ -72,30 +74,42 @@ enum BenchCommand {
         if promptTokens > 0 {
             var r = Result(test: "pp\(promptTokens)", prompt: promptTokens, generated: 0, samples: [])
             for rep in 0...reps {
+                if rep == 1 { model.resetExpertStoreStats() }
                 let session = try model.makeSession(contextLength: promptTokens, threads: threads)
                 session.recordsRouting = profile
                 let input = tokens(promptTokens)
                 let start = clock.now
                 _ = try session.evaluate(input)
-                if rep > 0 { r.samples.append(Double(promptTokens) / seconds(clock.now - start)) }
+                let elapsed = seconds(clock.now - start)
+                if rep > 0 { r.samples.append(Double(promptTokens) / elapsed); r.seconds += elapsed }
             }
+            r.store = model.expertStoreStats
             results.append(r)
         }
         if genTokens > 0 {
             var r = Result(test: "tg\(genTokens)", prompt: 0, generated: genTokens, samples: [])
             for rep in 0...reps {
+                if rep == 1 { model.resetExpertStoreStats() }
                 let session = try model.makeSession(contextLength: genTokens, threads: threads)
                 session.recordsRouting = profile
                 let input = tokens(genTokens)
                 let start = clock.now
                 for t in input { _ = try session.evaluate([t]) }
-                if rep > 0 { r.samples.append(Double(genTokens) / seconds(clock.now - start)) }
+                let elapsed = seconds(clock.now - start)
+                if rep > 0 { r.samples.append(Double(genTokens) / elapsed); r.seconds += elapsed }
             }
+            r.store = model.expertStoreStats
             results.append(r)
         }
+        let rss = peakResidentBytes()  // before the bandwidth test's 1 GiB buffer
         let bandwidth = measureBandwidth(threads: threads)
         let roofline = bandwidth / Double(summary.activeBytesPerToken)
-        let rss = peakResidentBytes()
+        func storeFields(_ r: Result) -> (hitRate: JSONValue, readPerToken: JSONValue, stall: JSONValue) {
+            guard let s = r.store else { return (.null, .null, .null) }
+            let tokens = Double(max(r.prompt + r.generated, 1) * r.samples.count), t = s.total
+            return (.double(t.hitRate), .double(Double(t.bytesRead) / tokens), .double(r.seconds > 0 ? t.stallSeconds / r.seconds : 0))
+        }
+        let budget: JSONValue = model.options.expertStore.map { .int($0.budget) } ?? .null
         let quant = dominantType(summary)
         let modelType = "\(summary.architecture ?? "?") \(formatCount(summary.parameterCount)) \(quant)"
 
@@ -107,7 +121,8 @@ enum BenchCommand {
                     ("model_size", .int(summary.tensorBytes)), ("model_n_params", .int(summary.parameterCount)),
                     ("n_threads", .int(threads)), ("n_prompt", .int(r.prompt)), ("n_gen", .int(r.generated)),
                     ("avg_ts", .double(r.mean)), ("stddev_ts", .double(r.std)), ("samples_ts", .array(r.samples.map { .double($0) })),
-                    ("n_parallel", 1), ("expert_memory", .null), ("expert_hit_rate", .null),
+                    ("n_parallel", 1), ("expert_memory", budget), ("expert_hit_rate", storeFields(r).hitRate),
+                    ("expert_bytes_read_per_token", storeFields(r).readPerToken), ("expert_stall_fraction", storeFields(r).stall),
                     ("roofline_fraction", r.generated > 0 ? .double(r.mean / roofline) : .null),
                     ("roofline_ts", .double(roofline)), ("memory_bandwidth_bytes_per_s", .double(bandwidth)),
                     ("active_bytes_per_token", .int(summary.activeBytesPerToken)), ("peak_rss_bytes", .int(rss)),
@@ -115,10 +130,12 @@ enum BenchCommand {
             }
             print(JSONValue.array(objects).serialized(indent: 2))
         case "csv":
-            print("model_filename,model_type,model_size,model_n_params,n_threads,n_prompt,n_gen,avg_ts,stddev_ts,roofline_fraction,peak_rss_bytes")
+            print("model_filename,model_type,model_size,model_n_params,n_threads,n_prompt,n_gen,avg_ts,stddev_ts,roofline_fraction,peak_rss_bytes,expert_memory,expert_hit_rate")
             for r in results {
                 let fraction = r.generated > 0 ? fixed(r.mean / roofline, 4) : ""
-                print("\"\(path)\",\"\(modelType)\",\(summary.tensorBytes),\(summary.parameterCount),\(threads),\(r.prompt),\(r.generated),\(fixed(r.mean, 3)),\(fixed(r.std, 3)),\(fraction),\(rss)")
+                let hit = r.store.map { fixed($0.total.hitRate, 4) } ?? ""
+                let memory = model.options.expertStore.map { String($0.budget) } ?? ""
+                print("\"\(path)\",\"\(modelType)\",\(summary.tensorBytes),\(summary.parameterCount),\(threads),\(r.prompt),\(r.generated),\(fixed(r.mean, 3)),\(fixed(r.std, 3)),\(fraction),\(rss),\(memory),\(hit)")
             }
         default:
             print("| model | size | params | backend | threads | test | t/s |")
@@ -130,6 +147,14 @@ enum BenchCommand {
             print("decode roofline: \(fixed(bandwidth / 1e9, 1)) GB/s read bandwidth / \(formatBytes(summary.activeBytesPerToken)) per token = \(fixed(roofline, 1)) t/s"
                 + (results.last.map { $0.generated > 0 ? "; tg reached \(fixed(100 * $0.mean / roofline, 1))%" : "" } ?? ""))
             print("peak RSS: \(formatBytes(rss))")
+            for r in results {
+                guard let st = r.store else { continue }
+                let tokens = Double(max(r.prompt + r.generated, 1) * r.samples.count), t = st.total
+                print("\(r.test) expert store: hit rate \(fixed(t.hitRate * 100, 1))%, \(formatBytes(Int(Double(t.bytesRead) / tokens))) read per token, "
+                    + "waiting for reads \(fixed(r.seconds > 0 ? 100 * t.stallSeconds / r.seconds : 0, 1))% of the time"
+                    + (t.predicted > 0 ? ", prefetch precision \(fixed(t.precision * 100, 1))%" : ""))
+            }
+            if let st = model.expertStoreStats { print(""); print(StoreFlags.report(st), terminator: "") }
         }
         return 0
     }
@@ -166,13 +191,24 @@ enum BenchCommand {
 
     }
 
-    /// The process's peak resident set size in bytes.
+    /// The process's peak resident set size in bytes. On Linux this is VmHWM from /proc/self/status:
+    /// getrusage's ru_maxrss also counts the memory of the process that spawned us (the kernel
+    /// carries the pre-exec high-water mark over), which can dwarf ours.
     static func peakResidentBytes() -> Int {
-        var usage = rusage()
         #if os(Linux)
+        if let f = fopen("/proc/self/status", "r") {
+            defer { fclose(f) }
+            var line = [CChar](repeating: 0, count: 256)
+            while fgets(&line, Int32(line.count), f) != nil {
+                let text = String(cString: line)
+                if text.hasPrefix("VmHWM:"), let kb = Int(text.dropFirst(6).filter { $0.isNumber }) { return kb * 1024 }
+            }
+        }
+        var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         return Int(usage.ru_maxrss) * 1024  // kilobytes on Linux
         #else
+        var usage = rusage()
         getrusage(RUSAGE_SELF, &usage)
         return Int(usage.ru_maxrss)  // bytes on macOS
         #endif

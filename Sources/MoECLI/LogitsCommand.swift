@@ -12,7 +12,7 @@ import Darwin
 /// raw little-endian float32 logits (the last position's, or every position's with `--all`).
 enum LogitsCommand {
     static let usage = """
-        usage: moe logits -m MODEL --tokens "ID ID ..." -o FILE [--all] [-c CONTEXT]
+        usage: moe logits -m MODEL --tokens "ID ID ..." -o FILE [--all] [-c CONTEXT] [-t THREADS] [--expert-memory SIZE ...]
 
         Evaluates the token ids in one batch and writes raw little-endian float32 logits to FILE:
         the last position's (n_vocab floats), or with --all every position's (n_tokens x n_vocab,
@@ -22,11 +22,13 @@ enum LogitsCommand {
           -o FILE            where to write the logits
           --all              every position, not only the last
           -c N               context length (default: the number of tokens)
-        """
+          -t N               threads (default: one per core)
+        """ + "\n" + StoreFlags.help
 
     static func run(_ args: [String], environment: [String: String]) throws -> Int32 {
-        let p = try Arguments(args, valued: ["--model", "--tokens", "--output", "--context"], flags: ["--all", "--help"],
-                              aliases: ["-m": "--model", "-o": "--output", "-c": "--context", "-h": "--help"])
+        let p = try Arguments(args, valued: StoreFlags.valued.union(["--model", "--tokens", "--output", "--context", "--threads"]),
+                              flags: StoreFlags.flags.union(["--all", "--help"]),
+                              aliases: ["-m": "--model", "-o": "--output", "-c": "--context", "-t": "--threads", "-h": "--help"])
         if p.flags.contains("--help") { print(usage); return 0 }
         guard p.positionals.isEmpty else { throw UsageError(message: "unexpected argument '\(p.positionals[0])'") }
         guard let path = p.values["--model"] ?? environment["MOE_MODEL"] else { throw UsageError(message: "moe logits needs -m MODEL") }
@@ -43,8 +45,8 @@ enum LogitsCommand {
             guard let n = Int(text), n > 0 else { throw UsageError(message: "-c needs a positive number") }
             context = n
         }
-        let model = try Model(path: path)
-        let session = try model.makeSession(contextLength: context)
+        let model = try StoreFlags.open(path, p)
+        let session = try model.makeSession(contextLength: context, threads: try GenerationFlags.threads(p))
         let logits = try session.evaluate(tokens, logits: p.flags.contains("--all") ? .all : .last)
         try writeFloats(logits, to: output)
         return 0

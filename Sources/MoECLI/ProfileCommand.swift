@@ -13,6 +13,7 @@ import Darwin
 enum ProfileCommand {
     static let usage = """
         usage: moe profile -m MODEL (-p PROMPT | -f FILE) [-n N] --out DIR [-t THREADS] [-c CTX] [--seed S] [--temp T]
+                           [--expert-memory SIZE] [--expert-policy lru|lfu] [--no-prefetch]
 
         Evaluates the prompt (a long file is evaluated in context-sized windows) and generates N
         more tokens (default 0), recording which experts every token chose. Writes to DIR:
@@ -22,18 +23,19 @@ enum ProfileCommand {
           heatmap.svg      layers x experts, colour = usage share
           cache-curve.svg  expert-cache hit rate against budget for LRU, LFU and the optimum
           index.html       one self-contained page with the pictures and a short reading
-        """
+        With --expert-memory, the run goes through the expert store and its counters are printed.
+        usage.csv can seed a later run's budget split: --expert-profile DIR/usage.csv.
+        """ + "\n" + StoreFlags.help
 
     static func run(_ args: [String], environment: [String: String]) throws -> Int32 {
-        let p = try Arguments(args, valued: ["--model", "--prompt", "--file", "--out", "--n-predict", "--threads", "--ctx-size",
-                                             "--seed", "--temp", "--expert-memory"], flags: ["--help"],
+        let p = try Arguments(args, valued: StoreFlags.valued.union(["--model", "--prompt", "--file", "--out", "--n-predict", "--threads", "--ctx-size",
+                                             "--seed", "--temp"]), flags: StoreFlags.flags.union(["--help"]),
                               aliases: ["-m": "--model", "-p": "--prompt", "-f": "--file", "-n": "--n-predict", "-t": "--threads",
                                         "-c": "--ctx-size", "-h": "--help"])
         if p.flags.contains("--help") { print(usage); return 0 }
         guard p.positionals.isEmpty else { throw UsageError(message: "unexpected argument '\(p.positionals[0])'") }
         guard let path = p.values["--model"] ?? environment["MOE_MODEL"] else { throw UsageError(message: "moe profile needs -m MODEL") }
         guard let out = p.values["--out"] else { throw UsageError(message: "moe profile needs --out DIR") }
-        try GenerationFlags.refuseBudget(p)
         let text = try GenerationFlags.text(p, command: "profile")
         let generate: Int = try GenerationFlags.number(p, "--n-predict", 0)
         guard generate >= 0 else { throw UsageError(message: "-n must be 0 or more") }
@@ -45,7 +47,7 @@ enum ProfileCommand {
         options.sampling = sampling
         options.stopAtEndOfGeneration = false
 
-        let model = try Model(path: path)
+        let model = try StoreFlags.open(path, p)
         let c = model.config
         guard c.experts > 0 else { throw MoEError(.unsupported, "the model has no routed experts to profile", path: path) }
         let context = try GenerationFlags.context(p, model: model)

@@ -23,7 +23,7 @@ func emit(_ text: String) {
 enum GenerationFlags {
     static let valued: Set<String> = ["--n-predict", "--temp", "--top-k", "--top-p", "--min-p", "--seed", "--repeat-penalty",
                                       "--repeat-last-n", "--frequency-penalty", "--presence-penalty", "--stop", "--threads",
-                                      "--ctx-size", "--expert-memory"]
+                                      "--ctx-size"]
     static let aliases = ["-n": "--n-predict", "-t": "--threads", "-c": "--ctx-size"]
     static let help = """
           -n N                 tokens to generate (default 128)
@@ -37,7 +37,7 @@ enum GenerationFlags {
           --stop TEXT          stop when the text contains TEXT (repeat with commas: --stop "a,b")
           -t N                 threads, the caller included (default: one per core)
           -c N                 context length (default: the model's, at most 4096)
-        """
+        """ + "\n" + StoreFlags.help
 
     static func number<T: LosslessStringConvertible>(_ p: Arguments, _ name: String, _ fallback: T) throws(UsageError) -> T {
         guard let text = p.values[name] else { return fallback }
@@ -93,13 +93,6 @@ enum GenerationFlags {
         return min(model.config.contextLength, 4096)
     }
 
-    /// The expert store is not built yet: say so rather than ignore the budget.
-    static func refuseBudget(_ p: Arguments) throws(UsageError) {
-        if p.values["--expert-memory"] != nil {
-            throw UsageError(message: "--expert-memory needs the expert store, which this build does not have yet")
-        }
-    }
-
     /// The `--stats` lines.
     static func stats(_ r: GenerationResult, seed: UInt64) -> String {
         "prompt: \(r.promptTokens) tokens in \(fixed(r.promptSeconds, 2)) s (\(fixed(r.promptTokensPerSecond, 2)) t/s)\n"
@@ -113,6 +106,7 @@ enum RunCommand {
     static let usage = """
         usage: moe run -m MODEL (-p PROMPT | -f FILE) [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P]
                        [--seed S] [-t THREADS] [-c CTX] [--stop TEXT] [--special] [--no-echo] [--stats]
+                       [--expert-memory SIZE] [--expert-policy lru|lfu] [--expert-profile FILE] [--no-prefetch]
 
         Prints the prompt, then the model's continuation as it is generated. MODEL may also come
         from MOE_MODEL.
@@ -121,22 +115,22 @@ enum RunCommand {
           -f FILE              read the prompt from FILE
           --special            parse control-token text in the prompt (<|im_start|>) as tokens
           --no-echo            print only the continuation
-          --stats              print prompt and decode speed and the stop reason on stderr
+          --stats              print prompt and decode speed, the stop reason and (with a budget)
+                               the expert store's hits, misses, reads and stalls on stderr
         """ + "\n" + GenerationFlags.help
 
     static func run(_ args: [String], environment: [String: String]) throws -> Int32 {
-        let p = try Arguments(args, valued: GenerationFlags.valued.union(["--model", "--prompt", "--file"]),
-                              flags: ["--help", "--stats", "--special", "--no-echo"],
+        let p = try Arguments(args, valued: GenerationFlags.valued.union(StoreFlags.valued).union(["--model", "--prompt", "--file"]),
+                              flags: StoreFlags.flags.union(["--help", "--stats", "--special", "--no-echo"]),
                               aliases: GenerationFlags.aliases.merging(["-m": "--model", "-p": "--prompt", "-f": "--file", "-h": "--help"]) { a, _ in a })
         if p.flags.contains("--help") { print(usage); return 0 }
         guard p.positionals.isEmpty else { throw UsageError(message: "unexpected argument '\(p.positionals[0])'") }
         guard let path = p.values["--model"] ?? environment["MOE_MODEL"] else { throw UsageError(message: "moe run needs -m MODEL") }
-        try GenerationFlags.refuseBudget(p)
         let prompt = try GenerationFlags.text(p, command: "run")
         var options = try GenerationFlags.options(p)
         options.parseSpecial = p.flags.contains("--special")
         let threads = try GenerationFlags.threads(p)
-        let model = try Model(path: path)
+        let model = try StoreFlags.open(path, p)
         let tokenizer = try model.tokenizer()
         if let w = tokenizer.vocabulary.warning { printError("moe run: warning: \(w)") }
         let session = try model.makeSession(contextLength: try GenerationFlags.context(p, model: model), threads: threads)
@@ -146,7 +140,11 @@ enum RunCommand {
             return true
         }
         emit("\n")
-        if p.flags.contains("--stats") { printError(GenerationFlags.stats(result, seed: options.sampling.seed)) }
+        if p.flags.contains("--stats") {
+            printError(GenerationFlags.stats(result, seed: options.sampling.seed))
+            if let store = model.expertStoreStats { printError(StoreFlags.report(store)) }
+            printError("peak RSS: \(formatBytes(BenchCommand.peakResidentBytes()))")
+        }
         return 0
     }
 
@@ -215,18 +213,17 @@ enum ChatCommand {
         """ + "\n" + GenerationFlags.help
 
     static func run(_ args: [String], environment: [String: String]) throws -> Int32 {
-        let p = try Arguments(args, valued: GenerationFlags.valued.union(["--model", "--system", "--chat-template"]),
-                              flags: ["--help", "--stats"],
+        let p = try Arguments(args, valued: GenerationFlags.valued.union(StoreFlags.valued).union(["--model", "--system", "--chat-template"]),
+                              flags: StoreFlags.flags.union(["--help", "--stats"]),
                               aliases: GenerationFlags.aliases.merging(["-m": "--model", "-h": "--help"]) { a, _ in a })
         if p.flags.contains("--help") { print(usage); return 0 }
         guard p.positionals.isEmpty else { throw UsageError(message: "unexpected argument '\(p.positionals[0])'") }
         guard let path = p.values["--model"] ?? environment["MOE_MODEL"] else { throw UsageError(message: "moe chat needs -m MODEL") }
-        try GenerationFlags.refuseBudget(p)
         var options = try GenerationFlags.options(p)
         if p.values["--n-predict"] == nil { options.maxTokens = 512 }
         options.parseSpecial = true
         options.evaluateLastToken = true
-        let model = try Model(path: path)
+        let model = try StoreFlags.open(path, p)
         let tokenizer = try model.tokenizer()
         let template = try ChatTemplate.resolve(name: p.values["--chat-template"], vocabulary: tokenizer.vocabulary)
         let eosText = tokenizer.vocabulary.eos.map { tokenizer.vocabulary.tokens[Int($0)] } ?? "</s>"
@@ -270,7 +267,10 @@ enum ChatCommand {
                 held += String(decoding: tokenizer.piece(last, special: true), as: UTF8.self)
             }
             conversation.assistantReplied(result.text, sessionText: held)
-            if p.flags.contains("--stats") { printError(GenerationFlags.stats(result, seed: o.sampling.seed)) }
+            if p.flags.contains("--stats") {
+                printError(GenerationFlags.stats(result, seed: o.sampling.seed))
+                if let store = model.expertStoreStats { printError(StoreFlags.report(store)) }
+            }
             options.sampling.seed &+= 1
         }
         return 0

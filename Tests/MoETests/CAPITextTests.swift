@@ -249,12 +249,54 @@ struct CAPITextTests {
         #expect(moe_model_load(Fixtures.path("forward/qwen3moe-q8_0.gguf"), &p, &bad) == MOE_STATUS_INVALID_ARGUMENT && bad == nil)
     }
 
-    @Test("an expert budget is refused until the expert store exists")
-    func expertBudgetRefused() {
+    @Test("expert_memory loads a store: identical logits, live counters per layer, a too-small budget fails the load")
+    func expertStore() throws {
+        let path = Fixtures.path("forward/qwen3moe-q8_0.gguf")
+        let swiftModel = try Model(path: path)
+        let slot = swiftModel.expertSlotBytes, k = swiftModel.config.expertsUsed
         var p = moe_model_default_params()
-        p.expert_memory = 1 << 30
+        #expect(p.expert_prefetch == 1 && p.expert_policy == Int32(MOE_EXPERT_POLICY_LRU))
+        p.expert_memory = UInt64(slot * (k + 1))
+        p.expert_policy = Int32(MOE_EXPERT_POLICY_LFU)
         var model: OpaquePointer?
-        #expect(moe_model_load(Fixtures.path("models/tiny-qwen3moe-q8_0.gguf"), &p, &model) == MOE_STATUS_UNSUPPORTED)
-        #expect(model == nil)
+        #expect(moe_model_load(path, &p, &model) == MOE_STATUS_OK)
+        var session: OpaquePointer?
+        var sp = moe_session_default_params()
+        sp.n_ctx = 32
+        #expect(moe_session_new(model, &sp, &session) == MOE_STATUS_OK)
+        let tokens: [Int32] = [1, 2, 3, 4, 5, 6]
+        var logits = [Float](repeating: 0, count: swiftModel.config.vocabulary)
+        #expect(moe_session_eval(session, tokens, tokens.count, 0) == MOE_STATUS_OK)
+        #expect(moe_session_logits(session, &logits, logits.count, nil) == MOE_STATUS_OK)
+        let reference = try swiftModel.makeSession(contextLength: 32).evaluate(tokens)
+        #expect(logits == reference)
+        var total = moe_expert_store_stats()
+        total.size = UInt32(MemoryLayout<moe_expert_store_stats>.size)
+        #expect(moe_model_expert_store_stats(model, -1, &total) == MOE_STATUS_OK)
+        #expect(Int(total.hits + total.misses) == tokens.count * swiftModel.config.layers * k)
+        #expect(total.slots == UInt64(k + 1) && total.slot_bytes == UInt64(slot) && total.bytes_read > 0)
+        var layer0 = moe_expert_store_stats()
+        layer0.size = UInt32(MemoryLayout<moe_expert_store_stats>.size)
+        #expect(moe_model_expert_store_stats(model, 0, &layer0) == MOE_STATUS_OK)
+        #expect(Int(layer0.hits + layer0.misses) == tokens.count * k)
+        #expect(moe_model_expert_store_stats(model, 99, &layer0) == MOE_STATUS_INVALID_ARGUMENT)
+        #expect(moe_model_reset_expert_store_stats(model) == MOE_STATUS_OK)
+        #expect(moe_model_expert_store_stats(model, -1, &total) == MOE_STATUS_OK && total.hits == 0 && total.misses == 0)
+        moe_session_free(session)
+        moe_model_free(model)
+
+        // No store: NOT_FOUND. A budget below k experts: the load fails and says why.
+        var plain: OpaquePointer?
+        var defaults = moe_model_default_params()
+        #expect(moe_model_load(path, &defaults, &plain) == MOE_STATUS_OK)
+        #expect(moe_model_expert_store_stats(plain, -1, &total) == MOE_STATUS_NOT_FOUND)
+        moe_model_free(plain)
+        p.expert_memory = UInt64(slot * k - 1)
+        var small: OpaquePointer?
+        #expect(moe_model_load(path, &p, &small) == MOE_STATUS_INVALID_ARGUMENT && small == nil)
+        #expect(String(cString: moe_last_error()).contains("working set"))
+        p.expert_memory = UInt64(slot * k)
+        p.expert_policy = 7
+        #expect(moe_model_load(path, &p, &small) == MOE_STATUS_INVALID_ARGUMENT && small == nil)
     }
 }

@@ -58,7 +58,11 @@ struct CLITextTests {
     func runErrors() throws {
         #expect(try moe(["run", "-m", tiny]).status == 2)
         #expect(try moe(["run", "-m", tiny, "-p", "x", "--top-p", "2"]).status == 2)
-        #expect(try moe(["run", "-m", tiny, "-p", "x", "--expert-memory", "1G"]).status == 2)
+        #expect(try moe(["run", "-m", tiny, "-p", "x", "--expert-memory", "lots"]).status == 2)
+        #expect(try moe(["run", "-m", tiny, "-p", "x", "--expert-policy", "lfu"]).status == 2, "a policy without a budget")
+        #expect(try moe(["run", "-m", tiny, "-p", "x", "--expert-memory", "1G", "--expert-policy", "mru"]).status == 2)
+        let small = try moe(["run", "-m", tiny, "-p", "x", "--expert-memory", "1K"])
+        #expect(small.status == 1 && small.stderr.contains("working set"))
         let bad = try moe(["run", "-m", "/nonexistent.gguf", "-p", "x"])
         #expect(bad.status == 1 && bad.stderr.split(separator: "\n").count == 1)
     }

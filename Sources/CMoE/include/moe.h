@@ -71,10 +71,25 @@ typedef struct moe_model_params {
     int32_t n_threads;  /* default threads of this model's sessions (a session's own n_threads wins);
                            0 = one per core */
     uint64_t expert_memory; /* expert store budget in bytes; 0 = none (experts read from the
-                               mapped file). Nonzero is MOE_STATUS_UNSUPPORTED in this version. */
-    int32_t mmap_prefetch;  /* nonzero: ask the OS to read the whole file ahead (madvise WILLNEED)
-                               at load, so the first tokens do not wait on page faults; default 0 */
+                               mapped file). With a budget, routed experts are served from that many
+                               bytes of RAM slots and read from the file on demand; a budget below
+                               one layer's n_expert_used experts fails the load (INVALID_ARGUMENT). */
+    int32_t mmap_prefetch;  /* nonzero: ask the OS to read the file ahead (madvise WILLNEED) at
+                               load, so the first tokens do not wait on page faults (with a budget:
+                               only the tensors that stay mapped); default 0 */
+    int32_t expert_policy;  /* with a budget: MOE_EXPERT_POLICY_LRU (default) or _LFU */
+    int32_t expert_prefetch;    /* with a budget: nonzero (default) predicts each layer's experts
+                                   and reads them ahead */
+    int32_t expert_io_threads;  /* with a budget: threads reading experts; 0 = default (4) */
+    const char *expert_profile; /* with a budget: NULL, or the path of a usage.csv written by
+                                   `moe profile` that seeds the budget's split across layers */
 } moe_model_params;
+
+/** Eviction policies of the expert store (moe_model_params.expert_policy). */
+enum {
+    MOE_EXPERT_POLICY_LRU = 0, /* evict the least recently used expert */
+    MOE_EXPERT_POLICY_LFU = 1  /* evict the least frequently used (counts halve every 2 x n_expert uses) */
+};
 
 /** The default options. */
 moe_model_params moe_model_default_params(void);
@@ -294,6 +309,37 @@ moe_status moe_generate(moe_session *session, const char *prompt, const moe_gene
 /* ---------------------------------------------------------------------------------------------
  * Expert utilization
  * ------------------------------------------------------------------------------------------- */
+
+/**
+ * What the expert store did (moe_model_params.expert_memory), in total or for one layer. Set
+ * `size` to sizeof(moe_expert_store_stats) before the call; counters are shared by every session
+ * of the model.
+ */
+typedef struct moe_expert_store_stats {
+    uint32_t size;                /* set by the caller: sizeof(moe_expert_store_stats) */
+    uint64_t hits;                /* chosen experts that were resident (or arriving from a prefetch) */
+    uint64_t misses;              /* chosen experts read when needed */
+    uint64_t prefetch_hits;       /* hits a prefetch brought in (a subset of hits) */
+    uint64_t prefetches;          /* reads started by prefetching */
+    uint64_t wasted_prefetches;   /* prefetched experts evicted before any use */
+    uint64_t bytes_read;          /* bytes read from the file into slots */
+    uint64_t stall_ns;            /* nanoseconds computing threads waited for reads or slots */
+    uint64_t predicted;           /* experts predicted before the router ran */
+    uint64_t predicted_correctly; /* of those, chosen by the router (precision = this / predicted) */
+    uint64_t chosen_after_prediction; /* chosen where a prediction was made (recall = correct / this) */
+    uint64_t resident_slots;      /* slots holding experts now */
+    uint64_t slots;               /* total: all slots in the budget; a layer: its current quota */
+    uint64_t slot_bytes;          /* bytes per slot */
+} moe_expert_store_stats;
+
+/**
+ * The expert store's counters: summed over layers when `layer` is -1, else that layer's.
+ * MOE_STATUS_NOT_FOUND when the model was loaded without expert_memory.
+ */
+moe_status moe_model_expert_store_stats(const moe_model *model, int32_t layer, moe_expert_store_stats *stats);
+
+/** Zeroes the expert store's counters (resident experts stay). NOT_FOUND without a store. */
+moe_status moe_model_reset_expert_store_stats(moe_model *model);
 
 /** The model's expert layout. Set `size` to sizeof(moe_expert_info) before the call. */
 typedef struct moe_expert_info {

@@ -71,6 +71,15 @@ public final class MappedFile: @unchecked Sendable {
         _ = madvise(UnsafeMutableRawPointer(mutating: base), size, MADV_WILLNEED)
     }
 
+    /// Asks the kernel to read `count` bytes at `offset` ahead (madvise WILLNEED on the pages
+    /// that hold them). Advisory: out-of-range requests and errors are ignored.
+    public func prefetch(offset: Int, count: Int) {
+        guard let base, offset >= 0, count > 0, offset < size else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = offset / page * page, end = min(offset + count, size)
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, MADV_WILLNEED)
+    }
+
     static func lastErrno() -> String {
         String(cString: strerror(errno))
     }

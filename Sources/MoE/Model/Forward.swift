@@ -31,6 +31,20 @@ final class ForwardState {
     var routingWeightLog: [Float] = []
     let contextLength: Int
     let hiddenSize: Int
+    /// Each chosen expert's down-projection output, `expertsUsed x embedding`, summed in rank
+    /// order at the end so the result does not depend on which expert finished first.
+    let expertOut: FloatStorage
+    /// Expert-store slots of the chosen experts, and which are still to run / just became ready.
+    let expertSlots: UnsafeMutablePointer<Int32>
+    let pending: UnsafeMutablePointer<Bool>
+    let ready: UnsafeMutablePointer<Bool>
+    let batch: UnsafeMutablePointer<Int>
+    /// Prefetching: the predicted experts of `predictedLayer` (-1: none), and scratch for the guess.
+    let predictedIds: UnsafeMutablePointer<Int32>
+    let predictedWeights: FloatStorage
+    let predictInput: FloatStorage
+    let predictLogits: FloatStorage
+    var predictedLayer = -1
 
     init(model: Model, contextLength: Int, threads: Int) {
         let c = model.config
@@ -60,6 +74,20 @@ final class ForwardState {
         expertCountsSize = c.layers * c.experts
         expertCounts = .allocate(capacity: max(expertCountsSize, 1))
         expertCounts.initialize(repeating: 0, count: max(expertCountsSize, 1))
+        expertOut = FloatStorage(zeros: slots * c.embedding)
+        expertSlots = .allocate(capacity: slots)
+        expertSlots.initialize(repeating: -1, count: slots)
+        pending = .allocate(capacity: slots)
+        pending.initialize(repeating: false, count: slots)
+        ready = .allocate(capacity: slots)
+        ready.initialize(repeating: false, count: slots)
+        batch = .allocate(capacity: slots)
+        batch.initialize(repeating: 0, count: slots)
+        predictedIds = .allocate(capacity: slots)
+        predictedIds.initialize(repeating: 0, count: slots)
+        predictedWeights = FloatStorage(zeros: slots)
+        predictInput = FloatStorage(zeros: c.embedding)
+        predictLogits = FloatStorage(zeros: max(c.experts, 1))
     }
 
     deinit {
@@ -68,17 +96,24 @@ final class ForwardState {
         qHalf.deallocate()
         expertIds.deallocate()
         expertCounts.deallocate()
+        expertSlots.deallocate()
+        pending.deallocate()
+        ready.deallocate()
+        batch.deallocate()
+        predictedIds.deallocate()
     }
 }
 
 extension Model {
     /// Runs one token at `position` through every layer, appending its keys and values to the
-    /// cache; writes the vocabulary logits to `logits` when given.
-    func forward(token: Int, position: Int, state s: ForwardState, logits: UnsafeMutablePointer<Float>?) {
+    /// cache; writes the vocabulary logits to `logits` when given. Fails only when the expert
+    /// store cannot read an expert (the file changed underneath); the position is then unusable.
+    func forward(token: Int, position: Int, state s: ForwardState, logits: UnsafeMutablePointer<Float>?) throws(MoEError) {
         let c = config
         let x = s.x.pointer, h = s.h.pointer
         let d = c.embedding
         _ = try? weights.embedding.dequantizeRow(token, into: UnsafeMutableBufferPointer(start: x, count: d))
+        if let store, store.options.prefetch { predictExperts(after: -1, state: s) }  // layer 0's, from the embedding
 
         for (l, layer) in weights.layers.enumerated() {
             RMSNorm.apply(x, h, count: d, weight: layer.attentionNorm.pointer, epsilon: c.rmsEpsilon)
@@ -87,7 +122,7 @@ extension Model {
             for i in 0..<d { x[i] += s.ffnOut.pointer[i] }
 
             RMSNorm.apply(x, h, count: d, weight: layer.ffnNorm.pointer, epsilon: c.rmsEpsilon)
-            feedForward(layer.feedForward, layer: l, input: h, output: s.ffnOut.pointer, state: s)
+            try feedForward(layer.feedForward, layer: l, input: h, output: s.ffnOut.pointer, state: s)
             for i in 0..<d { x[i] += s.ffnOut.pointer[i] }
         }
 
@@ -163,7 +198,7 @@ extension Model {
     }
 
     /// The feed-forward block: routed experts (plus a shared expert) or a dense SwiGLU.
-    private func feedForward(_ weights: FeedForwardWeights, layer: Int, input h: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, state s: ForwardState) {
+    private func feedForward(_ weights: FeedForwardWeights, layer: Int, input h: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, state s: ForwardState) throws(MoEError) {
         let d = config.embedding
         switch weights {
         case .dense(let gate, let up, let down):
@@ -181,7 +216,7 @@ extension Model {
                     s.routingWeightLog.append(s.expertWeights.pointer[j])
                 }
             }
-            routedExperts(gates: gates, ups: ups, downs: downs, k: k, input: h, output: output, state: s)
+            try routedExperts(gates: gates, ups: ups, downs: downs, layer: layer, k: k, input: h, output: output, state: s)
             if let shared {
                 swiGLU(gate: shared.gate, up: shared.up, down: shared.down, input: h, output: s.gate.pointer, state: s)
                 var g: Float = 0
@@ -192,50 +227,116 @@ extension Model {
         }
     }
 
-    /// The chosen experts as two parallel loops: gate and up rows of every expert, then each
-    /// output row as the weighted sum over experts of their down rows.
-    private func routedExperts(gates: ExpertLinear, ups: ExpertLinear, downs: ExpertLinear, k: Int,
-                               input h: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, state s: ForwardState) {
+    /// The chosen experts: gate and up rows of every expert in one parallel loop, SiLU, then the
+    /// down rows; each expert's output lands in its own row of `expertOut` and the rows are summed
+    /// in rank order. With an expert store, the experts already resident run first and the rest
+    /// as their reads complete, while the next layer's predicted experts are read ahead.
+    private func routedExperts(gates: ExpertLinear, ups: ExpertLinear, downs: ExpertLinear, layer: Int, k: Int,
+                               input h: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, state s: ForwardState) throws(MoEError) {
         let ids = s.expertIds, weights = s.expertWeights.pointer
-        let f = gates.outputs, stride = s.hiddenSize
-        let g = s.gate.pointer, u = s.up.pointer
         let gateFormat = Linear.format(for: gates.type), upFormat = Linear.format(for: ups.type)
         s.input.prepare(h, count: gates.inputs, for: gateFormat)
         if upFormat != gateFormat { s.input.prepare(h, count: ups.inputs, for: upFormat) }
-        let serial = gateFormat == .dequantizeRows || upFormat == .dequantizeRows
-            || Linear.format(for: downs.type) == .dequantizeRows
+        if let store {
+            let predicted = s.predictedLayer == layer
+            store.acquire(layer: layer, ids: ids, count: k, slots: s.expertSlots,
+                          predicted: predicted ? UnsafePointer(s.predictedIds) : nil, predictedCount: predicted ? k : 0)
+            s.predictedLayer = -1
+            if store.options.prefetch { predictExperts(after: layer, state: s) }
+            for j in 0..<k { s.pending[j] = true }
+            var remaining = k
+            do throws(MoEError) {
+                while remaining > 0 {
+                    let n = try store.waitForReady(layer: layer, slots: s.expertSlots, pending: s.pending, count: k, ready: s.ready)
+                    var m = 0
+                    for j in 0..<k where s.ready[j] {
+                        s.batch[m] = j
+                        s.ready[j] = false
+                        m += 1
+                    }
+                    computeExperts(m, gates: gates, ups: ups, downs: downs, state: s) { j in
+                        store.matrices(slot: s.expertSlots[j], layer: layer, expert: Int(ids[j]))
+                    }
+                    remaining -= n
+                }
+            } catch {
+                store.release(slots: s.expertSlots, count: k)
+                throw error
+            }
+            store.release(slots: s.expertSlots, count: k)
+        } else {
+            for j in 0..<k { s.batch[j] = j }
+            computeExperts(k, gates: gates, ups: ups, downs: downs, state: s) { j in
+                let e = Int(ids[j])
+                return (gates.expert(e), ups.expert(e), downs.expert(e))
+            }
+        }
+        let d = downs.outputs, out = s.expertOut.pointer
+        let outChunks = Linear.chunkCount(rows: d, threads: s.pool.threads)
+        s.pool.parallelFor(outChunks) { c in
+            let rows = Linear.chunk(c, of: outChunks, rows: d)
+            for r in rows { output[r] = 0 }
+            for j in 0..<k {
+                let w = weights[j], y = out + j * d
+                for r in rows { output[r] += w * y[r] }
+            }
+        }
+    }
+
+    /// Runs the experts `state.batch[0..<count]` (ranks) with the matrices `matrices(rank)` gives:
+    /// gate and up, SiLU, and the down projection into `expertOut`.
+    private func computeExperts(_ count: Int, gates: ExpertLinear, ups: ExpertLinear, downs: ExpertLinear, state s: ForwardState,
+                                matrices: (Int) -> (gate: Linear, up: Linear, down: Linear)) {
+        guard count > 0 else { return }
+        let f = gates.outputs, stride = s.hiddenSize, d = downs.outputs
+        let g = s.gate.pointer, u = s.up.pointer, out = s.expertOut.pointer, batch = s.batch
+        let downFormat = Linear.format(for: downs.type)
+        let serial = Linear.format(for: gates.type) == .dequantizeRows || Linear.format(for: ups.type) == .dequantizeRows
+            || downFormat == .dequantizeRows
         let chunks = serial ? 1 : Linear.chunkCount(rows: f, threads: s.pool.threads)
         func run(_ n: Int, _ body: (Int) -> Void) {
             if serial { for i in 0..<n { body(i) } } else { s.pool.parallelFor(n, body) }
         }
-        run(k * 2 * chunks) { task in
-            let slot = task / (2 * chunks), rest = task % (2 * chunks)
-            let e = Int(ids[slot])
+        run(count * 2 * chunks) { task in
+            let j = batch[task / (2 * chunks)], rest = task % (2 * chunks)
             let rows = Linear.chunk(rest % chunks, of: chunks, rows: f)
+            let m = matrices(j)
             if rest < chunks {
-                gates.expert(e).apply(rows: rows, s.input, g + slot * stride)
+                m.gate.apply(rows: rows, s.input, g + j * stride)
             } else {
-                ups.expert(e).apply(rows: rows, s.input, u + slot * stride)
+                m.up.apply(rows: rows, s.input, u + j * stride)
             }
         }
-        let downFormat = Linear.format(for: downs.type)
-        run(k) { slot in  // SiLU and the down projection's activation, one expert per task
-            let gs = g + slot * stride, us = u + slot * stride
-            for i in 0..<f { gs[i] = gs[i] / (1 + expf(-gs[i])) * us[i] }
-            s.hidden[slot].prepare(gs, count: f, for: downFormat)
+        run(count) { i in  // SiLU and the down projection's activation, one expert per task
+            let j = batch[i]
+            let gs = g + j * stride, us = u + j * stride
+            for r in 0..<f { gs[r] = gs[r] / (1 + expf(-gs[r])) * us[r] }
+            s.hidden[j].prepare(gs, count: f, for: downFormat)
         }
-        let d = downs.outputs
         let outChunks = serial ? 1 : Linear.chunkCount(rows: d, threads: s.pool.threads)
-        run(outChunks) { c in
-            let rows = Linear.chunk(c, of: outChunks, rows: d)
-            for r in rows { output[r] = 0 }
-            for slot in 0..<k {
-                // Expert by expert over this chunk's rows, so each down matrix is read as one stream
-                // (and four rows at a time); per row the sum still runs over slots in order.
-                let m = downs.expert(Int(ids[slot])), w = weights[slot]
-                m.accumulate(rows: rows, s.hidden[slot], weight: w, into: output)
-            }
+        run(count * outChunks) { task in
+            let j = batch[task / outChunks]
+            let rows = Linear.chunk(task % outChunks, of: outChunks, rows: d)
+            matrices(j).down.apply(rows: rows, s.hidden[j], out + j * d)
         }
+    }
+
+    /// Guesses the experts of layer `layer + 1` by applying its norm and router to the residual
+    /// stream as it is now (after `layer`'s attention; the embedding for layer 0), and asks the
+    /// store to read them ahead while the rest of `layer` and the next attention compute.
+    private func predictExperts(after layer: Int, state s: ForwardState) {
+        let next = layer + 1
+        guard next < weights.layers.count, let store,
+              case .experts(let routerWeights, _, _, _, _) = weights.layers[next].feedForward else { return }
+        let c = config
+        RMSNorm.apply(s.x.pointer, s.predictInput.pointer, count: c.embedding, weight: weights.layers[next].ffnNorm.pointer, epsilon: c.rmsEpsilon)
+        let buffer = s.hidden[0]  // free until the down projections run
+        routerWeights.apply(s.predictInput.pointer, s.predictLogits.pointer, buffer: buffer, pool: s.pool)
+        router.gate(UnsafeMutableBufferPointer(start: s.predictLogits.pointer, count: c.experts))
+        router.topK(UnsafeBufferPointer(start: s.predictLogits.pointer, count: c.experts), k: c.expertsUsed,
+                    ids: s.predictedIds, weights: s.predictedWeights.pointer)
+        store.prefetch(layer: next, ids: s.predictedIds, count: c.expertsUsed)
+        s.predictedLayer = next
     }
 
     /// `down(silu(gate x) * up x)`, with gate and up in one parallel loop.

@@ -66,11 +66,11 @@ public final class Session {
             throw MoEError(.invalidArgument, "\(tokens.count) tokens at position \(position) overflow the context of \(contextLength)")
         }
         var out = [Float](repeating: 0, count: selection == .all ? tokens.count * vocabulary : vocabulary)
-        out.withUnsafeMutableBufferPointer { buffer in
+        try out.withUnsafeMutableBufferPointer { (buffer) throws(MoEError) in
             for (i, token) in tokens.enumerated() {
                 let wantLogits = selection == .all || i == tokens.count - 1
                 let target = wantLogits ? buffer.baseAddress! + (selection == .all ? i * vocabulary : 0) : nil
-                model.forward(token: Int(token), position: position, state: state, logits: target)
+                try model.forward(token: Int(token), position: position, state: state, logits: target)
                 position += 1
             }
         }

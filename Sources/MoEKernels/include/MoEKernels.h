@@ -104,7 +104,19 @@ static inline void moek_cpu_relax(void) {
 #endif
 }
 
+/// Opens `path` read-only so that reads bypass the page cache: O_DIRECT on Linux (offsets,
+/// lengths and buffers must then be aligned, see moek_uncached_needs_alignment), F_NOCACHE on
+/// Darwin. Returns -1 (errno set) where the OS or file system refuses.
+int moek_open_uncached(const char *path);
+/// 1 when reads through moek_open_uncached's descriptor need 4096-byte alignment.
+int moek_uncached_needs_alignment(void);
+/// Tells the OS the cached pages of a file range are not needed again (POSIX_FADV_DONTNEED).
+void moek_drop_cached_range(int fd, int64_t offset, int64_t length);
+/// A monotonic clock in nanoseconds.
+uint64_t moek_monotonic_ns(void);
+
 #ifdef __cplusplus
 }
 #endif
+
 #endif

@@ -189,9 +189,12 @@ struct ExpertLinear: @unchecked Sendable {
     let outputs: Int
     let count: Int
     let expertBytes: Int
+    /// Where expert 0's matrix starts in the file (the expert store reads from here).
+    let fileOffset: Int
 
     init(_ view: TensorView) {
         base = view.bytes.baseAddress!
+        fileOffset = view.fileOffset
         type = view.type
         inputs = view.shape[0]
         outputs = view.shape[1]
