@@ -234,8 +234,6 @@ final class ExpertStore: @unchecked Sendable {
             counters[layer].predictedCorrectly += correct
             counters[layer].chosenAfterPrediction += count
         }
-        if layer == firstMoELayer { noteToken() }
-        for j in 0..<count { recentCounts[layer * experts + Int(ids[j])] += 1 }
         var stalledSince: UInt64 = 0
         while true {
             // Pin what is resident and count how many slots the rest need.
@@ -274,6 +272,22 @@ final class ExpertStore: @unchecked Sendable {
             pthread_cond_wait(&changed, &mutex)
             waiters -= 1
         }
+    }
+
+    /// Records one token's routing at `layer` for the split across layers (and counts tokens at
+    /// the first MoE layer, re-splitting every `rebalanceInterval` tokens).
+    func noteRouting(layer: Int, ids: UnsafePointer<Int32>, count: Int) {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        if layer == firstMoELayer { noteToken() }
+        for j in 0..<count { recentCounts[layer * experts + Int(ids[j])] += 1 }
+    }
+
+    /// Whether expert `e` of `layer` is resident or being read now (a hint: it may change at once).
+    func isResident(layer: Int, expert e: Int) -> Bool {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return residentSlot[layer * experts + e] >= 0
     }
 
     /// Waits until at least one of the acquired slots whose `pending` flag is set is ready, clears

@@ -45,6 +45,16 @@ final class ForwardState {
     let predictInput: FloatStorage
     let predictLogits: FloatStorage
     var predictedLayer = -1
+    /// Buffers of the batched prompt path, made on the first prompt of more than one token.
+    private var batchStorage: BatchBuffers?
+
+    /// The batched path's buffers (allocated on first use, for `Model.batchCapacity` tokens).
+    func batchBuffers(model: Model) -> BatchBuffers {
+        if let batchStorage { return batchStorage }
+        let made = BatchBuffers(capacity: Model.batchCapacity, config: model.config, hiddenSize: hiddenSize, widest: model.weights.widestInput)
+        batchStorage = made
+        return made
+    }
 
     init(model: Model, contextLength: Int, threads: Int) {
         let c = model.config
@@ -134,7 +144,7 @@ extension Model {
     /// Computes up to three matrices that read the same input in one parallel loop over row
     /// chunks, without allocating. Matrices without a kernel are computed on the calling thread
     /// (they share one scratch row).
-    private func project(_ x: UnsafePointer<Float>, _ a: Linear, _ ya: UnsafeMutablePointer<Float>,
+    func project(_ x: UnsafePointer<Float>, _ a: Linear, _ ya: UnsafeMutablePointer<Float>,
                          _ b: Linear, _ yb: UnsafeMutablePointer<Float>,
                          _ c: Linear? = nil, _ yc: UnsafeMutablePointer<Float>? = nil, state s: ForwardState) {
         s.input.prepare(x, count: a.inputs, for: a.format)
@@ -163,7 +173,7 @@ extension Model {
 
     /// Q/K/V projections, q/k norms, RoPE, the cache append, and grouped-query attention over
     /// positions 0...position; the result lands in `state.attention`.
-    private func attention(layer: LayerWeights, index l: Int, input h: UnsafePointer<Float>, position: Int, state s: ForwardState) {
+    func attention(layer: LayerWeights, index l: Int, input h: UnsafePointer<Float>, position: Int, state s: ForwardState) {
         let c = config
         let hd = c.headDimension, vd = c.valueDimension
         let q = s.q.pointer, k = s.k.pointer, v = s.v.pointer
@@ -239,6 +249,7 @@ extension Model {
         if upFormat != gateFormat { s.input.prepare(h, count: ups.inputs, for: upFormat) }
         if let store {
             let predicted = s.predictedLayer == layer
+            store.noteRouting(layer: layer, ids: ids, count: k)
             store.acquire(layer: layer, ids: ids, count: k, slots: s.expertSlots,
                           predicted: predicted ? UnsafePointer(s.predictedIds) : nil, predictedCount: predicted ? k : 0)
             s.predictedLayer = -1
@@ -285,7 +296,7 @@ extension Model {
 
     /// Runs the experts `state.batch[0..<count]` (ranks) with the matrices `matrices(rank)` gives:
     /// gate and up, SiLU, and the down projection into `expertOut`.
-    private func computeExperts(_ count: Int, gates: ExpertLinear, ups: ExpertLinear, downs: ExpertLinear, state s: ForwardState,
+    func computeExperts(_ count: Int, gates: ExpertLinear, ups: ExpertLinear, downs: ExpertLinear, state s: ForwardState,
                                 matrices: (Int) -> (gate: Linear, up: Linear, down: Linear)) {
         guard count > 0 else { return }
         let f = gates.outputs, stride = s.hiddenSize, d = downs.outputs
@@ -340,7 +351,7 @@ extension Model {
     }
 
     /// `down(silu(gate x) * up x)`, with gate and up in one parallel loop.
-    private func swiGLU(gate: Linear, up: Linear, down: Linear, input h: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, state s: ForwardState) {
+    func swiGLU(gate: Linear, up: Linear, down: Linear, input h: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, state s: ForwardState) {
         let g = s.gate.pointer, u = s.up.pointer
         project(h, gate, g, up, u, state: s)
         for i in 0..<gate.outputs { g[i] = g[i] / (1 + expf(-g[i])) * u[i] }

@@ -67,11 +67,26 @@ public final class Session {
         }
         var out = [Float](repeating: 0, count: selection == .all ? tokens.count * vocabulary : vocabulary)
         try out.withUnsafeMutableBufferPointer { (buffer) throws(MoEError) in
-            for (i, token) in tokens.enumerated() {
-                let wantLogits = selection == .all || i == tokens.count - 1
-                let target = wantLogits ? buffer.baseAddress! + (selection == .all ? i * vocabulary : 0) : nil
-                try model.forward(token: Int(token), position: position, state: state, logits: target)
+            if tokens.count == 1 {
+                try model.forward(token: Int(tokens[0]), position: position, state: state, logits: buffer.baseAddress!)
                 position += 1
+                return
+            }
+            // Prompts go layer by layer in steps of up to Model.batchCapacity tokens.
+            try tokens.withUnsafeBufferPointer { (all) throws(MoEError) in
+                var first = 0
+                while first < all.count {
+                    let n = min(Model.batchCapacity, all.count - first)
+                    let step = UnsafeBufferPointer(rebasing: all[first..<(first + n)])
+                    let base = first
+                    try model.forward(batch: step, position: position, state: state) { t in
+                        let i = base + t
+                        if selection == .all { return buffer.baseAddress! + i * vocabulary }
+                        return i == tokens.count - 1 ? buffer.baseAddress! : nil
+                    }
+                    position += n
+                    first += n
+                }
             }
         }
         return out
