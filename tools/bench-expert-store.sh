@@ -97,10 +97,13 @@ if [ -x "$llama_bench" ]; then
     echo "== inside a $limit memory cgroup (page cache included)"
     drop_caches
     echo "-- swift-moe, --expert-memory 4G"
-    run_limited moe-store "$moe" bench -m "$model" -p 0 -n "$tokens" -r 1 -t 2 --expert-memory 4G | tee "$out/expert-store-cgroup-moe.txt" || true
+    run_limited moe-store "$moe" bench -m "$model" -p 0 -n "$tokens" -r 1 -t 2 --expert-memory 4G > "$out/expert-store-cgroup-moe.txt" || true
+    grep -E "tg|expert store|peak RSS" "$out/expert-store-cgroup-moe.txt" || true
     drop_caches
-    echo "-- llama.cpp llama-bench (mmap), 4 tokens"
-    run_limited moe-llama "$llama_bench" -m "$model" -p 0 -n 4 -r 1 -t 2 | tee "$out/expert-store-cgroup-llama.txt" || true
+    # llama.cpp repacks Q4_0 into anonymous memory by default, which a capped cgroup cannot hold
+    # (OOM-killed); --repack 0 leaves the weights in the mapping, where the page cache pages them.
+    echo "-- llama.cpp llama-bench (mmap, --repack 0), 4 tokens"
+    run_limited moe-llama "$llama_bench" -m "$model" -p 0 -n 4 -r 1 -t 2 --repack 0 | tee "$out/expert-store-cgroup-llama.txt" || true
 else
     echo "llama-bench not built: run tools/bench-vs-llama.sh once (or set LLAMA_BENCH) for the cgroup comparison"
 fi

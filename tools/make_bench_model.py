@@ -38,7 +38,14 @@ def random_blocks(rng, qtype, rows, cols):
     target = 1.0 / np.sqrt(cols)
     raw = rng.integers(0, 256, size=(n_blocks, size), dtype=np.uint8)
     if qtype == T.Q4_0:
-        level_std = 4.61  # levels 0..15 minus 8
+        # Levels 0..15 minus 8 average -0.5: every matrix would add the same direction to every
+        # output and the residual stream (so the routing) would stop depending on the token.
+        # Nibble 0 becomes 8 (the zero level), so the levels average exactly 0.
+        lo, hi = raw & 0x0F, raw >> 4
+        lo = np.where(lo == 0, 8, lo).astype(np.uint8)
+        hi = np.where(hi == 0, 8, hi).astype(np.uint8)
+        raw = (lo | (hi << 4)).astype(np.uint8)
+        level_std = 4.18  # levels -7..7 plus a double share of 0
     elif qtype == T.Q8_0:
         level_std = 73.9  # int8 levels uniform over -128..127
     elif qtype == T.Q4_K:
