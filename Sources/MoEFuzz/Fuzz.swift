@@ -43,6 +43,13 @@ enum FuzzTarget {
         options.maxTokens = 2
         options.sampling.seed = 1
         _ = try? session.generate(tokens: [0], options: options) { _ in true }
+        // The expert store's paths: k slots, experts read with pread from the (hostile) file.
+        guard model.expertSlotBytes > 0, model.expertSlotBytes <= 1 << 20,
+              let stored = try? Model(file: file, options: ModelOptions(expertStore: ExpertStoreOptions(
+                  budget: model.expertSlotBytes * max(c.expertsUsed, 1), ioThreads: 1))),
+              let storedSession = try? stored.makeSession(contextLength: 8, threads: 1) else { return }
+        _ = try? storedSession.evaluate([0, Int32(c.vocabulary - 1)])
+        _ = try? storedSession.evaluate([1])
     }
 }
 
