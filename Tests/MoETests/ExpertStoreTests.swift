@@ -69,6 +69,31 @@ struct ExpertStoreTests {
         #expect(uses >= (tokens.count - 1) * 6 * 2 && uses <= (tokens.count + 8) * 6 * 2)
     }
 
+    @Test("sizes parse as plain bytes or with binary K/M/G/T suffixes; nonsense is nil")
+    func byteSizes() {
+        #expect(ByteSize.parse("1073741824") == 1 << 30)
+        #expect(ByteSize.parse("4G") == 4 << 30 && ByteSize.parse("4g") == 4 << 30 && ByteSize.parse("4GiB") == 4 << 30)
+        #expect(ByteSize.parse("512M") == 512 << 20 && ByteSize.parse("512MB") == 512 << 20)
+        #expect(ByteSize.parse("1.5G") == 3 << 29 && ByteSize.parse("64K") == 65536 && ByteSize.parse("2T") == 2 << 40)
+        #expect(ByteSize.parse(" 8M ") == 8 << 20 && ByteSize.parse("0") == 0)
+        for bad in ["", "G", "-1G", "4X", "1e3", "lots", "4 G", "99999999999T", "1.2.3M"] {
+            #expect(ByteSize.parse(bad) == nil, "\(bad)")
+        }
+    }
+
+    @Test("moe run --stats with a budget prints the store's counters and the peak RSS")
+    func cliStats() throws {
+        let model = Fixtures.root.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Models/demo-austen-moe.gguf").path
+        let r = try CLITests().run(["run", "-m", model, "-p", "It is", "-n", "6", "--temp", "0", "--stats",
+                                    "--expert-memory", "300K", "--expert-policy", "lfu"])
+        #expect(r.status == 0)
+        #expect(r.stderr.contains("experts: budget 300.00 KiB = 2 slots"), "\(r.stderr)")
+        #expect(r.stderr.contains("lfu") && r.stderr.contains("experts: hit rate") && r.stderr.contains("peak RSS"))
+        let plain = try CLITests().run(["run", "-m", model, "-p", "It is", "-n", "6", "--temp", "0", "--no-echo"])
+        let stored = try CLITests().run(["run", "-m", model, "-p", "It is", "-n", "6", "--temp", "0", "--no-echo", "--expert-memory", "300K"])
+        #expect(plain.stdout == stored.stdout && !plain.stdout.isEmpty)
+    }
+
     @Test("a budget below one layer's k experts is refused at load with the size it needs")
     func budgetTooSmall() throws {
         let path = Fixtures.path("forward/olmoe-q8_0.gguf")

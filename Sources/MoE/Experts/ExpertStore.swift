@@ -243,7 +243,7 @@ final class ExpertStore: @unchecked Sendable {
                 slots[j] = s
                 if s < 0 { missing += 1 }
             }
-            if missing <= evictableSlots(reserving: count - missing, slots: slots, count: count) {
+            if missing <= evictableSlots(slots: slots, count: count) {
                 for j in 0..<count { use(key: layer * experts + Int(ids[j]), layer: layer) }
                 // Pin the hits first so that no miss of this call evicts them.
                 for j in 0..<count where slots[j] >= 0 {
@@ -373,9 +373,9 @@ final class ExpertStore: @unchecked Sendable {
         frequency[key] += 1
     }
 
-    /// Whether `count` more slots can be had now, not counting the `pinnedHere` slots this
-    /// acquisition will pin (they may be evictable today but are about to be used).
-    private func evictableSlots(reserving pinnedHere: Int, slots: UnsafePointer<Int32>, count: Int) -> Int {
+    /// How many slots a new expert could take now: unpinned and not loading, less the resident
+    /// slots among `slots` (this acquisition's hits, about to be pinned).
+    private func evictableSlots(slots: UnsafePointer<Int32>, count: Int) -> Int {
         var available = 0
         for s in 0..<slotCount where slotPins[s] == 0 && slotState[s] != .loading {
             available += 1
