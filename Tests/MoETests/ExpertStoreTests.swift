@@ -106,6 +106,13 @@ struct ExpertStoreTests {
             #expect(error.code == .invalidArgument)
             #expect(error.message.contains("working set is \(k) experts"), "\(error.message)")
         }
+        // A huge budget is capped at the model's own experts.
+        if Session.physicalMemory > 0 {
+            let summary = ModelSummary(file: try GGUFFile(path: path))
+            #expect(summary.routedExpertBytes < Session.physicalMemory, "the fixture's experts fit; the arena is capped at them")
+            let capped = try Model(path: path, options: ModelOptions(expertStore: ExpertStoreOptions(budget: Int.max / 2)))
+            #expect(capped.expertStoreStats!.slots == capped.config.layers * capped.config.experts)
+        }
         do {
             _ = try Model(path: Fixtures.path("forward/llama-q8_0.gguf"), options: ModelOptions(expertStore: ExpertStoreOptions(budget: 1 << 30)))
             Issue.record("a dense model took an expert budget")
@@ -294,6 +301,42 @@ struct ExpertStoreTests {
         #expect(t.misses >= distinct - k, "at most the k experts left from the previous layer can be hits")
         #expect(distinct > layers * k, "the batch needed more experts per layer than there are slots")
         #expect(model.store!.pinnedSlots() == 0)
+    }
+
+    @Test("a budget larger than this machine's memory is refused before the arena is reserved", .enabled(if: Session.physicalMemory > 0 && Session.physicalMemory < 1 << 40))
+    func budgetBeyondMemory() throws {
+        // A sparse file whose experts (F16, all zero) add up to more than physical memory.
+        let (d, f, experts, layers) = (1024, 4096, 256, 2)
+        let perLayer = 3 * d * f * 2 * experts
+        let needed = Session.physicalMemory / perLayer + 1
+        var w = GGUFWriter(architecture: "qwen3moe")
+        for (key, value) in [("block_count", layers * needed), ("embedding_length", d), ("attention.head_count", 8),
+                             ("expert_count", experts), ("expert_used_count", 2), ("expert_feed_forward_length", f)] {
+            w.set("qwen3moe." + key, .uint32(UInt32(value)))
+        }
+        try w.addTensor("token_embd.weight", type: .f16, shape: [d, 64], data: .zeros)
+        try w.addTensor("output_norm.weight", type: .f32, shape: [d], data: .zeros)
+        for l in 0..<(layers * needed) {
+            let p = "blk.\(l)."
+            for name in ["attn_norm", "ffn_norm"] { try w.addTensor(p + name + ".weight", type: .f32, shape: [d], data: .zeros) }
+            for name in ["attn_q", "attn_k", "attn_v", "attn_output"] { try w.addTensor(p + name + ".weight", type: .f16, shape: [d, d], data: .zeros) }
+            for name in ["attn_q_norm", "attn_k_norm"] { try w.addTensor(p + name + ".weight", type: .f32, shape: [d / 8], data: .zeros) }
+            try w.addTensor(p + "ffn_gate_inp.weight", type: .f32, shape: [d, experts], data: .zeros)
+            try w.addTensor(p + "ffn_gate_exps.weight", type: .f16, shape: [d, f, experts], data: .zeros)
+            try w.addTensor(p + "ffn_up_exps.weight", type: .f16, shape: [d, f, experts], data: .zeros)
+            try w.addTensor(p + "ffn_down_exps.weight", type: .f16, shape: [f, d, experts], data: .zeros)
+        }
+        let path = Fixtures.processScratch.appendingPathComponent("sparse-\(UUID().uuidString).gguf").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try w.write(to: path)
+        do {
+            _ = try Model(path: path, options: ModelOptions(expertStore: ExpertStoreOptions(budget: Int.max / 2)))
+            Issue.record("a budget beyond physical memory was accepted")
+        } catch {
+            #expect(error.code == .outOfMemory && error.message.contains("more than this machine"), "\(error.message)")
+        }
+        let fits = try Model(path: path, options: ModelOptions(expertStore: ExpertStoreOptions(budget: 64 << 20, ioThreads: 1)))
+        #expect(fits.expertStoreStats!.slots >= 2)
     }
 
     // MARK: Sharing and failures

@@ -117,6 +117,10 @@ final class ExpertStore: @unchecked Sendable {
             }
         }
         let (total, overflow) = slotCount.multipliedReportingOverflow(by: slotBytes)
+        let physical = Session.physicalMemory
+        guard overflow || physical == 0 || total <= physical else {
+            throw MoEError(.outOfMemory, "an expert memory budget of \(Self.describe(total)) (\(slotCount) slots) is more than this machine's \(Self.describe(physical)) of memory; use a smaller --expert-memory", path: file.path)
+        }
         var raw: UnsafeMutableRawPointer?
         guard !overflow, posix_memalign(&raw, alignment, total) == 0, let raw else {
             throw MoEError(.outOfMemory, "cannot reserve \(Self.describe(slotCount * slotBytes)) for \(slotCount) expert slots", path: file.path)
