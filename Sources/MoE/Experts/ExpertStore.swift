@@ -287,13 +287,6 @@ final class ExpertStore: @unchecked Sendable {
         for j in 0..<count { recentCounts[layer * experts + Int(ids[j])] += 1 }
     }
 
-    /// Whether expert `e` of `layer` is resident or being read now (a hint: it may change at once).
-    func isResident(layer: Int, expert e: Int) -> Bool {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return residentSlot[layer * experts + e] >= 0
-    }
-
     /// Waits until at least one of the acquired slots whose `pending` flag is set is ready, clears
     /// those flags and returns how many became ready. A failed read is thrown (the caller then
     /// releases every slot it acquired).
@@ -326,6 +319,38 @@ final class ExpertStore: @unchecked Sendable {
             waiters += 1
             pthread_cond_wait(&changed, &mutex)
             waiters -= 1
+        }
+    }
+
+    /// After `acquire`: calls `body` each time some of the `count` slots have become ready, with
+    /// their `ready` flags set (body clears the ones it ran), until all have run; then releases
+    /// the slots. A failed read releases them too and is thrown.
+    func runAsReady(layer: Int, slots: UnsafeMutablePointer<Int32>, count: Int, pending: UnsafeMutablePointer<Bool>,
+                    ready: UnsafeMutablePointer<Bool>, _ body: () -> Void) throws(MoEError) {
+        for j in 0..<count { pending[j] = true }
+        var left = count
+        do throws(MoEError) {
+            while left > 0 {
+                left -= try waitForReady(layer: layer, slots: slots, pending: pending, count: count, ready: ready)
+                body()
+            }
+        } catch {
+            release(slots: slots, count: count)
+            throw error
+        }
+        release(slots: slots, count: count)
+    }
+
+    /// Reorders `ids` so that the experts of `layer` resident now come first (stable), under one lock.
+    func orderResidentFirst(layer: Int, ids: UnsafeMutablePointer<Int32>, count: Int) {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        var front = 0
+        for i in 0..<count where residentSlot[layer * experts + Int(ids[i])] >= 0 {
+            let e = ids[i]
+            for m in stride(from: i, to: front, by: -1) { ids[m] = ids[m - 1] }
+            ids[front] = e
+            front += 1
         }
     }
 

@@ -114,6 +114,14 @@ final class ForwardState {
     }
 }
 
+/// Where expert work writes: per index i, gate and up rows at `i * stride`, the down
+/// projection's input in `hidden[i]`, its output at `out + i * embedding`.
+struct ExpertScratch {
+    let gate, up, out: UnsafeMutablePointer<Float>
+    let hidden: [ActivationBuffer]
+    let stride: Int
+}
+
 extension Model {
     /// Runs one token at `position` through every layer, appending its keys and values to the
     /// cache; writes the vocabulary logits to `logits` when given. Fails only when the expert
@@ -209,17 +217,12 @@ extension Model {
 
     /// The feed-forward block: routed experts (plus a shared expert) or a dense SwiGLU.
     private func feedForward(_ weights: FeedForwardWeights, layer: Int, input h: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, state s: ForwardState) throws(MoEError) {
-        let d = config.embedding
         switch weights {
         case .dense(let gate, let up, let down):
             swiGLU(gate: gate, up: up, down: down, input: h, output: output, state: s)
         case .experts(let routerWeights, let gates, let ups, let downs, let shared):
-            let logits = s.routerLogits.pointer, k = config.expertsUsed
-            routerWeights.apply(h, logits, buffer: s.input, pool: s.pool)
-            router.gate(UnsafeMutableBufferPointer(start: logits, count: config.experts))
-            router.topK(UnsafeBufferPointer(start: logits, count: config.experts), k: k, ids: s.expertIds, weights: s.expertWeights.pointer)
-            let counts = s.expertCounts + layer * config.experts
-            for j in 0..<k { counts[Int(s.expertIds[j])] &+= 1 }
+            let k = config.expertsUsed
+            route(h, with: routerWeights, layer: layer, ids: s.expertIds, weights: s.expertWeights.pointer, state: s)
             if s.recordRouting {
                 for j in 0..<k {
                     s.routingLog.append(s.expertIds[j])
@@ -227,14 +230,30 @@ extension Model {
                 }
             }
             try routedExperts(gates: gates, ups: ups, downs: downs, layer: layer, k: k, input: h, output: output, state: s)
-            if let shared {
-                swiGLU(gate: shared.gate, up: shared.up, down: shared.down, input: h, output: s.gate.pointer, state: s)
-                var g: Float = 0
-                for i in 0..<d { g += shared.gateInput.pointer[i] * h[i] }
-                let sigmoid = 1 / (1 + expf(-g))
-                for i in 0..<d { output[i] += sigmoid * s.gate.pointer[i] }
-            }
+            if let shared { addSharedExpert(shared, input: h, output: output, state: s) }
         }
+    }
+
+    /// The router's `k` experts for the FFN input `h` (ids and weights as the architecture
+    /// normalises them), counted in the session's expert counts.
+    func route(_ h: UnsafePointer<Float>, with routerWeights: Linear, layer: Int, ids: UnsafeMutablePointer<Int32>,
+               weights: UnsafeMutablePointer<Float>, state s: ForwardState) {
+        let logits = s.routerLogits.pointer, k = config.expertsUsed
+        routerWeights.apply(h, logits, buffer: s.input, pool: s.pool)
+        router.gate(UnsafeMutableBufferPointer(start: logits, count: config.experts))
+        router.topK(UnsafeBufferPointer(start: logits, count: config.experts), k: k, ids: ids, weights: weights)
+        let counts = s.expertCounts + layer * config.experts
+        for j in 0..<k { counts[Int(ids[j])] &+= 1 }
+    }
+
+    /// `output += sigmoid(gateInput · h) * SwiGLU(h)`: the shared expert, after the routed ones.
+    func addSharedExpert(_ shared: SharedExpertWeights, input h: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, state s: ForwardState) {
+        let d = config.embedding
+        swiGLU(gate: shared.gate, up: shared.up, down: shared.down, input: h, output: s.gate.pointer, state: s)
+        var g: Float = 0
+        for i in 0..<d { g += shared.gateInput.pointer[i] * h[i] }
+        let sigmoid = 1 / (1 + expf(-g))
+        for i in 0..<d { output[i] += sigmoid * s.gate.pointer[i] }
     }
 
     /// The chosen experts: gate and up rows of every expert in one parallel loop, SiLU, then the
@@ -247,6 +266,7 @@ extension Model {
         let gateFormat = Linear.format(for: gates.type), upFormat = Linear.format(for: ups.type)
         s.input.prepare(h, count: gates.inputs, for: gateFormat)
         if upFormat != gateFormat { s.input.prepare(h, count: ups.inputs, for: upFormat) }
+        let scratch = ExpertScratch(gate: s.gate.pointer, up: s.up.pointer, out: s.expertOut.pointer, hidden: s.hidden, stride: s.hiddenSize)
         if let store {
             let predicted = s.predictedLayer == layer
             store.noteRouting(layer: layer, ids: ids, count: k)
@@ -254,81 +274,84 @@ extension Model {
                           predicted: predicted ? UnsafePointer(s.predictedIds) : nil, predictedCount: predicted ? k : 0)
             s.predictedLayer = -1
             if store.options.prefetch { predictExperts(after: layer, state: s) }
-            for j in 0..<k { s.pending[j] = true }
-            var remaining = k
-            do throws(MoEError) {
-                while remaining > 0 {
-                    let n = try store.waitForReady(layer: layer, slots: s.expertSlots, pending: s.pending, count: k, ready: s.ready)
-                    var m = 0
-                    for j in 0..<k where s.ready[j] {
-                        s.batch[m] = j
-                        s.ready[j] = false
-                        m += 1
-                    }
-                    computeExperts(m, gates: gates, ups: ups, downs: downs, state: s) { j in
-                        store.matrices(slot: s.expertSlots[j], layer: layer, expert: Int(ids[j]))
-                    }
-                    remaining -= n
+            try store.runAsReady(layer: layer, slots: s.expertSlots, count: k, pending: s.pending, ready: s.ready) {
+                var m = 0
+                for j in 0..<k where s.ready[j] {
+                    s.batch[m] = j
+                    s.ready[j] = false
+                    m += 1
                 }
-            } catch {
-                store.release(slots: s.expertSlots, count: k)
-                throw error
+                runExperts(m, indices: s.batch, gates: gates, ups: ups, downs: downs, scratch: scratch, pool: s.pool,
+                           input: { _ in s.input }) { j in
+                    store.matrices(slot: s.expertSlots[j], layer: layer, expert: Int(ids[j]))
+                }
             }
-            store.release(slots: s.expertSlots, count: k)
         } else {
             for j in 0..<k { s.batch[j] = j }
-            computeExperts(k, gates: gates, ups: ups, downs: downs, state: s) { j in
+            runExperts(k, indices: s.batch, gates: gates, ups: ups, downs: downs, scratch: scratch, pool: s.pool,
+                       input: { _ in s.input }) { j in
                 let e = Int(ids[j])
                 return (gates.expert(e), ups.expert(e), downs.expert(e))
             }
         }
-        let d = downs.outputs, out = s.expertOut.pointer
-        let outChunks = Linear.chunkCount(rows: d, threads: s.pool.threads)
-        s.pool.parallelFor(outChunks) { c in
-            let rows = Linear.chunk(c, of: outChunks, rows: d)
-            for r in rows { output[r] = 0 }
+        combineRanks(tokens: 1, k: k, weights: weights, experts: s.expertOut.pointer, into: output, rows: downs.outputs, pool: s.pool)
+    }
+
+    /// Sums each token's expert outputs in rank order: `into[t][r] = Σ_j weights[t][j] * experts[t][j][r]`
+    /// for `tokens` tokens of `rows` outputs (the same order whichever expert finished first).
+    func combineRanks(tokens: Int, k: Int, weights: UnsafePointer<Float>, experts: UnsafePointer<Float>,
+                      into output: UnsafeMutablePointer<Float>, rows d: Int, pool: ThreadPool) {
+        let outChunks = Linear.chunkCount(rows: d, threads: pool.threads)
+        pool.parallelFor(tokens * outChunks) { task in
+            let t = task / outChunks
+            let rows = Linear.chunk(task % outChunks, of: outChunks, rows: d)
+            let o = output + t * d, w = weights + t * k
+            for r in rows { o[r] = 0 }
             for j in 0..<k {
-                let w = weights[j], y = out + j * d
-                for r in rows { output[r] += w * y[r] }
+                let y = experts + (t * k + j) * d, wj = w[j]
+                for r in rows { o[r] += wj * y[r] }
             }
         }
     }
 
-    /// Runs the experts `state.batch[0..<count]` (ranks) with the matrices `matrices(rank)` gives:
-    /// gate and up, SiLU, and the down projection into `expertOut`.
-    func computeExperts(_ count: Int, gates: ExpertLinear, ups: ExpertLinear, downs: ExpertLinear, state s: ForwardState,
-                                matrices: (Int) -> (gate: Linear, up: Linear, down: Linear)) {
+    /// Gate and up, SiLU, and the down projection for the expert slots `indices[0..<count]`: slot
+    /// i reads `input(i)` and writes `scratch.out + i * rows`, with the matrices `matrices(i)`.
+    /// Decode passes ranks, batched prompts (token, rank) pairs; both use the same row chunks, so
+    /// a pair's numbers are the same either way.
+    func runExperts(_ count: Int, indices: UnsafePointer<Int>, gates: ExpertLinear, ups: ExpertLinear, downs: ExpertLinear,
+                    scratch: ExpertScratch, pool: ThreadPool, input: (Int) -> ActivationBuffer,
+                    matrices: (Int) -> (gate: Linear, up: Linear, down: Linear)) {
         guard count > 0 else { return }
-        let f = gates.outputs, stride = s.hiddenSize, d = downs.outputs
-        let g = s.gate.pointer, u = s.up.pointer, out = s.expertOut.pointer, batch = s.batch
+        let f = gates.outputs, stride = scratch.stride, d = downs.outputs
+        let g = scratch.gate, u = scratch.up, out = scratch.out
         let downFormat = Linear.format(for: downs.type)
         let serial = Linear.format(for: gates.type) == .dequantizeRows || Linear.format(for: ups.type) == .dequantizeRows
             || downFormat == .dequantizeRows
-        let chunks = serial ? 1 : Linear.chunkCount(rows: f, threads: s.pool.threads)
+        let chunks = serial ? 1 : Linear.chunkCount(rows: f, threads: pool.threads)
         func run(_ n: Int, _ body: (Int) -> Void) {
-            if serial { for i in 0..<n { body(i) } } else { s.pool.parallelFor(n, body) }
+            if serial { for i in 0..<n { body(i) } } else { pool.parallelFor(n, body) }
         }
         run(count * 2 * chunks) { task in
-            let j = batch[task / (2 * chunks)], rest = task % (2 * chunks)
+            let i = indices[task / (2 * chunks)], rest = task % (2 * chunks)
             let rows = Linear.chunk(rest % chunks, of: chunks, rows: f)
-            let m = matrices(j)
+            let m = matrices(i)
             if rest < chunks {
-                m.gate.apply(rows: rows, s.input, g + j * stride)
+                m.gate.apply(rows: rows, input(i), g + i * stride)
             } else {
-                m.up.apply(rows: rows, s.input, u + j * stride)
+                m.up.apply(rows: rows, input(i), u + i * stride)
             }
         }
-        run(count) { i in  // SiLU and the down projection's activation, one expert per task
-            let j = batch[i]
-            let gs = g + j * stride, us = u + j * stride
+        run(count) { task in  // SiLU and the down projection's activation, one expert per task
+            let i = indices[task]
+            let gs = g + i * stride, us = u + i * stride
             for r in 0..<f { gs[r] = gs[r] / (1 + expf(-gs[r])) * us[r] }
-            s.hidden[j].prepare(gs, count: f, for: downFormat)
+            scratch.hidden[i].prepare(gs, count: f, for: downFormat)
         }
-        let outChunks = serial ? 1 : Linear.chunkCount(rows: d, threads: s.pool.threads)
+        let outChunks = serial ? 1 : Linear.chunkCount(rows: d, threads: pool.threads)
         run(count * outChunks) { task in
-            let j = batch[task / outChunks]
+            let i = indices[task / outChunks]
             let rows = Linear.chunk(task % outChunks, of: outChunks, rows: d)
-            matrices(j).down.apply(rows: rows, s.hidden[j], out + j * d)
+            matrices(i).down.apply(rows: rows, scratch.hidden[i], out + i * d)
         }
     }
 

@@ -13,7 +13,6 @@ import Darwin
 /// once per session for `capacity` tokens, on the first prompt.
 final class BatchBuffers {
     let capacity: Int
-    let k: Int
     let xs, hs, weights, out, gate, up, ffnOut: FloatStorage
     let ids: UnsafeMutablePointer<Int32>
     /// Each token's FFN input, converted for the expert matrices.
@@ -34,8 +33,7 @@ final class BatchBuffers {
 
     init(capacity: Int, config c: ModelConfig, hiddenSize: Int, widest: Int) {
         self.capacity = capacity
-        k = max(c.expertsUsed, 1)
-        let d = c.embedding, e = max(c.experts, 1), n = capacity * k
+        let d = c.embedding, e = max(c.experts, 1), n = capacity * max(c.expertsUsed, 1)
         xs = FloatStorage(zeros: capacity * d)
         hs = FloatStorage(zeros: capacity * d)
         ffnOut = FloatStorage(zeros: capacity * d)
@@ -119,13 +117,8 @@ extension Model {
 
             // Route every token.
             for t in 0..<count {
-                let ht = b.hs.pointer + t * d, ids = b.ids + t * k, w = b.weights.pointer + t * k
-                let logitsOut = s.routerLogits.pointer
-                routerWeights.apply(ht, logitsOut, buffer: s.input, pool: s.pool)
-                router.gate(UnsafeMutableBufferPointer(start: logitsOut, count: c.experts))
-                router.topK(UnsafeBufferPointer(start: logitsOut, count: c.experts), k: k, ids: ids, weights: w)
-                let counts = s.expertCounts + l * c.experts
-                for j in 0..<k { counts[Int(ids[j])] &+= 1 }
+                let ids = b.ids + t * k, w = b.weights.pointer + t * k
+                route(b.hs.pointer + t * d, with: routerWeights, layer: l, ids: ids, weights: w, state: s)
                 if s.recordRouting {
                     let at = logBase + (t * c.layers + l) * k
                     for j in 0..<k {
@@ -137,29 +130,13 @@ extension Model {
             }
             try batchedExperts(gates: gates, ups: ups, downs: downs, layer: l, count: count, buffers: b, state: s)
 
-            // Combine each token's experts in rank order (as forward(token:) does), add the shared
-            // expert, and the residual.
-            let out = b.out.pointer, ffn = b.ffnOut.pointer
-            let outChunks = Linear.chunkCount(rows: d, threads: s.pool.threads)
-            s.pool.parallelFor(count * outChunks) { task in
-                let t = task / outChunks
-                let rows = Linear.chunk(task % outChunks, of: outChunks, rows: d)
-                let o = ffn + t * d, w = b.weights.pointer + t * k
-                for r in rows { o[r] = 0 }
-                for j in 0..<k {
-                    let y = out + (t * k + j) * d, wj = w[j]
-                    for r in rows { o[r] += wj * y[r] }
-                }
-            }
+            // Each token's experts in rank order (as forward(token:) sums them), the shared expert,
+            // and the residual.
+            let ffn = b.ffnOut.pointer
+            combineRanks(tokens: count, k: k, weights: b.weights.pointer, experts: b.out.pointer, into: ffn, rows: d, pool: s.pool)
             for t in 0..<count {
-                let o = ffn + t * d, ht = b.hs.pointer + t * d, xt = b.xs.pointer + t * d
-                if let shared {
-                    swiGLU(gate: shared.gate, up: shared.up, down: shared.down, input: ht, output: s.gate.pointer, state: s)
-                    var g: Float = 0
-                    for i in 0..<d { g += shared.gateInput.pointer[i] * ht[i] }
-                    let sigmoid = 1 / (1 + expf(-g))
-                    for i in 0..<d { o[i] += sigmoid * s.gate.pointer[i] }
-                }
+                let o = ffn + t * d, xt = b.xs.pointer + t * d
+                if let shared { addSharedExpert(shared, input: b.hs.pointer + t * d, output: o, state: s) }
                 for i in 0..<d { xt[i] += o[i] }
             }
         }
@@ -199,108 +176,41 @@ extension Model {
             distinctCount += 1
         }
 
+        let scratch = ExpertScratch(gate: b.gate.pointer, up: b.up.pointer, out: b.out.pointer, hidden: b.hidden, stride: s.hiddenSize)
+        let input: (Int) -> ActivationBuffer = { p in b.inputs[p / k] }
         guard let store else {
-            let n = gatherPairs(b, from: 0, count: distinctCount)
-            computePairs(n, gates: gates, ups: ups, downs: downs, buffers: b, state: s) { p in
+            // `pairs` already lists every pair, grouped by expert.
+            runExperts(count * k, indices: b.pairs, gates: gates, ups: ups, downs: downs, scratch: scratch, pool: s.pool, input: input) { p in
                 let e = Int(b.ids[p])
                 return (gates.expert(e), ups.expert(e), downs.expert(e))
             }
             return
         }
-        // Resident experts first (stable), so the first wave is mostly hits.
-        var front = 0
-        for i in 0..<distinctCount where store.isResident(layer: layer, expert: Int(b.distinct[i])) {
-            let e = b.distinct[i]
-            for m in stride(from: i, to: front, by: -1) { b.distinct[m] = b.distinct[m - 1] }
-            b.distinct[front] = e
-            front += 1
-        }
+        // Resident experts first, so the first wave is mostly hits; then waves of half the slots.
+        store.orderResidentFirst(layer: layer, ids: b.distinct, count: distinctCount)
         let wave = max(k, min(distinctCount, store.slotCount / 2))
         var first = 0
         while first < distinctCount {
             let n = min(wave, distinctCount - first)
             let waveIds = b.distinct + first
             store.acquire(layer: layer, ids: waveIds, count: n, slots: b.waveSlots, predicted: nil, predictedCount: 0)
-            for i in 0..<n {
-                b.slotOf[Int(waveIds[i])] = b.waveSlots[i]
-                b.pending[i] = true
-            }
-            var left = n
-            do throws(MoEError) {
-                while left > 0 {
-                    let landed = try store.waitForReady(layer: layer, slots: b.waveSlots, pending: b.pending, count: n, ready: b.ready)
-                    var pairCount = 0
-                    for i in 0..<n where b.ready[i] {
-                        b.ready[i] = false
-                        let e = Int(waveIds[i])
-                        for q in b.start[e]..<b.start[e + 1] {
-                            b.taskPairs[pairCount] = b.pairs[q]
-                            pairCount += 1
-                        }
+            for i in 0..<n { b.slotOf[Int(waveIds[i])] = b.waveSlots[i] }
+            try store.runAsReady(layer: layer, slots: b.waveSlots, count: n, pending: b.pending, ready: b.ready) {
+                var pairCount = 0
+                for i in 0..<n where b.ready[i] {
+                    b.ready[i] = false
+                    let e = Int(waveIds[i])
+                    for q in b.start[e]..<b.start[e + 1] {
+                        b.taskPairs[pairCount] = b.pairs[q]
+                        pairCount += 1
                     }
-                    computePairs(pairCount, gates: gates, ups: ups, downs: downs, buffers: b, state: s) { p in
-                        let e = Int(b.ids[p])
-                        return store.matrices(slot: b.slotOf[e], layer: layer, expert: e)
-                    }
-                    left -= landed
                 }
-            } catch {
-                store.release(slots: b.waveSlots, count: n)
-                throw error
+                runExperts(pairCount, indices: b.taskPairs, gates: gates, ups: ups, downs: downs, scratch: scratch, pool: s.pool, input: input) { p in
+                    let e = Int(b.ids[p])
+                    return store.matrices(slot: b.slotOf[e], layer: layer, expert: e)
+                }
             }
-            store.release(slots: b.waveSlots, count: n)
             first += n
-        }
-    }
-
-    /// Copies the pairs of `distinct[from ..< from + count]` into `taskPairs`; returns how many.
-    private func gatherPairs(_ b: BatchBuffers, from: Int, count: Int) -> Int {
-        var n = 0
-        for i in from..<(from + count) {
-            let e = Int(b.distinct[i])
-            for q in b.start[e]..<b.start[e + 1] {
-                b.taskPairs[n] = b.pairs[q]
-                n += 1
-            }
-        }
-        return n
-    }
-
-    /// Gate and up, SiLU, and down for the pairs `taskPairs[0..<count]` (pair p = token * k + rank),
-    /// with the same row chunks as `computeExperts`, so each pair's numbers match the one-token path.
-    private func computePairs(_ count: Int, gates: ExpertLinear, ups: ExpertLinear, downs: ExpertLinear, buffers b: BatchBuffers,
-                              state s: ForwardState, matrices: (Int) -> (gate: Linear, up: Linear, down: Linear)) {
-        guard count > 0 else { return }
-        let f = gates.outputs, stride = s.hiddenSize, d = downs.outputs, k = b.k
-        let g = b.gate.pointer, u = b.up.pointer, out = b.out.pointer, pairs = b.taskPairs
-        let downFormat = Linear.format(for: downs.type)
-        let serial = Linear.format(for: gates.type) == .dequantizeRows || Linear.format(for: ups.type) == .dequantizeRows
-            || downFormat == .dequantizeRows
-        let chunks = serial ? 1 : Linear.chunkCount(rows: f, threads: s.pool.threads)
-        func run(_ n: Int, _ body: (Int) -> Void) {
-            if serial { for i in 0..<n { body(i) } } else { s.pool.parallelFor(n, body) }
-        }
-        run(count * 2 * chunks) { task in
-            let p = pairs[task / (2 * chunks)], rest = task % (2 * chunks)
-            let rows = Linear.chunk(rest % chunks, of: chunks, rows: f)
-            let m = matrices(p)
-            if rest < chunks {
-                m.gate.apply(rows: rows, b.inputs[p / k], g + p * stride)
-            } else {
-                m.up.apply(rows: rows, b.inputs[p / k], u + p * stride)
-            }
-        }
-        run(count) { i in
-            let p = pairs[i]
-            let gs = g + p * stride, us = u + p * stride
-            for r in 0..<f { gs[r] = gs[r] / (1 + expf(-gs[r])) * us[r] }
-            b.hidden[p].prepare(gs, count: f, for: downFormat)
-        }
-        let outChunks = serial ? 1 : Linear.chunkCount(rows: d, threads: s.pool.threads)
-        run(count * outChunks) { task in
-            let p = pairs[task / outChunks]
-            let rows = Linear.chunk(task % outChunks, of: outChunks, rows: d)
-            matrices(p).down.apply(rows: rows, b.hidden[p], out + p * d)
         }
     }
 }
