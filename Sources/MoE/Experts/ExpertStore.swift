@@ -44,6 +44,9 @@ final class ExpertStore: @unchecked Sendable {
     let slotBytes: Int
     let slotCount: Int
     private let firstMoELayer: Int
+    /// Which layers have routed experts, and how many do.
+    private let isMoELayer: [Bool]
+    private let moeLayerCount: Int
     let options: ExpertStoreOptions
     let path: String
     private let alignment = 4096
@@ -90,6 +93,8 @@ final class ExpertStore: @unchecked Sendable {
         let parts = ExpertStore.parts(of: weights)
         self.parts = parts
         firstMoELayer = parts.firstIndex { !$0.isEmpty } ?? 0
+        isMoELayer = parts.map { !$0.isEmpty }
+        moeLayerCount = isMoELayer.filter { $0 }.count
         guard c.isMoE, k > 0, experts > 0, parts.contains(where: { !$0.isEmpty }) else {
             throw MoEError(.invalidArgument, "an expert memory budget needs a model with routed experts; this one is dense", path: file.path)
         }
@@ -98,7 +103,7 @@ final class ExpertStore: @unchecked Sendable {
             throw MoEError(.invalidArgument, "the expert memory budget \(options.budget) is negative")
         }
         // More slots than experts would never be used.
-        slotCount = min(options.budget / slotBytes, parts.filter { !$0.isEmpty }.count * experts)
+        slotCount = min(options.budget / slotBytes, moeLayerCount * experts)
         guard slotCount >= k else {
             throw MoEError(.invalidArgument, "an expert memory budget of \(Self.describe(options.budget)) holds \(slotCount) experts of \(Self.describe(slotBytes)); one layer's working set is \(k) experts, so the budget must be at least \(Self.describe(k * slotBytes))", path: file.path)
         }
@@ -143,8 +148,7 @@ final class ExpertStore: @unchecked Sendable {
         occupancy = [Int](repeating: 0, count: layers)
         counters = [ExpertStoreStats.Counters](repeating: .init(), count: layers)
         recentCounts = seeded
-        let moeLayers = parts.map { !$0.isEmpty }
-        quota = ExpertStore.split(counts: recentCounts, layers: layers, experts: experts, active: moeLayers, slots: slotCount, minimum: k)
+        quota = ExpertStore.split(counts: recentCounts, layers: layers, experts: experts, active: isMoELayer, slots: slotCount, minimum: k)
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&changed, nil)
         pthread_cond_init(&work, nil)
@@ -372,7 +376,7 @@ final class ExpertStore: @unchecked Sendable {
     func prefetch(layer: Int, ids: UnsafePointer<Int32>, count: Int) {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
-        let horizon = UInt64(2 * parts.filter { !$0.isEmpty }.count * k)
+        let horizon = UInt64(2 * moeLayerCount * k)
         let coldBefore = clock > horizon ? clock - horizon : 0
         for j in 0..<count {
             let key = layer * experts + Int(ids[j])
@@ -481,7 +485,7 @@ final class ExpertStore: @unchecked Sendable {
         tokensSinceSplit += 1
         guard tokensSinceSplit >= options.rebalanceInterval else { return }
         tokensSinceSplit = 0
-        quota = ExpertStore.split(counts: recentCounts, layers: layers, experts: experts, active: parts.map { !$0.isEmpty }, slots: slotCount, minimum: k)
+        quota = ExpertStore.split(counts: recentCounts, layers: layers, experts: experts, active: isMoELayer, slots: slotCount, minimum: k)
         for i in 0..<recentCounts.count { recentCounts[i] = recentCounts[i] * 0.5 }
     }
 
