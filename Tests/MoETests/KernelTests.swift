@@ -138,6 +138,56 @@ struct KernelTests {
         }
     }
 
+    /// (type, inputs) cases for the matrix-matrix kernels: odd block counts, more blocks than one
+    /// unpacked segment (64), and inputs that are whole Q8_K blocks for the K-quants.
+    static let gemmCases: [(String, Int)] = [
+        ("q4_0", 32), ("q4_0", 96), ("q4_0", 65 * 32), ("q4_0", 129 * 32), ("q8_0", 32), ("q8_0", 65 * 32), ("q8_0", 129 * 32),
+        ("q4_K", 256), ("q4_K", 768), ("q6_K", 512), ("f16", 33), ("f32", 33), ("bf16", 64),
+    ]
+
+    @Test("matrix-matrix kernels equal the one-token dot products bit for bit, SIMD and scalar, for any row/token subset",
+          arguments: gemmCases)
+    func matrixMatrix(typeName: String, inputs n: Int) throws {
+        let type = try #require(GGMLType(name: typeName))
+        let rows = 11, tokens = 11, storedRows = 13  // 2 four-row groups + 3 single rows; > one 8-token tile
+        let w = try type.quantize((0..<rows).flatMap { randomRow(n, seed: 300 + UInt64($0)) })
+        let batch = ActivationBatch(rows: storedRows, width: n)
+        let inputs = (0..<storedRows).map { randomRow(n, seed: 700 + UInt64($0)) }
+        let format = Linear.format(for: type)
+        for (t, x) in inputs.enumerated() { x.withUnsafeBufferPointer { batch.prepare(t, $0.baseAddress!, count: n, for: format) } }
+        // Tokens read stored rows in a scrambled order and write scattered output rows.
+        let xIndex: [Int32] = (0..<tokens).map { Int32(($0 * 5 + 3) % storedRows) }
+        let yIndex: [Int32] = (0..<tokens).map { Int32(tokens - 1 - $0) }
+        for mask in [moek_cpu_features(), 0] {
+            let previous = moek_set_feature_mask(mask)
+            defer { moek_set_feature_mask(previous) }
+            try w.withUnsafeBytes { p in
+                let linear = Linear(base: p.baseAddress!, type: type, inputs: n, outputs: rows)
+                var y = [Float](repeating: .nan, count: tokens * rows)
+                y.withUnsafeMutableBufferPointer { out in
+                    xIndex.withUnsafeBufferPointer { xi in
+                        yIndex.withUnsafeBufferPointer { yi in
+                            // Two row ranges, as two pool chunks would split them.
+                            linear.gemm(rows: 0..<6, batch, tokens: tokens, xIndex: xi.baseAddress, out.baseAddress!, yStride: rows, yIndex: yi.baseAddress)
+                            linear.gemm(rows: 6..<rows, batch, tokens: tokens, xIndex: xi.baseAddress, out.baseAddress!, yStride: rows, yIndex: yi.baseAddress)
+                        }
+                    }
+                }
+                let single = ActivationBuffer(capacity: n)
+                for t in 0..<tokens {
+                    try inputs[Int(xIndex[t])].withUnsafeBufferPointer { x in
+                        single.prepare(x.baseAddress!, count: n, for: format)
+                        for r in 0..<rows {
+                            let expected = linear.dot(r, single), got = y[Int(yIndex[t]) * rows + r]
+                            try #require(got.bitPattern == expected.bitPattern,
+                                         "\(typeName) n \(n) mask \(mask) token \(t) row \(r): \(got) vs \(expected)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     @Test("F16C rounding to half and the half multiply-add equal their scalar twins bit for bit")
     func halfKernels() {
         var g = SplitMix(seed: 11)

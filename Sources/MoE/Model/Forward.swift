@@ -182,10 +182,18 @@ extension Model {
     /// Q/K/V projections, q/k norms, RoPE, the cache append, and grouped-query attention over
     /// positions 0...position; the result lands in `state.attention`.
     func attention(layer: LayerWeights, index l: Int, input h: UnsafePointer<Float>, position: Int, state s: ForwardState) {
-        let c = config
-        let hd = c.headDimension, vd = c.valueDimension
         let q = s.q.pointer, k = s.k.pointer, v = s.v.pointer
         project(h, layer.q, q, layer.k, k, layer.v, v, state: s)
+        attend(layer: layer, index: l, q: q, k: k, v: v, position: position, state: s)
+    }
+
+    /// Attention after the projections: biases, q/k norms and RoPE applied to `q`, `k`, `v` in
+    /// place, k and v appended to the cache at `position`, and grouped-query attention over
+    /// positions 0...position into `state.attention`.
+    func attend(layer: LayerWeights, index l: Int, q: UnsafeMutablePointer<Float>, k: UnsafeMutablePointer<Float>,
+                v: UnsafeMutablePointer<Float>, position: Int, state s: ForwardState) {
+        let c = config
+        let hd = c.headDimension, vd = c.valueDimension
         if let b = layer.qBias { for i in 0..<b.count { q[i] += b.pointer[i] } }
         if let b = layer.kBias { for i in 0..<b.count { k[i] += b.pointer[i] } }
         if let b = layer.vBias { for i in 0..<b.count { v[i] += b.pointer[i] } }

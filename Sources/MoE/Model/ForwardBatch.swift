@@ -8,19 +8,24 @@ import Musl
 import Darwin
 #endif
 
-/// Buffers for evaluating a batch of tokens layer by layer: each token's residual stream and FFN
-/// input, its routing, and each (token, rank) pair's expert activations and output. Allocated
-/// once per session for `capacity` tokens, on the first prompt.
+/// Buffers for evaluating a batch of tokens layer by layer: each token's residual stream, block
+/// input, projections and routing, each (token, rank) pair's expert activations and output, and
+/// the converted activation rows the matrix-matrix kernels read. Allocated once per session for
+/// `capacity` tokens, on the first prompt.
 final class BatchBuffers {
     let capacity: Int
-    let xs, hs, weights, out, gate, up, ffnOut: FloatStorage
+    let xs, hs, weights, out, gate, up, ffnOut, q, k, v, attention: FloatStorage
     let ids: UnsafeMutablePointer<Int32>
-    /// Each token's FFN input, converted for the expert matrices.
-    let inputs: [ActivationBuffer]
-    /// Each (token, rank) pair's SiLU output, converted for the down projection.
-    let hidden: [ActivationBuffer]
-    /// Pairs `t * k + j` grouped by expert: `pairs[start[e] ..< start[e + 1]]` chose expert e.
+    /// Each token's block input (attention, output projection, FFN), converted.
+    let tokenRows: ActivationBatch
+    /// Each (token, rank) pair's SiLU output (or each token's, for dense FFNs), converted for the
+    /// down projection.
+    let hiddenRows: ActivationBatch
+    /// Pairs `t * k + j` grouped by expert: `pairs[start[e] ..< start[e + 1]]` chose expert e;
+    /// `pairTokens` holds each sorted pair's token, `pairs32` the pair as Int32 (kernel indices).
     let pairs: UnsafeMutablePointer<Int>
+    let pairs32: UnsafeMutablePointer<Int32>
+    let pairTokens: UnsafeMutablePointer<Int32>
     let start: UnsafeMutablePointer<Int>
     let cursor: UnsafeMutablePointer<Int>
     /// The distinct experts of the current layer, and the store slot of each (by expert id).
@@ -28,7 +33,8 @@ final class BatchBuffers {
     let slotOf: UnsafeMutablePointer<Int32>
     let waveSlots: UnsafeMutablePointer<Int32>
     let pending, ready: UnsafeMutablePointer<Bool>
-    /// The pairs of the experts being computed now.
+    /// The experts being computed now, and their pairs.
+    let taskExperts: UnsafeMutablePointer<Int32>
     let taskPairs: UnsafeMutablePointer<Int>
 
     init(capacity: Int, config c: ModelConfig, hiddenSize: Int, widest: Int) {
@@ -37,15 +43,21 @@ final class BatchBuffers {
         xs = FloatStorage(zeros: capacity * d)
         hs = FloatStorage(zeros: capacity * d)
         ffnOut = FloatStorage(zeros: capacity * d)
+        q = FloatStorage(zeros: capacity * c.heads * c.headDimension)
+        k = FloatStorage(zeros: capacity * c.kvHeads * c.headDimension)
+        v = FloatStorage(zeros: capacity * c.kvHeads * c.valueDimension)
+        attention = FloatStorage(zeros: capacity * c.heads * c.valueDimension)
         weights = FloatStorage(zeros: n)
         out = FloatStorage(zeros: n * d)
         gate = FloatStorage(zeros: n * hiddenSize)
         up = FloatStorage(zeros: n * hiddenSize)
         ids = .allocate(capacity: n)
         ids.initialize(repeating: 0, count: n)
-        inputs = (0..<capacity).map { _ in ActivationBuffer(capacity: widest) }
-        hidden = (0..<n).map { _ in ActivationBuffer(capacity: widest) }
+        tokenRows = ActivationBatch(rows: capacity, width: widest)
+        hiddenRows = ActivationBatch(rows: n, width: hiddenSize)
         pairs = .allocate(capacity: n)
+        pairs32 = .allocate(capacity: n)
+        pairTokens = .allocate(capacity: n)
         start = .allocate(capacity: e + 1)
         cursor = .allocate(capacity: e)
         distinct = .allocate(capacity: e)
@@ -53,12 +65,15 @@ final class BatchBuffers {
         waveSlots = .allocate(capacity: e)
         pending = .allocate(capacity: e)
         ready = .allocate(capacity: e)
+        taskExperts = .allocate(capacity: e)
         taskPairs = .allocate(capacity: n)
     }
 
     deinit {
         ids.deallocate()
         pairs.deallocate()
+        pairs32.deallocate()
+        pairTokens.deallocate()
         start.deallocate()
         cursor.deallocate()
         distinct.deallocate()
@@ -66,6 +81,7 @@ final class BatchBuffers {
         waveSlots.deallocate()
         pending.deallocate()
         ready.deallocate()
+        taskExperts.deallocate()
         taskPairs.deallocate()
     }
 }
@@ -75,18 +91,21 @@ extension Model {
     static let batchCapacity = 64
 
     /// Runs `tokens` (at positions `position`, `position + 1`, ...) through every layer, layer by
-    /// layer: attention token by token (each sees the keys and values before it), then the routed
-    /// experts of the whole batch grouped by expert, so each expert's weights are fetched once for
-    /// all the tokens that chose it; with an expert store, in waves of at most half the slots, the
-    /// resident experts first, each distinct expert acquired (and read) at most once per batch.
-    /// Every token gets bit for bit the result of `forward(token:)`. `logits(t)` says where token
-    /// t's logits go (nil: not needed).
+    /// layer. Each weight matrix is applied to the whole batch at once with the matrix-matrix
+    /// kernels (the Q/K/V and output projections, dense FFNs, and each routed expert for the tokens
+    /// that chose it), so its weights are read once per batch; attention itself runs token by token,
+    /// each seeing the keys and values before it. With an expert store, experts are taken in waves
+    /// of at most half the slots, the resident ones first, each distinct expert acquired (and read)
+    /// at most once per batch. Every token gets bit for bit the result of `forward(token:)`.
+    /// `logits(t)` says where token t's logits go (nil: not needed).
     func forward(batch tokens: UnsafeBufferPointer<Int32>, position: Int, state s: ForwardState,
                  logits: (Int) -> UnsafeMutablePointer<Float>?) throws(MoEError) {
         let c = config, d = c.embedding, count = tokens.count, k = c.expertsUsed
         precondition(count <= Model.batchCapacity)
         let b = s.batchBuffers(model: self)
-        let x = s.x.pointer, h = s.h.pointer
+        let h = s.h.pointer
+        let qd = c.heads * c.headDimension, kvk = c.kvHeads * c.headDimension, kvv = c.kvHeads * c.valueDimension
+        let ad = c.heads * c.valueDimension
         for t in 0..<count {
             _ = try? weights.embedding.dequantizeRow(Int(tokens[t]), into: UnsafeMutableBufferPointer(start: b.xs.pointer + t * d, count: d))
         }
@@ -100,44 +119,53 @@ extension Model {
 
         for (l, layer) in weights.layers.enumerated() {
             for t in 0..<count {
-                let xt = b.xs.pointer + t * d
-                x.update(from: xt, count: d)
-                RMSNorm.apply(x, h, count: d, weight: layer.attentionNorm.pointer, epsilon: c.rmsEpsilon)
-                attention(layer: layer, index: l, input: h, position: position + t, state: s)
-                layer.output.apply(s.attention.pointer, s.ffnOut.pointer, buffer: s.input, pool: s.pool)
-                for i in 0..<d { x[i] += s.ffnOut.pointer[i] }
-                RMSNorm.apply(x, b.hs.pointer + t * d, count: d, weight: layer.ffnNorm.pointer, epsilon: c.rmsEpsilon)
-                if case .dense(let gate, let up, let down) = layer.feedForward {
-                    swiGLU(gate: gate, up: up, down: down, input: b.hs.pointer + t * d, output: s.ffnOut.pointer, state: s)
-                    for i in 0..<d { x[i] += s.ffnOut.pointer[i] }
-                }
-                xt.update(from: x, count: d)
+                RMSNorm.apply(b.xs.pointer + t * d, b.hs.pointer + t * d, count: d, weight: layer.attentionNorm.pointer, epsilon: c.rmsEpsilon)
             }
-            guard case .experts(let routerWeights, let gates, let ups, let downs, let shared) = layer.feedForward else { continue }
-
-            // Route every token.
+            projectBatch(b.hs.pointer, stride: d, tokens: count, rows: b.tokenRows, pool: s.pool,
+                         layer.q, b.q.pointer, qd, layer.k, b.k.pointer, kvk, layer.v, b.v.pointer, kvv)
             for t in 0..<count {
-                let ids = b.ids + t * k, w = b.weights.pointer + t * k
-                route(b.hs.pointer + t * d, with: routerWeights, layer: l, ids: ids, weights: w, state: s)
-                if s.recordRouting {
-                    let at = logBase + (t * c.layers + l) * k
-                    for j in 0..<k {
-                        s.routingLog[at + j] = ids[j]
-                        s.routingWeightLog[at + j] = w[j]
-                    }
-                }
-                store?.noteRouting(layer: l, ids: ids, count: k)
+                attend(layer: layer, index: l, q: b.q.pointer + t * qd, k: b.k.pointer + t * kvk, v: b.v.pointer + t * kvv,
+                       position: position + t, state: s)
+                (b.attention.pointer + t * ad).update(from: s.attention.pointer, count: ad)
             }
-            try batchedExperts(gates: gates, ups: ups, downs: downs, layer: l, count: count, buffers: b, state: s)
-
-            // Each token's experts in rank order (as forward(token:) sums them), the shared expert,
-            // and the residual.
-            let ffn = b.ffnOut.pointer
-            combineRanks(tokens: count, k: k, weights: b.weights.pointer, experts: b.out.pointer, into: ffn, rows: d, pool: s.pool)
+            projectBatch(b.attention.pointer, stride: ad, tokens: count, rows: b.tokenRows, pool: s.pool,
+                         layer.output, b.ffnOut.pointer, d)
             for t in 0..<count {
-                let o = ffn + t * d, xt = b.xs.pointer + t * d
-                if let shared { addSharedExpert(shared, input: b.hs.pointer + t * d, output: o, state: s) }
+                let xt = b.xs.pointer + t * d, o = b.ffnOut.pointer + t * d
                 for i in 0..<d { xt[i] += o[i] }
+                RMSNorm.apply(xt, b.hs.pointer + t * d, count: d, weight: layer.ffnNorm.pointer, epsilon: c.rmsEpsilon)
+            }
+            switch layer.feedForward {
+            case .dense(let gate, let up, let down):
+                swiGLUBatch(gate: gate, up: up, down: down, tokens: count, buffers: b, state: s)
+                for t in 0..<count {
+                    let xt = b.xs.pointer + t * d, o = b.ffnOut.pointer + t * d
+                    for i in 0..<d { xt[i] += o[i] }
+                }
+            case .experts(let routerWeights, let gates, let ups, let downs, let shared):
+                for t in 0..<count {
+                    let ids = b.ids + t * k, w = b.weights.pointer + t * k
+                    route(b.hs.pointer + t * d, with: routerWeights, layer: l, ids: ids, weights: w, state: s)
+                    if s.recordRouting {
+                        let at = logBase + (t * c.layers + l) * k
+                        for j in 0..<k {
+                            s.routingLog[at + j] = ids[j]
+                            s.routingWeightLog[at + j] = w[j]
+                        }
+                    }
+                    store?.noteRouting(layer: l, ids: ids, count: k)
+                }
+                try batchedExperts(gates: gates, ups: ups, downs: downs, layer: l, count: count, buffers: b, state: s)
+
+                // Each token's experts in rank order (as forward(token:) sums them), the shared
+                // expert, and the residual.
+                let ffn = b.ffnOut.pointer
+                combineRanks(tokens: count, k: k, weights: b.weights.pointer, experts: b.out.pointer, into: ffn, rows: d, pool: s.pool)
+                for t in 0..<count {
+                    let o = ffn + t * d, xt = b.xs.pointer + t * d
+                    if let shared { addSharedExpert(shared, input: b.hs.pointer + t * d, output: o, state: s) }
+                    for i in 0..<d { xt[i] += o[i] }
+                }
             }
         }
 
@@ -148,8 +176,57 @@ extension Model {
         }
     }
 
-    /// The routed experts of a batch at `layer`: (token, rank) pairs grouped by expert, computed
-    /// expert by expert; with a store, in waves of acquired experts, ready ones first.
+    /// Up to three matrices that read the same `tokens` input rows (`x + t * stride`), each applied
+    /// to all of them with the matrix-matrix kernels, in one parallel loop over row chunks; matrix
+    /// m's output for token t lands at `y_m + t * ys_m`. Inputs are converted once per format.
+    func projectBatch(_ x: UnsafePointer<Float>, stride: Int, tokens: Int, rows act: ActivationBatch, pool: ThreadPool,
+                      _ a: Linear, _ ya: UnsafeMutablePointer<Float>, _ sa: Int,
+                      _ b: Linear? = nil, _ yb: UnsafeMutablePointer<Float>? = nil, _ sb: Int = 0,
+                      _ c: Linear? = nil, _ yc: UnsafeMutablePointer<Float>? = nil, _ sc: Int = 0) {
+        let fb = b?.format, fc = c?.format
+        pool.parallelFor(tokens) { t in
+            let xt = x + t * stride
+            act.prepare(t, xt, count: a.inputs, for: a.format)
+            if let b, let fb, fb != a.format { act.prepare(t, xt, count: b.inputs, for: fb) }
+            if let c, let fc, fc != a.format, fc != fb { act.prepare(t, xt, count: c.inputs, for: fc) }
+        }
+        if a.format == .dequantizeRows || fb == .dequantizeRows || fc == .dequantizeRows {
+            a.gemm(rows: 0..<a.outputs, act, tokens: tokens, xIndex: nil, ya, yStride: sa, yIndex: nil)
+            if let b, let yb { b.gemm(rows: 0..<b.outputs, act, tokens: tokens, xIndex: nil, yb, yStride: sb, yIndex: nil) }
+            if let c, let yc { c.gemm(rows: 0..<c.outputs, act, tokens: tokens, xIndex: nil, yc, yStride: sc, yIndex: nil) }
+            return
+        }
+        let threads = pool.threads
+        let na = Linear.chunkCount(rows: a.outputs, threads: threads)
+        let nb = b.map { Linear.chunkCount(rows: $0.outputs, threads: threads) } ?? 0
+        let nc = c.map { Linear.chunkCount(rows: $0.outputs, threads: threads) } ?? 0
+        pool.parallelFor(na + nb + nc) { task in
+            if task < na {
+                a.gemm(rows: Linear.chunk(task, of: na, rows: a.outputs), act, tokens: tokens, xIndex: nil, ya, yStride: sa, yIndex: nil)
+            } else if task < na + nb, let b, let yb {
+                b.gemm(rows: Linear.chunk(task - na, of: nb, rows: b.outputs), act, tokens: tokens, xIndex: nil, yb, yStride: sb, yIndex: nil)
+            } else if let c, let yc {
+                c.gemm(rows: Linear.chunk(task - na - nb, of: nc, rows: c.outputs), act, tokens: tokens, xIndex: nil, yc, yStride: sc, yIndex: nil)
+            }
+        }
+    }
+
+    /// A dense SwiGLU for the whole batch: `ffnOut[t] = down(silu(gate hs[t]) * up hs[t])`.
+    private func swiGLUBatch(gate: Linear, up: Linear, down: Linear, tokens: Int, buffers b: BatchBuffers, state s: ForwardState) {
+        let stride = s.hiddenSize, f = gate.outputs
+        projectBatch(b.hs.pointer, stride: config.embedding, tokens: tokens, rows: b.tokenRows, pool: s.pool,
+                     gate, b.gate.pointer, stride, up, b.up.pointer, stride)
+        s.pool.parallelFor(tokens) { t in
+            let g = b.gate.pointer + t * stride, u = b.up.pointer + t * stride
+            for i in 0..<f { g[i] = g[i] / (1 + expf(-g[i])) * u[i] }
+        }
+        projectBatch(b.gate.pointer, stride: stride, tokens: tokens, rows: b.hiddenRows, pool: s.pool,
+                     down, b.ffnOut.pointer, config.embedding)
+    }
+
+    /// The routed experts of a batch at `layer`: (token, rank) pairs grouped by expert, each
+    /// expert's matrices applied to all its tokens at once; with a store, in waves of acquired
+    /// experts, ready ones first.
     private func batchedExperts(gates: ExpertLinear, ups: ExpertLinear, downs: ExpertLinear, layer: Int, count: Int,
                                 buffers b: BatchBuffers, state s: ForwardState) throws(MoEError) {
         let k = config.expertsUsed, experts = config.experts
@@ -157,8 +234,8 @@ extension Model {
         let gateFormat = Linear.format(for: gates.type), upFormat = Linear.format(for: ups.type)
         s.pool.parallelFor(count) { t in
             let ht = b.hs.pointer + t * config.embedding
-            b.inputs[t].prepare(ht, count: gates.inputs, for: gateFormat)
-            if upFormat != gateFormat { b.inputs[t].prepare(ht, count: ups.inputs, for: upFormat) }
+            b.tokenRows.prepare(t, ht, count: gates.inputs, for: gateFormat)
+            if upFormat != gateFormat { b.tokenRows.prepare(t, ht, count: ups.inputs, for: upFormat) }
         }
         // Counting sort of the pairs by expert.
         for e in 0...experts { b.start[e] = 0 }
@@ -166,8 +243,10 @@ extension Model {
         for e in 0..<experts { b.start[e + 1] += b.start[e] }
         b.cursor.update(from: b.start, count: experts)
         for p in 0..<(count * k) {
-            let e = Int(b.ids[p])
-            b.pairs[b.cursor[e]] = p
+            let e = Int(b.ids[p]), q = b.cursor[e]
+            b.pairs[q] = p
+            b.pairs32[q] = Int32(p)
+            b.pairTokens[q] = Int32(p / k)
             b.cursor[e] += 1
         }
         var distinctCount = 0
@@ -176,13 +255,9 @@ extension Model {
             distinctCount += 1
         }
 
-        let scratch = ExpertScratch(gate: b.gate.pointer, up: b.up.pointer, out: b.out.pointer, hidden: b.hidden, stride: s.hiddenSize)
-        let input: (Int) -> ActivationBuffer = { p in b.inputs[p / k] }
         guard let store else {
-            // `pairs` already lists every pair, grouped by expert.
-            runExperts(count * k, indices: b.pairs, gates: gates, ups: ups, downs: downs, scratch: scratch, pool: s.pool, input: input) { p in
-                let e = Int(b.ids[p])
-                return (gates.expert(e), ups.expert(e), downs.expert(e))
+            runExpertGroups(distinctCount, experts: b.distinct, gates: gates, ups: ups, downs: downs, buffers: b, state: s) { e in
+                (gates.expert(e), ups.expert(e), downs.expert(e))
             }
             return
         }
@@ -196,21 +271,67 @@ extension Model {
             store.acquire(layer: layer, ids: waveIds, count: n, slots: b.waveSlots, predicted: nil, predictedCount: 0)
             for i in 0..<n { b.slotOf[Int(waveIds[i])] = b.waveSlots[i] }
             try store.runAsReady(layer: layer, slots: b.waveSlots, count: n, pending: b.pending, ready: b.ready) {
-                var pairCount = 0
+                var m = 0
                 for i in 0..<n where b.ready[i] {
                     b.ready[i] = false
-                    let e = Int(waveIds[i])
-                    for q in b.start[e]..<b.start[e + 1] {
-                        b.taskPairs[pairCount] = b.pairs[q]
-                        pairCount += 1
-                    }
+                    b.taskExperts[m] = waveIds[i]
+                    m += 1
                 }
-                runExperts(pairCount, indices: b.taskPairs, gates: gates, ups: ups, downs: downs, scratch: scratch, pool: s.pool, input: input) { p in
-                    let e = Int(b.ids[p])
-                    return store.matrices(slot: b.slotOf[e], layer: layer, expert: e)
+                runExpertGroups(m, experts: b.taskExperts, gates: gates, ups: ups, downs: downs, buffers: b, state: s) { e in
+                    store.matrices(slot: b.slotOf[e], layer: layer, expert: e)
                 }
             }
             first += n
+        }
+    }
+
+    /// Gate and up, SiLU, and the down projection for the experts `experts[0..<count]`, each
+    /// expert's matrices applied to all of its (token, rank) pairs at once; pair p's output lands
+    /// at `out + p * embedding`. Every pair gets bit for bit what `runExperts` computes for it.
+    private func runExpertGroups(_ count: Int, experts ids: UnsafePointer<Int32>, gates: ExpertLinear, ups: ExpertLinear,
+                                 downs: ExpertLinear, buffers b: BatchBuffers, state s: ForwardState,
+                                 matrices: (Int) -> (gate: Linear, up: Linear, down: Linear)) {
+        guard count > 0 else { return }
+        let pool = s.pool, f = gates.outputs, stride = s.hiddenSize, d = downs.outputs
+        let g = b.gate.pointer, u = b.up.pointer, out = b.out.pointer
+        let downFormat = Linear.format(for: downs.type)
+        let serial = Linear.format(for: gates.type) == .dequantizeRows || Linear.format(for: ups.type) == .dequantizeRows
+            || downFormat == .dequantizeRows
+        func run(_ n: Int, _ body: (Int) -> Void) {
+            if serial { for i in 0..<n { body(i) } } else { pool.parallelFor(n, body) }
+        }
+        let chunks = serial ? 1 : Linear.chunkCount(rows: f, threads: pool.threads)
+        run(count * 2 * chunks) { task in
+            let e = Int(ids[task / (2 * chunks)]), rest = task % (2 * chunks)
+            let lo = b.start[e], n = b.start[e + 1] - lo
+            let rows = Linear.chunk(rest % chunks, of: chunks, rows: f)
+            let m = matrices(e)
+            if rest < chunks {
+                m.gate.gemm(rows: rows, b.tokenRows, tokens: n, xIndex: b.pairTokens + lo, g, yStride: stride, yIndex: b.pairs32 + lo)
+            } else {
+                m.up.gemm(rows: rows, b.tokenRows, tokens: n, xIndex: b.pairTokens + lo, u, yStride: stride, yIndex: b.pairs32 + lo)
+            }
+        }
+        var pairCount = 0
+        for i in 0..<count {
+            let e = Int(ids[i])
+            for q in b.start[e]..<b.start[e + 1] {
+                b.taskPairs[pairCount] = b.pairs[q]
+                pairCount += 1
+            }
+        }
+        run(pairCount) { task in  // SiLU and the down projection's activation, one pair per task
+            let p = b.taskPairs[task]
+            let gs = g + p * stride, us = u + p * stride
+            for r in 0..<f { gs[r] = gs[r] / (1 + expf(-gs[r])) * us[r] }
+            b.hiddenRows.prepare(p, gs, count: f, for: downFormat)
+        }
+        let outChunks = serial ? 1 : Linear.chunkCount(rows: d, threads: pool.threads)
+        run(count * outChunks) { task in
+            let e = Int(ids[task / outChunks])
+            let lo = b.start[e], n = b.start[e + 1] - lo
+            matrices(e).down.gemm(rows: Linear.chunk(task % outChunks, of: outChunks, rows: d), b.hiddenRows, tokens: n,
+                                  xIndex: b.pairs32 + lo, out, yStride: d, yIndex: b.pairs32 + lo)
         }
     }
 }

@@ -91,6 +91,39 @@ void moek_vec_dot4_q4_0_q8_0(const void *w, size_t stride, const moek_block_q8_0
 void moek_q8_0_offsets(const moek_block_q8_0 *x, size_t n, int32_t *offsets);
 void moek_vec_dot4_q8_0_q8_0(const void *w, size_t stride, const moek_block_q8_0 *x, size_t n, float *out);
 
+/// Matrix-matrix products for the prompt path: `rows` weight rows (row r at w + r * rowBytes, each
+/// n inputs) times `tokens` activation rows. Token t reads activation row xIndex[t] (t when xIndex
+/// is NULL), at x + xIndex[t] * xStride blocks (for Q4_0, its offsets at the same index times
+/// 8 * xStride int32), and writes y[yIndex[t] * yStride + r] (yIndex NULL: t). Each output equals
+/// the matching single-row dot product bit for bit. Q4_0 and Q8_0 have AVX2 tiles (four rows by up
+/// to eight tokens, nibbles unpacked once per tile); the others loop row by row so each weight row
+/// is read from memory once for all tokens.
+void moek_gemm_q4_0_q8_0(const void *w, size_t rowBytes, size_t rows, size_t n,
+                         const moek_block_q8_0 *x, const int32_t *offsets, size_t xStride, const int32_t *xIndex,
+                         size_t tokens, float *y, size_t yStride, const int32_t *yIndex);
+/// Q8_0 weights times Q8_0 activation rows; see moek_gemm_q4_0_q8_0.
+void moek_gemm_q8_0_q8_0(const void *w, size_t rowBytes, size_t rows, size_t n,
+                         const moek_block_q8_0 *x, size_t xStride, const int32_t *xIndex,
+                         size_t tokens, float *y, size_t yStride, const int32_t *yIndex);
+/// K-quant weights times Q8_K activation rows (xStride in Q8_K blocks); see moek_gemm_q4_0_q8_0.
+void moek_gemm_q4_K_q8_K(const void *w, size_t rowBytes, size_t rows, size_t n,
+                         const moek_block_q8_K *x, size_t xStride, const int32_t *xIndex,
+                         size_t tokens, float *y, size_t yStride, const int32_t *yIndex);
+/// Q5_K weights times Q8_K activation rows; see moek_gemm_q4_K_q8_K.
+void moek_gemm_q5_K_q8_K(const void *w, size_t rowBytes, size_t rows, size_t n,
+                         const moek_block_q8_K *x, size_t xStride, const int32_t *xIndex,
+                         size_t tokens, float *y, size_t yStride, const int32_t *yIndex);
+/// Q6_K weights times Q8_K activation rows; see moek_gemm_q4_K_q8_K.
+void moek_gemm_q6_K_q8_K(const void *w, size_t rowBytes, size_t rows, size_t n,
+                         const moek_block_q8_K *x, size_t xStride, const int32_t *xIndex,
+                         size_t tokens, float *y, size_t yStride, const int32_t *yIndex);
+/// Half-precision weights (rows of n) times half-precision activation rows (xStride in halves).
+void moek_gemm_f16(const uint16_t *w, size_t rows, size_t n, const uint16_t *x, size_t xStride, const int32_t *xIndex,
+                   size_t tokens, float *y, size_t yStride, const int32_t *yIndex);
+/// Float weights (rows of n) times float activation rows (xStride in floats).
+void moek_gemm_f32(const float *w, size_t rows, size_t n, const float *x, size_t xStride, const int32_t *xIndex,
+                   size_t tokens, float *y, size_t yStride, const int32_t *yIndex);
+
 /// Dot product of n floats.
 float moek_vec_dot_f32(const float *a, const float *b, size_t n);
 float moek_vec_dot_f32_scalar(const float *a, const float *b, size_t n);

@@ -54,6 +54,55 @@ final class ActivationBuffer {
     }
 }
 
+/// Several activation rows (the tokens of a batch) converted for the matrix-matrix kernels: row
+/// t of each format at a fixed stride, so a kernel can walk any subset of them by index.
+final class ActivationBatch {
+    /// Rows, and elements per row (a multiple of 256).
+    let rows: Int
+    let width: Int
+    let q8_0: UnsafeMutablePointer<moek_block_q8_0>
+    let offsets: UnsafeMutablePointer<Int32>
+    let q8_K: UnsafeMutablePointer<moek_block_q8_K>
+    let f16: UnsafeMutablePointer<UInt16>
+    let f32: UnsafeMutablePointer<Float>
+    /// One dequantized weight row, for types without a kernel (callers then run serially).
+    let scratch: UnsafeMutablePointer<Float>
+
+    /// Storage for `rows` rows of up to `width` elements.
+    init(rows: Int, width: Int) {
+        let n = max(256, (width + 255) / 256 * 256)
+        self.rows = max(rows, 1)
+        self.width = n
+        q8_0 = .allocate(capacity: self.rows * n / 32)
+        offsets = .allocate(capacity: self.rows * n / 32 * 8)
+        q8_K = .allocate(capacity: self.rows * n / 256)
+        f16 = .allocate(capacity: self.rows * n)
+        f32 = .allocate(capacity: self.rows * n)
+        scratch = .allocate(capacity: n)
+    }
+
+    deinit {
+        q8_0.deallocate()
+        offsets.deallocate()
+        q8_K.deallocate()
+        f16.deallocate()
+        f32.deallocate()
+        scratch.deallocate()
+    }
+
+    /// Converts the `n` floats at `x` into row `t` of `format` (as ActivationBuffer.prepare does).
+    func prepare(_ t: Int, _ x: UnsafePointer<Float>, count n: Int, for format: ActivationFormat) {
+        switch format {
+        case .f32, .dequantizeRows: (f32 + t * width).update(from: x, count: n)
+        case .f16: moek_f32_to_f16(x, f16 + t * width, n)
+        case .q8_0:
+            moek_quantize_row_q8_0(x, q8_0 + t * width / 32, n)
+            moek_q8_0_offsets(q8_0 + t * width / 32, n, offsets + t * width / 32 * 8)
+        case .q8_K: moek_quantize_row_q8_K(x, q8_K + t * width / 256, n)
+        }
+    }
+}
+
 /// A weight matrix in the mapped file, used in place: `y = W x` for W of ggml shape
 /// `[inputs, outputs]` (each of the `outputs` rows holds `inputs` weights).
 struct Linear: @unchecked Sendable {
@@ -153,6 +202,35 @@ struct Linear: @unchecked Sendable {
         while r < rows.upperBound {
             y[r] += weight * dot(r, a)
             r += 1
+        }
+    }
+
+    /// `y[yIndex[t] * yStride + r] = W[r] · a[xIndex[t]]` for the rows in `rows` and `tokens`
+    /// activation rows of `a` (nil indices: 0..<tokens): every weight row is read once for all of
+    /// them. Each output equals `dot(r, ...)` of the one-token path bit for bit. Types without a
+    /// kernel use `a.scratch`, so such calls must not run concurrently on the same batch.
+    func gemm(rows: Range<Int>, _ a: ActivationBatch, tokens: Int, xIndex: UnsafePointer<Int32>?,
+              _ y: UnsafeMutablePointer<Float>, yStride: Int, yIndex: UnsafePointer<Int32>?) {
+        guard !rows.isEmpty, tokens > 0 else { return }
+        let w = base + rows.lowerBound * rowBytes, n = rows.count, out = y + rows.lowerBound
+        let width = a.width
+        switch type {
+        case .q4_0: moek_gemm_q4_0_q8_0(w, rowBytes, n, inputs, a.q8_0, a.offsets, width / 32, xIndex, tokens, out, yStride, yIndex)
+        case .q8_0: moek_gemm_q8_0_q8_0(w, rowBytes, n, inputs, a.q8_0, width / 32, xIndex, tokens, out, yStride, yIndex)
+        case .q4_K: moek_gemm_q4_K_q8_K(w, rowBytes, n, inputs, a.q8_K, width / 256, xIndex, tokens, out, yStride, yIndex)
+        case .q5_K: moek_gemm_q5_K_q8_K(w, rowBytes, n, inputs, a.q8_K, width / 256, xIndex, tokens, out, yStride, yIndex)
+        case .q6_K: moek_gemm_q6_K_q8_K(w, rowBytes, n, inputs, a.q8_K, width / 256, xIndex, tokens, out, yStride, yIndex)
+        case .f16: moek_gemm_f16(w.assumingMemoryBound(to: UInt16.self), n, inputs, a.f16, width, xIndex, tokens, out, yStride, yIndex)
+        case .f32: moek_gemm_f32(w.assumingMemoryBound(to: Float.self), n, inputs, a.f32, width, xIndex, tokens, out, yStride, yIndex)
+        default:
+            for r in rows {
+                try? type.dequantize(UnsafeRawBufferPointer(start: base + r * rowBytes, count: rowBytes), count: inputs,
+                                     into: UnsafeMutableBufferPointer(start: a.scratch, count: inputs))
+                for t in 0..<tokens {
+                    let xi = xIndex.map { Int($0[t]) } ?? t, yi = yIndex.map { Int($0[t]) } ?? t
+                    y[yi * yStride + r] = moek_vec_dot_f32(a.scratch, a.f32 + xi * width, inputs)
+                }
+            }
         }
     }
 
