@@ -6,6 +6,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define MOEK_AVX2 __attribute__((target("avx2,fma,f16c")))
+
 #endif
 #if defined(__aarch64__)
 #include <arm_neon.h>
@@ -168,6 +169,13 @@ MOEK_AVX2 static float sum_f32_avx2(const float *x, size_t n) {
 #endif
 
 #if defined(__x86_64__)
+// Decode streams each matrix from memory once; the hardware prefetcher alone leaves the core
+// waiting on loads (most samples land just after them). Each row therefore also prefetches the
+// same position four rows on, which is where the next call (the next four rows) will read: on
+// olmoe Q4_0 decode, 8.84 t/s without, 9.48 at 512 bytes ahead, 11.28 at four rows ahead, 12.2
+// prefetching every other block (36 bytes, so still every line) instead of every block; eight rows
+// ahead or into L2 only were no better.
+//
 // Four rows per pass: the activation block, its scale and its offset correction are loaded once
 // for all four rows. Nibbles stay unsigned (0..15) for maddubs; subtracting the precomputed
 // 8 * Σa lanes afterwards gives exactly the integers the signed form would.
@@ -179,6 +187,9 @@ MOEK_AVX2 static void vec_dot4_q4_0_q8_0_avx2(const uint8_t *w, size_t stride, c
         const __m256i off = _mm256_loadu_si256((const __m256i *)(offsets + 8 * b));
         const float dx = h2f(x[b].d);
         const uint8_t *r = w + b * 18;
+        if (!(b & 1)) {  // two blocks are 36 bytes: every cache line of the next four rows is touched
+            for (int k = 4; k < 8; k++) _mm_prefetch((const char *)(r + k * stride), _MM_HINT_T0);
+        }
 #define MOEK_Q4_ROW(k, acc) do { \
             const uint8_t *p = r + (k) * stride; uint16_t dh; memcpy(&dh, p, 2); \
             __m128i packed = _mm_loadu_si128((const __m128i *)(p + 2)); \
@@ -199,6 +210,7 @@ MOEK_AVX2 static void vec_dot4_q8_0_q8_0_avx2(const uint8_t *w, size_t stride, c
         const uint8_t *r = w + b * 34;
 #define MOEK_Q8_ROW(k, acc) do { \
             const uint8_t *p = r + (k) * stride; uint16_t dh; memcpy(&dh, p, 2); \
+            _mm_prefetch((const char *)(p + 4 * stride), _MM_HINT_T0); \
             __m256i q = _mm256_loadu_si256((const __m256i *)(p + 2)); \
             acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(dh) * dx), sum_i8_pairs(q, a), acc); } while (0)
         MOEK_Q8_ROW(0, acc0); MOEK_Q8_ROW(1, acc1); MOEK_Q8_ROW(2, acc2); MOEK_Q8_ROW(3, acc3);
