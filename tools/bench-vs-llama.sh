@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # swift-moe and llama.cpp side by side: the same GGUF file, the same thread count, one run.
 #
-#   tools/bench-vs-llama.sh [GEOMETRY] [TYPE] [THREADS] [REPS] [PROMPT] [GEN]
-#   defaults:                olmoe      Q4_0   2         3      512      128
+#   tools/bench-vs-llama.sh [GEOMETRY] [TYPE] [THREADS] [REPS] [PROMPT] [GEN] [PARALLEL]
+#   defaults:                olmoe      Q4_0   2         3      512      128   4
 #
+# PARALLEL > 1 adds decode of PARALLEL sequences together (`moe bench --parallel`, and
+# llama.cpp's `llama-batched-bench` with -npl 1,PARALLEL for its aggregate decode rate).
 # Generates bench-models/GEOMETRY-TYPE.gguf if missing (tools/make_bench_model.py), builds
 # llama.cpp's llama-bench from the tree vendored in the llama-cpp-python source distribution
 # (into .build-llama/, once; or set LLAMA_BENCH=/path/to/llama-bench), builds `moe` in release,
 # runs both, and prints tokens/s per test and the ratio. Run it on a quiet machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-geometry="${1:-olmoe}" type="${2:-Q4_0}" threads="${3:-2}" reps="${4:-3}" prompt="${5:-512}" gen="${6:-128}"
+geometry="${1:-olmoe}" type="${2:-Q4_0}" threads="${3:-2}" reps="${4:-3}" prompt="${5:-512}" gen="${6:-128}" parallel="${7:-4}"
 model="bench-models/${geometry}-$(echo "$type" | tr 'A-Z' 'a-z').gguf"
 out="bench-models/results"
 mkdir -p "$out"
@@ -33,22 +35,36 @@ if [ ! -x "$llama_bench" ]; then
     cmake -S .build-llama/src -B .build-llama/build -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
         -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=OFF \
         -DLLAMA_CURL=OFF > .build-llama/cmake.log
-    cmake --build .build-llama/build --target llama-bench -j "$(nproc)" >> .build-llama/cmake.log
+    cmake --build .build-llama/build --target llama-bench llama-batched-bench -j "$(nproc)" >> .build-llama/cmake.log
 fi
+batched_bench="$(dirname "$llama_bench")/llama-batched-bench"
 
 swift build -c release --product moe 2>&1 | tail -1
 moe="$(swift build -c release --show-bin-path)/moe"
 
 echo "== llama.cpp: $llama_bench -m $model -p $prompt -n $gen -t $threads -r $reps"
 "$llama_bench" -m "$model" -p "$prompt" -n "$gen" -t "$threads" -r "$reps" -o json > "$out/llama.json"
-echo "== swift-moe: moe bench -m $model -p $prompt -n $gen -t $threads -r $reps"
-"$moe" bench -m "$model" -p "$prompt" -n "$gen" -t "$threads" -r "$reps" -o json > "$out/moe.json"
+: > "$out/llama-batched.jsonl"
+if [ "$parallel" -gt 1 ] && [ -x "$batched_bench" ]; then
+    echo "== llama.cpp: $batched_bench -m $model -npp 1 -ntg $gen -npl 1,$parallel -t $threads -c $(( (gen + 1) * parallel )) (one pass)"
+    "$batched_bench" -m "$model" -npp 1 -ntg "$gen" -npl "1,$parallel" -t "$threads" -c $(( (gen + 1) * parallel )) \
+        --output-format jsonl 2>&1 | grep '^{' > "$out/llama-batched.jsonl" || true
+fi
+echo "== swift-moe: moe bench -m $model -p $prompt -n $gen -t $threads -r $reps --parallel $parallel"
+"$moe" bench -m "$model" -p "$prompt" -n "$gen" -t "$threads" -r "$reps" --parallel "$parallel" -o json > "$out/moe.json"
 
-python3 - "$out/llama.json" "$out/moe.json" "$model" "$threads" <<'PY'
+python3 - "$out/llama.json" "$out/moe.json" "$model" "$threads" "$out/llama-batched.jsonl" <<'PY'
 import json, sys
 llama, moe = (json.load(open(p)) for p in sys.argv[1:3])
-def key(r): return ("pp" if r["n_prompt"] else "tg") + str(r["n_prompt"] or r["n_gen"])
+def key(r):
+    k = ("pp" if r["n_prompt"] else "tg") + str(r["n_prompt"] or r["n_gen"])
+    return k + (f" x{r['n_parallel']}" if r.get("n_parallel", 1) > 1 else "")
 L = {key(r): r for r in llama}
+# llama-batched-bench: decode rate (speed_tg) at each number of parallel sequences.
+for line in open(sys.argv[5]):
+    b = json.loads(line)
+    k = f"tg{b['tg']}" + (f" x{b['pl']}" if b["pl"] > 1 else "")
+    if k not in L: L[k] = {"avg_ts": b["speed_tg"], "stddev_ts": 0.0}
 print(f"\nmodel {sys.argv[3]}, {sys.argv[4]} threads\n")
 print("| test | llama.cpp t/s | swift-moe t/s | ratio | roofline fraction |")
 print("| --- | ---: | ---: | ---: | ---: |")
@@ -59,7 +75,12 @@ for r in moe:
     lt = f"{l['avg_ts']:.2f} ± {l['stddev_ts']:.2f}" if l else "-"
     rf = f"{r['roofline_fraction']:.2f}" if r.get("roofline_fraction") is not None else "-"
     print(f"| {k} | {lt} | {r['avg_ts']:.2f} ± {r['stddev_ts']:.2f} | {ratio} | {rf} |")
-m = moe[-1]
+m = next(r for r in moe if r["n_gen"] and r.get("n_parallel", 1) == 1) if any(r["n_gen"] for r in moe) else moe[-1]
+for r in moe:
+    t = r.get("time_per_token_ms")
+    if t:
+        print(f"swift-moe {key(r)} time per token: attention {t['attention']:.2f} ms, router {t['router']:.2f} ms, "
+              f"experts {t['experts']:.2f} ms, output {t['output']:.2f} ms, waiting {t['waiting']:.2f} ms")
 print(f"\nmemory read bandwidth {m['memory_bandwidth_bytes_per_s'] / 1e9:.1f} GB/s, "
       f"{m['active_bytes_per_token'] / 2**20:.0f} MiB of weights per decoded token, "
       f"roofline {m['roofline_ts']:.1f} t/s, swift-moe peak RSS {m['peak_rss_bytes'] / 2**30:.2f} GiB")

@@ -12,19 +12,23 @@ import Darwin
 /// `moe bench`: prompt processing and decode speed, llama-bench style, with the decode roofline.
 enum BenchCommand {
     static let usage = """
-        usage: moe bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] [-o md|json|csv] [--profile]
+        usage: moe bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] [--parallel N] [-o md|json|csv] [--profile]
                          [--expert-memory SIZE] [--expert-policy lru|lfu] [--expert-profile F] [--no-prefetch]
 
         Measures prompt processing (ppP: P random tokens evaluated in one call) and decode (tgN:
         N tokens one at a time from an empty context), each as tokens/s, mean ± std over REPS
         runs after one warm-up. Also measures this machine's memory read bandwidth and reports
         the decode roofline: bandwidth / bytes of weights one token reads, and the fraction of it
-        reached. -p 0 or -n 0 skips a test. JSON uses llama-bench's field names.
+        reached. -p 0 or -n 0 skips a test. JSON uses llama-bench's field names. Decode tests
+        also print where a token's time goes: attention, router, experts, output, and how much
+        of it the calling thread spent waiting (for expert reads or for the other threads).
 
           -p N        prompt tokens (default 512)
           -n N        generated tokens (default 128)
           -t N        threads, the caller included (default: one per core)
           -r N        repetitions (default 5)
+          --parallel N  also decode N sequences together (one step of each per pass, every
+                      weight read once for all), reported as aggregate tokens/s: test "tgN xP"
           -o FORMAT   md (default), json or csv
           --profile   record every routing decision (as moe profile does), to measure its cost
         With --expert-memory, each test also reports the expert store's hit rate, bytes read per
@@ -38,6 +42,8 @@ enum BenchCommand {
         var samples: [Double]
         var store: ExpertStoreStats?
         var seconds = 0.0
+        var parallel = 1
+        var timings: ForwardTimings?
         var mean: Double { samples.reduce(0, +) / Double(samples.count) }
         var std: Double {
             guard samples.count > 1 else { return 0 }
@@ -47,7 +53,7 @@ enum BenchCommand {
     }
 
     static func run(_ args: [String], environment: [String: String]) throws -> Int32 {
-        let p = try Arguments(args, valued: StoreFlags.valued.union(["--model", "-p", "-n", "-t", "-r", "-o"]), flags: StoreFlags.flags.union(["--help", "--profile"]),
+        let p = try Arguments(args, valued: StoreFlags.valued.union(["--model", "-p", "-n", "-t", "-r", "-o", "--parallel"]), flags: StoreFlags.flags.union(["--help", "--profile"]),
                               aliases: ["-m": "--model", "-h": "--help"])
         if p.flags.contains("--help") { print(usage); return 0 }
         guard p.positionals.isEmpty else { throw UsageError(message: "unexpected argument '\(p.positionals[0])'") }
@@ -59,6 +65,8 @@ enum BenchCommand {
         }
         let promptTokens = try count("-p", 512), genTokens = try count("-n", 128)
         let threads = try count("-t", ThreadPool.processorCount, minimum: 1), reps = try count("-r", 5, minimum: 1)
+        let parallel = try count("--parallel", 1, minimum: 1)
+        guard parallel <= Model.batchCapacity else { throw UsageError(message: "--parallel takes 1 to \(Model.batchCapacity)") }
         let format = p.values["-o"] ?? "md"
         guard ["md", "json", "csv"].contains(format) else { throw UsageError(message: "-o takes md, json or csv") }
 
@@ -87,19 +95,31 @@ enum BenchCommand {
             results.append(r)
         }
         if genTokens > 0 {
-            var r = Result(test: "tg\(genTokens)", prompt: 0, generated: genTokens, samples: [])
-            for rep in 0...reps {
-                if rep == 1 { model.resetExpertStoreStats() }
-                let session = try model.makeSession(contextLength: genTokens, threads: threads)
-                session.recordsRouting = profile
-                let input = tokens(genTokens)
-                let start = clock.now
-                for t in input { _ = try session.evaluate([t]) }
-                let elapsed = seconds(clock.now - start)
-                if rep > 0 { r.samples.append(Double(genTokens) / elapsed); r.seconds += elapsed }
+            // Sequences decoded together (1: one token at a time, as llama-bench's tg).
+            for n in parallel > 1 ? [1, parallel] : [1] {
+                var r = Result(test: n > 1 ? "tg\(genTokens) x\(n)" : "tg\(genTokens)", prompt: 0, generated: genTokens, samples: [])
+                r.parallel = n
+                var timings = ForwardTimings()
+                for rep in 0...reps {
+                    if rep == 1 { model.resetExpertStoreStats() }
+                    let sessions = try (0..<n).map { _ in try model.makeSession(contextLength: genTokens, threads: threads) }
+                    for session in sessions { session.recordsRouting = profile }
+                    let input = (0..<n).map { _ in tokens(genTokens) }
+                    let start = clock.now
+                    for step in 0..<genTokens {
+                        if n == 1 { _ = try sessions[0].evaluate([input[0][step]]) } else { _ = try Session.evaluate(together: sessions, tokens: input.map { $0[step] }) }
+                    }
+                    let elapsed = seconds(clock.now - start)
+                    if rep > 0 {
+                        r.samples.append(Double(n * genTokens) / elapsed)
+                        r.seconds += elapsed
+                        timings.add(sessions[0].timings)
+                    }
+                }
+                r.timings = timings
+                r.store = model.expertStoreStats
+                results.append(r)
             }
-            r.store = model.expertStoreStats
-            results.append(r)
         }
         let rss = peakResidentBytes()  // before the bandwidth test's 1 GiB buffer
         let bandwidth = measureBandwidth(threads: threads)
@@ -121,21 +141,26 @@ enum BenchCommand {
                     ("model_size", .int(summary.tensorBytes)), ("model_n_params", .int(summary.parameterCount)),
                     ("n_threads", .int(threads)), ("n_prompt", .int(r.prompt)), ("n_gen", .int(r.generated)),
                     ("avg_ts", .double(r.mean)), ("stddev_ts", .double(r.std)), ("samples_ts", .array(r.samples.map { .double($0) })),
-                    ("n_parallel", 1), ("expert_memory", budget), ("expert_hit_rate", storeFields(r).hitRate),
+                    ("n_parallel", .int(r.parallel)), ("expert_memory", budget), ("expert_hit_rate", storeFields(r).hitRate),
                     ("expert_bytes_read_per_token", storeFields(r).readPerToken), ("expert_stall_fraction", storeFields(r).stall),
-                    ("roofline_fraction", r.generated > 0 ? .double(r.mean / roofline) : .null),
+                    ("roofline_fraction", r.generated > 0 && r.parallel == 1 ? .double(r.mean / roofline) : .null),
                     ("roofline_ts", .double(roofline)), ("memory_bandwidth_bytes_per_s", .double(bandwidth)),
                     ("active_bytes_per_token", .int(summary.activeBytesPerToken)), ("peak_rss_bytes", .int(rss)),
+                    ("time_per_token_ms", r.timings.map { t in
+                        .object([("attention", .double(t.perToken(t.attention) / 1e6)), ("router", .double(t.perToken(t.router) / 1e6)),
+                                 ("experts", .double(t.perToken(t.experts) / 1e6)), ("output", .double(t.perToken(t.output) / 1e6)),
+                                 ("waiting", .double(t.perToken(t.waiting) / 1e6))])
+                    } ?? .null),
                 ])
             }
             print(JSONValue.array(objects).serialized(indent: 2))
         case "csv":
-            print("model_filename,model_type,model_size,model_n_params,n_threads,n_prompt,n_gen,avg_ts,stddev_ts,roofline_fraction,peak_rss_bytes,expert_memory,expert_hit_rate")
+            print("model_filename,model_type,model_size,model_n_params,n_threads,n_prompt,n_gen,avg_ts,stddev_ts,roofline_fraction,peak_rss_bytes,expert_memory,expert_hit_rate,n_parallel")
             for r in results {
-                let fraction = r.generated > 0 ? fixed(r.mean / roofline, 4) : ""
+                let fraction = r.generated > 0 && r.parallel == 1 ? fixed(r.mean / roofline, 4) : ""
                 let hit = r.store.map { fixed($0.total.hitRate, 4) } ?? ""
                 let memory = model.options.expertStore.map { String($0.budget) } ?? ""
-                print("\"\(path)\",\"\(modelType)\",\(summary.tensorBytes),\(summary.parameterCount),\(threads),\(r.prompt),\(r.generated),\(fixed(r.mean, 3)),\(fixed(r.std, 3)),\(fraction),\(rss),\(memory),\(hit)")
+                print("\"\(path)\",\"\(modelType)\",\(summary.tensorBytes),\(summary.parameterCount),\(threads),\(r.prompt),\(r.generated),\(fixed(r.mean, 3)),\(fixed(r.std, 3)),\(fraction),\(rss),\(memory),\(hit),\(r.parallel)")
             }
         default:
             print("| model | size | params | backend | threads | test | t/s |")
@@ -145,8 +170,14 @@ enum BenchCommand {
             }
             print("")
             print("decode roofline: \(fixed(bandwidth / 1e9, 1)) GB/s read bandwidth / \(formatBytes(summary.activeBytesPerToken)) per token = \(fixed(roofline, 1)) t/s"
-                + (results.last.map { $0.generated > 0 ? "; tg reached \(fixed(100 * $0.mean / roofline, 1))%" : "" } ?? ""))
+                + (results.first { $0.generated > 0 && $0.parallel == 1 }.map { "; tg reached \(fixed(100 * $0.mean / roofline, 1))%" } ?? ""))
             print("peak RSS: \(formatBytes(rss))")
+            for r in results {
+                guard let t = r.timings, t.tokens > 0 else { continue }
+                func ms(_ v: UInt64) -> String { fixed(t.perToken(v) / 1e6, 2) }
+                print("\(r.test) time per token: attention \(ms(t.attention)) ms, router \(ms(t.router)) ms, experts \(ms(t.experts)) ms, "
+                    + "output \(ms(t.output)) ms (total \(ms(t.total)) ms; waiting \(ms(t.waiting)) ms of it)")
+            }
             for r in results {
                 guard let st = r.store else { continue }
                 let tokens = Double(max(r.prompt + r.generated, 1) * r.samples.count), t = st.total

@@ -76,6 +76,8 @@ MOEK_AVX2 static void gemm_q4_0_avx2(const uint8_t *w, size_t rowBytes, size_t r
                 const size_t sb = nb - s < SEGMENT ? nb - s : SEGMENT;
                 for (int k = 0; k < 4; k++) {
                     const uint8_t *p = w0 + k * rowBytes + s * 18;
+                    // The next four rows, as in moek_vec_dot4_q4_0_q8_0 (every line of them).
+                    for (size_t line = 0; line < sb * 18; line += 64) _mm_prefetch((const char *)(p + 4 * rowBytes + line), _MM_HINT_T0);
                     for (size_t b = 0; b < sb; b++, p += 18) {
                         uint16_t dh; memcpy(&dh, p, 2);
                         dw[k][b] = _cvtsh_ss(dh);
@@ -128,6 +130,7 @@ MOEK_AVX2 static void gemm_q8_0_avx2(const uint8_t *w, size_t rowBytes, size_t r
                 const size_t sb = nb - s < SEGMENT ? nb - s : SEGMENT;
                 for (int k = 0; k < 4; k++) {
                     const uint8_t *p = w0 + k * rowBytes + s * 34;
+                    for (size_t line = 0; line < sb * 34; line += 64) _mm_prefetch((const char *)(p + 4 * rowBytes + line), _MM_HINT_T0);
                     for (size_t b = 0; b < sb; b++, p += 34) { uint16_t dh; memcpy(&dh, p, 2); dw[k][b] = _cvtsh_ss(dh); }
                 }
                 for (size_t i = 0; i < tt; i++) {

@@ -47,6 +47,28 @@ struct CLITests {
         #expect((object["bytes"] as! [String: Any])["routed_experts"] as? Int == 55296)
     }
 
+    @Test("moe bench --parallel adds an aggregate decode test, and every decode test splits its time per token")
+    func benchParallel() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path))
+        let model = Fixtures.path("forward/qwen3moe-q8_0.gguf")
+        let json = try run(["bench", "-m", model, "-p", "8", "-n", "4", "-r", "2", "-t", "2", "--parallel", "3", "-o", "json"])
+        #expect(json.status == 0, "\(json.stderr)")
+        let tests = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
+        #expect(tests.map { $0["n_parallel"] as? Int } == [1, 1, 3])
+        #expect(tests.map { $0["n_gen"] as? Int } == [0, 4, 4])
+        for test in tests.dropFirst() {
+            let split = try #require(test["time_per_token_ms"] as? [String: Double])
+            #expect(Set(split.keys) == ["attention", "router", "experts", "output", "waiting"])
+            #expect(split.values.allSatisfy { $0 >= 0 } && split["experts"]! > 0)
+        }
+        #expect(tests[1]["roofline_fraction"] as? Double != nil && tests[2]["roofline_fraction"] is NSNull)
+        let md = try run(["bench", "-m", model, "-p", "0", "-n", "2", "-r", "1", "-t", "1", "--parallel", "2"])
+        #expect(md.stdout.contains("| tg2 x2 |"))
+        #expect(md.stdout.contains("tg2 x2 time per token: attention"))
+        #expect(try run(["bench", "-m", model, "--parallel", "0"]).status == 2)
+        #expect(try run(["bench", "-m", model, "--parallel", "65"]).status == 2)
+    }
+
     @Test("a bad file is one line on stderr and exit 1; a bad command line is exit 2")
     func failures() throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path))

@@ -328,14 +328,17 @@ final class ExpertStore: @unchecked Sendable {
 
     /// After `acquire`: calls `body` each time some of the `count` slots have become ready, with
     /// their `ready` flags set (body clears the ones it ran), until all have run; then releases
-    /// the slots. A failed read releases them too and is thrown.
+    /// the slots. A failed read releases them too and is thrown. Adds the time spent waiting for
+    /// reads (and for the store's lock) to `waited`, in nanoseconds.
     func runAsReady(layer: Int, slots: UnsafeMutablePointer<Int32>, count: Int, pending: UnsafeMutablePointer<Bool>,
-                    ready: UnsafeMutablePointer<Bool>, _ body: () -> Void) throws(MoEError) {
+                    ready: UnsafeMutablePointer<Bool>, waited: inout UInt64, _ body: () -> Void) throws(MoEError) {
         for j in 0..<count { pending[j] = true }
         var left = count
         do throws(MoEError) {
             while left > 0 {
+                let since = moek_monotonic_ns()
                 left -= try waitForReady(layer: layer, slots: slots, pending: pending, count: count, ready: ready)
+                waited &+= moek_monotonic_ns() &- since
                 body()
             }
         } catch {

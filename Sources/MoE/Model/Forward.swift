@@ -30,6 +30,7 @@ final class ForwardState {
     var routingLog: [Int32] = []
     var routingWeightLog: [Float] = []
     let contextLength: Int
+    let config: ModelConfig
     let hiddenSize: Int
     /// Each chosen expert's down-projection output, `expertsUsed x embedding`, summed in rank
     /// order at the end so the result does not depend on which expert finished first.
@@ -48,6 +49,54 @@ final class ForwardState {
     /// Buffers of the batched prompt path, made on the first prompt of more than one token.
     private var batchStorage: BatchBuffers?
 
+    /// Time per phase since the last reset; `mark` is when the current phase began.
+    var timings = ForwardTimings()
+    var mark: UInt64 = 0
+    /// Expert-store waits since the last reset, and the pool's idle time at the last reset.
+    var storeWaiting: UInt64 = 0
+    var idleAtReset: UInt64 = 0
+
+    /// Starts timing a call: the time from now to the next `lap` is charged to that lap's phase.
+    @inline(__always) func startLaps() { mark = moek_monotonic_ns() }
+
+    /// Charges the time since the last mark to `phase`.
+    @inline(__always) func lap(_ phase: ForwardPhase) {
+        let now = moek_monotonic_ns(), elapsed = now &- mark
+        mark = now
+        switch phase {
+        case .attention: timings.attention &+= elapsed
+        case .router: timings.router &+= elapsed
+        case .experts: timings.experts &+= elapsed
+        case .output: timings.output &+= elapsed
+        }
+    }
+
+    /// The timings with the waits filled in.
+    var currentTimings: ForwardTimings {
+        var t = timings
+        t.waiting = storeWaiting &+ (pool.idleNanoseconds &- idleAtReset)
+        return t
+    }
+
+    /// Zeroes the timings.
+    func resetTimings() {
+        timings = ForwardTimings()
+        storeWaiting = 0
+        idleAtReset = pool.idleNanoseconds
+    }
+
+    /// Attention scores for a context longer than this session's (batches of several sessions).
+    private var wideScoreStorage: FloatStorage?
+
+    /// Scratch for `heads x context` attention scores, grown on demand.
+    func wideScores(context: Int) -> UnsafeMutablePointer<Float> {
+        let needed = config.heads * context
+        if let wide = wideScoreStorage, wide.count >= needed { return wide.pointer }
+        let made = FloatStorage(zeros: needed)
+        wideScoreStorage = made
+        return made.pointer
+    }
+
     /// The batched path's buffers (allocated on first use, for `Model.batchCapacity` tokens).
     func batchBuffers(model: Model) -> BatchBuffers {
         if let batchStorage { return batchStorage }
@@ -58,6 +107,7 @@ final class ForwardState {
 
     init(model: Model, contextLength: Int, threads: Int) {
         let c = model.config
+        config = c
         self.contextLength = contextLength
         pool = ThreadPool(threads: threads)
         let kvk = c.kvHeads * c.headDimension, kvv = c.kvHeads * c.valueDimension
@@ -130,23 +180,32 @@ extension Model {
         let c = config
         let x = s.x.pointer, h = s.h.pointer
         let d = c.embedding
+        s.startLaps()
+        s.timings.tokens += 1
         _ = try? weights.embedding.dequantizeRow(token, into: UnsafeMutableBufferPointer(start: x, count: d))
-        if let store, store.options.prefetch { predictExperts(after: -1, state: s) }  // layer 0's, from the embedding
+        s.lap(.output)
+        if let store, store.options.prefetch {  // layer 0's, from the embedding
+            predictExperts(after: -1, state: s)
+            s.lap(.router)
+        }
 
         for (l, layer) in weights.layers.enumerated() {
             RMSNorm.apply(x, h, count: d, weight: layer.attentionNorm.pointer, epsilon: c.rmsEpsilon)
             attention(layer: layer, index: l, input: h, position: position, state: s)
             layer.output.apply(s.attention.pointer, s.ffnOut.pointer, buffer: s.input, pool: s.pool)
             for i in 0..<d { x[i] += s.ffnOut.pointer[i] }
+            s.lap(.attention)
 
             RMSNorm.apply(x, h, count: d, weight: layer.ffnNorm.pointer, epsilon: c.rmsEpsilon)
             try feedForward(layer.feedForward, layer: l, input: h, output: s.ffnOut.pointer, state: s)
             for i in 0..<d { x[i] += s.ffnOut.pointer[i] }
+            s.lap(.experts)
         }
 
         guard let logits else { return }
         RMSNorm.apply(x, h, count: d, weight: weights.outputNorm.pointer, epsilon: c.rmsEpsilon)
         weights.output.apply(h, logits, buffer: s.input, pool: s.pool)
+        s.lap(.output)
     }
 
     /// Computes up to three matrices that read the same input in one parallel loop over row
@@ -184,14 +243,14 @@ extension Model {
     func attention(layer: LayerWeights, index l: Int, input h: UnsafePointer<Float>, position: Int, state s: ForwardState) {
         let q = s.q.pointer, k = s.k.pointer, v = s.v.pointer
         project(h, layer.q, q, layer.k, k, layer.v, v, state: s)
-        attend(layer: layer, index: l, q: q, k: k, v: v, position: position, state: s)
+        attend(layer: layer, index: l, q: q, k: k, v: v, position: position, cache: s, state: s)
     }
 
     /// Attention after the projections: biases, q/k norms and RoPE applied to `q`, `k`, `v` in
-    /// place, k and v appended to the cache at `position`, and grouped-query attention over
-    /// positions 0...position into `state.attention`.
+    /// place, k and v appended to `cache`'s KV cache at `position`, and grouped-query attention over
+    /// positions 0...position into `state.attention` (scratch and threads from `state`).
     func attend(layer: LayerWeights, index l: Int, q: UnsafeMutablePointer<Float>, k: UnsafeMutablePointer<Float>,
-                v: UnsafeMutablePointer<Float>, position: Int, state s: ForwardState) {
+                v: UnsafeMutablePointer<Float>, position: Int, cache: ForwardState, state s: ForwardState) {
         let c = config
         let hd = c.headDimension, vd = c.valueDimension
         if let b = layer.qBias { for i in 0..<b.count { q[i] += b.pointer[i] } }
@@ -210,15 +269,19 @@ extension Model {
         rope.apply(k, heads: c.kvHeads, headSize: hd, position: position)
 
         let kvk = c.kvHeads * hd, kvv = c.kvHeads * vd
-        let layerKeys = s.keys + l * s.contextLength * kvk
-        let layerValues = s.values + l * s.contextLength * kvv
+        let layerKeys = cache.keys + l * cache.contextLength * kvk
+        let layerValues = cache.values + l * cache.contextLength * kvv
         moek_f32_to_f16(k, layerKeys + position * kvk, kvk)
         moek_f32_to_f16(v, layerValues + position * kvv, kvv)
-        let scale = 1 / Float(hd).squareRoot(), context = s.contextLength
+        // Scores need room for the cache's positions; a batch may attend over a longer context
+        // than the session whose scratch it uses.
+        let context = cache.contextLength
+        let scores = context <= s.contextLength ? s.scores.pointer : s.wideScores(context: context)
+        let scale = 1 / Float(hd).squareRoot()
         s.pool.parallelFor(c.heads) { head in
             Attention.attend(q: q, heads: c.heads, kvHeads: c.kvHeads, headSize: hd, valueSize: vd,
                              keys: layerKeys, values: layerValues, length: position + 1, scale: scale,
-                             out: s.attention.pointer, scores: s.scores.pointer + head * context,
+                             out: s.attention.pointer, scores: scores + head * context,
                              qHalf: s.qHalf + head * hd, only: head..<(head + 1))
         }
     }
@@ -230,7 +293,9 @@ extension Model {
             swiGLU(gate: gate, up: up, down: down, input: h, output: output, state: s)
         case .experts(let routerWeights, let gates, let ups, let downs, let shared):
             let k = config.expertsUsed
-            route(h, with: routerWeights, layer: layer, ids: s.expertIds, weights: s.expertWeights.pointer, state: s)
+            s.lap(.experts)  // the FFN norm
+            route(h, with: routerWeights, layer: layer, ids: s.expertIds, weights: s.expertWeights.pointer, owner: s, state: s)
+            s.lap(.router)
             if s.recordRouting {
                 for j in 0..<k {
                     s.routingLog.append(s.expertIds[j])
@@ -243,14 +308,14 @@ extension Model {
     }
 
     /// The router's `k` experts for the FFN input `h` (ids and weights as the architecture
-    /// normalises them), counted in the session's expert counts.
+    /// normalises them), counted in `owner`'s expert counts (scratch and threads from `state`).
     func route(_ h: UnsafePointer<Float>, with routerWeights: Linear, layer: Int, ids: UnsafeMutablePointer<Int32>,
-               weights: UnsafeMutablePointer<Float>, state s: ForwardState) {
+               weights: UnsafeMutablePointer<Float>, owner: ForwardState, state s: ForwardState) {
         let logits = s.routerLogits.pointer, k = config.expertsUsed
         routerWeights.apply(h, logits, buffer: s.input, pool: s.pool)
         router.gate(UnsafeMutableBufferPointer(start: logits, count: config.experts))
         router.topK(UnsafeBufferPointer(start: logits, count: config.experts), k: k, ids: ids, weights: weights)
-        let counts = s.expertCounts + layer * config.experts
+        let counts = owner.expertCounts + layer * config.experts
         for j in 0..<k { counts[Int(ids[j])] &+= 1 }
     }
 
@@ -281,8 +346,12 @@ extension Model {
             store.acquire(layer: layer, ids: ids, count: k, slots: s.expertSlots,
                           predicted: predicted ? UnsafePointer(s.predictedIds) : nil, predictedCount: predicted ? k : 0)
             s.predictedLayer = -1
-            if store.options.prefetch { predictExperts(after: layer, state: s) }
-            try store.runAsReady(layer: layer, slots: s.expertSlots, count: k, pending: s.pending, ready: s.ready) {
+            if store.options.prefetch {
+                s.lap(.experts)
+                predictExperts(after: layer, state: s)
+                s.lap(.router)
+            }
+            try store.runAsReady(layer: layer, slots: s.expertSlots, count: k, pending: s.pending, ready: s.ready, waited: &s.storeWaiting) {
                 var m = 0
                 for j in 0..<k where s.ready[j] {
                     s.batch[m] = j

@@ -16,6 +16,8 @@ final class BatchBuffers {
     let capacity: Int
     let xs, hs, weights, out, gate, up, ffnOut, q, k, v, attention: FloatStorage
     let ids: UnsafeMutablePointer<Int32>
+    /// Where each token's rows start in its owner's routing log (when it records).
+    let logBase: UnsafeMutablePointer<Int>
     /// Each token's block input (attention, output projection, FFN), converted.
     let tokenRows: ActivationBatch
     /// Each (token, rank) pair's SiLU output (or each token's, for dense FFNs), converted for the
@@ -53,6 +55,8 @@ final class BatchBuffers {
         up = FloatStorage(zeros: n * hiddenSize)
         ids = .allocate(capacity: n)
         ids.initialize(repeating: 0, count: n)
+        logBase = .allocate(capacity: capacity)
+        logBase.initialize(repeating: 0, count: capacity)
         tokenRows = ActivationBatch(rows: capacity, width: widest)
         hiddenRows = ActivationBatch(rows: n, width: hiddenSize)
         pairs = .allocate(capacity: n)
@@ -71,6 +75,7 @@ final class BatchBuffers {
 
     deinit {
         ids.deallocate()
+        logBase.deallocate()
         pairs.deallocate()
         pairs32.deallocate()
         pairTokens.deallocate()
@@ -87,8 +92,9 @@ final class BatchBuffers {
 }
 
 extension Model {
-    /// The most tokens one batched step evaluates; longer prompts go in steps of this size.
-    static let batchCapacity = 64
+    /// The most tokens one batched step evaluates (longer prompts go in steps of this size), and the
+    /// most sessions `Session.evaluate(together:tokens:)` takes.
+    public static let batchCapacity = 64
 
     /// Runs `tokens` (at positions `position`, `position + 1`, ...) through every layer, layer by
     /// layer. Each weight matrix is applied to the whole batch at once with the matrix-matrix
@@ -100,22 +106,35 @@ extension Model {
     /// `logits(t)` says where token t's logits go (nil: not needed).
     func forward(batch tokens: UnsafeBufferPointer<Int32>, position: Int, state s: ForwardState,
                  logits: (Int) -> UnsafeMutablePointer<Float>?) throws(MoEError) {
+        try forward(batch: tokens, positions: { position + $0 }, owners: { _ in s }, state: s, logits: logits)
+    }
+
+    /// The batched forward pass for tokens that may belong to different sequences: token t sits at
+    /// `positions(t)` in the KV cache of `owners(t)`, whose expert counts and routing log it also
+    /// updates. Scratch, threads and timings come from `state`. A sequence's tokens must appear
+    /// in position order; each token attends to its own sequence's cache only.
+    func forward(batch tokens: UnsafeBufferPointer<Int32>, positions: (Int) -> Int, owners: (Int) -> ForwardState,
+                 state s: ForwardState, logits: (Int) -> UnsafeMutablePointer<Float>?) throws(MoEError) {
         let c = config, d = c.embedding, count = tokens.count, k = c.expertsUsed
         precondition(count <= Model.batchCapacity)
         let b = s.batchBuffers(model: self)
         let h = s.h.pointer
         let qd = c.heads * c.headDimension, kvk = c.kvHeads * c.headDimension, kvv = c.kvHeads * c.valueDimension
         let ad = c.heads * c.valueDimension
+        s.startLaps()
+        s.timings.tokens += count
         for t in 0..<count {
             _ = try? weights.embedding.dequantizeRow(Int(tokens[t]), into: UnsafeMutableBufferPointer(start: b.xs.pointer + t * d, count: d))
-        }
-        var logBase = 0
-        if s.recordRouting && c.isMoE {
-            logBase = s.routingLog.count
-            s.routingLog.append(contentsOf: repeatElement(0, count: count * c.layers * k))
-            s.routingWeightLog.append(contentsOf: repeatElement(0, count: count * c.layers * k))
+            // Each recording owner gets its tokens' rows in order: per token, per layer, k ids.
+            let owner = owners(t)
+            if owner.recordRouting && c.isMoE {
+                b.logBase[t] = owner.routingLog.count
+                owner.routingLog.append(contentsOf: repeatElement(0, count: c.layers * k))
+                owner.routingWeightLog.append(contentsOf: repeatElement(0, count: c.layers * k))
+            }
         }
         s.predictedLayer = -1
+        s.lap(.output)
 
         for (l, layer) in weights.layers.enumerated() {
             for t in 0..<count {
@@ -125,7 +144,7 @@ extension Model {
                          layer.q, b.q.pointer, qd, layer.k, b.k.pointer, kvk, layer.v, b.v.pointer, kvv)
             for t in 0..<count {
                 attend(layer: layer, index: l, q: b.q.pointer + t * qd, k: b.k.pointer + t * kvk, v: b.v.pointer + t * kvv,
-                       position: position + t, state: s)
+                       position: positions(t), cache: owners(t), state: s)
                 (b.attention.pointer + t * ad).update(from: s.attention.pointer, count: ad)
             }
             projectBatch(b.attention.pointer, stride: ad, tokens: count, rows: b.tokenRows, pool: s.pool,
@@ -133,7 +152,10 @@ extension Model {
             for t in 0..<count {
                 let xt = b.xs.pointer + t * d, o = b.ffnOut.pointer + t * d
                 for i in 0..<d { xt[i] += o[i] }
-                RMSNorm.apply(xt, b.hs.pointer + t * d, count: d, weight: layer.ffnNorm.pointer, epsilon: c.rmsEpsilon)
+            }
+            s.lap(.attention)
+            for t in 0..<count {
+                RMSNorm.apply(b.xs.pointer + t * d, b.hs.pointer + t * d, count: d, weight: layer.ffnNorm.pointer, epsilon: c.rmsEpsilon)
             }
             switch layer.feedForward {
             case .dense(let gate, let up, let down):
@@ -142,19 +164,22 @@ extension Model {
                     let xt = b.xs.pointer + t * d, o = b.ffnOut.pointer + t * d
                     for i in 0..<d { xt[i] += o[i] }
                 }
+                s.lap(.experts)
             case .experts(let routerWeights, let gates, let ups, let downs, let shared):
+                s.lap(.experts)
                 for t in 0..<count {
-                    let ids = b.ids + t * k, w = b.weights.pointer + t * k
-                    route(b.hs.pointer + t * d, with: routerWeights, layer: l, ids: ids, weights: w, state: s)
-                    if s.recordRouting {
-                        let at = logBase + (t * c.layers + l) * k
+                    let ids = b.ids + t * k, w = b.weights.pointer + t * k, owner = owners(t)
+                    route(b.hs.pointer + t * d, with: routerWeights, layer: l, ids: ids, weights: w, owner: owner, state: s)
+                    if owner.recordRouting {
+                        let at = b.logBase[t] + l * k
                         for j in 0..<k {
-                            s.routingLog[at + j] = ids[j]
-                            s.routingWeightLog[at + j] = w[j]
+                            owner.routingLog[at + j] = ids[j]
+                            owner.routingWeightLog[at + j] = w[j]
                         }
                     }
                     store?.noteRouting(layer: l, ids: ids, count: k)
                 }
+                s.lap(.router)
                 try batchedExperts(gates: gates, ups: ups, downs: downs, layer: l, count: count, buffers: b, state: s)
 
                 // Each token's experts in rank order (as forward(token:) sums them), the shared
@@ -166,6 +191,7 @@ extension Model {
                     if let shared { addSharedExpert(shared, input: b.hs.pointer + t * d, output: o, state: s) }
                     for i in 0..<d { xt[i] += o[i] }
                 }
+                s.lap(.experts)
             }
         }
 
@@ -174,6 +200,7 @@ extension Model {
             RMSNorm.apply(b.xs.pointer + t * d, h, count: d, weight: weights.outputNorm.pointer, epsilon: c.rmsEpsilon)
             weights.output.apply(h, target, buffer: s.input, pool: s.pool)
         }
+        s.lap(.output)
     }
 
     /// Up to three matrices that read the same `tokens` input rows (`x + t * stride`), each applied
@@ -270,7 +297,7 @@ extension Model {
             let waveIds = b.distinct + first
             store.acquire(layer: layer, ids: waveIds, count: n, slots: b.waveSlots, predicted: nil, predictedCount: 0)
             for i in 0..<n { b.slotOf[Int(waveIds[i])] = b.waveSlots[i] }
-            try store.runAsReady(layer: layer, slots: b.waveSlots, count: n, pending: b.pending, ready: b.ready) {
+            try store.runAsReady(layer: layer, slots: b.waveSlots, count: n, pending: b.pending, ready: b.ready, waited: &s.storeWaiting) {
                 var m = 0
                 for i in 0..<n where b.ready[i] {
                     b.ready[i] = false

@@ -92,6 +92,56 @@ public final class Session {
         return out
     }
 
+    /// Evaluates one token for each of `sessions` in a single pass (batched decode: several
+    /// sequences, one step each) and returns each session's logits for its token, in order. Every
+    /// weight matrix, and every expert chosen by any of them, is read once for the whole batch,
+    /// so N sequences cost far less than N separate steps; each session gets bit for bit the
+    /// logits `evaluate([token])` would give it. The pass runs on the first session's threads and
+    /// scratch; timings are charged to the first session. The sessions must be distinct, on the
+    /// same model, at most `Model.batchCapacity` (64) of them, each with room for one more token;
+    /// otherwise nothing is evaluated and the error says why.
+    public static func evaluate(together sessions: [Session], tokens: [Int32]) throws(MoEError) -> [[Float]] {
+        guard let lead = sessions.first else { throw MoEError(.invalidArgument, "no sessions to evaluate") }
+        guard tokens.count == sessions.count else {
+            throw MoEError(.invalidArgument, "\(tokens.count) tokens for \(sessions.count) sessions; give one token per session")
+        }
+        guard sessions.count <= Model.batchCapacity else {
+            throw MoEError(.invalidArgument, "\(sessions.count) sessions in one batch; at most \(Model.batchCapacity)")
+        }
+        let model = lead.model, vocabulary = model.config.vocabulary
+        var seen = Set<ObjectIdentifier>()
+        for (i, session) in sessions.enumerated() {
+            guard session.model === model else { throw MoEError(.invalidArgument, "session \(i) belongs to a different model") }
+            guard seen.insert(ObjectIdentifier(session)).inserted else {
+                throw MoEError(.invalidArgument, "session \(i) appears twice in the batch")
+            }
+            guard session.position < session.contextLength else {
+                throw MoEError(.invalidArgument, "session \(i) is full (\(session.contextLength) tokens)")
+            }
+            let t = tokens[i]
+            guard t >= 0 && Int(t) < vocabulary else {
+                throw MoEError(.invalidArgument, "token \(i) has id \(t), outside the vocabulary 0..<\(vocabulary)")
+            }
+        }
+        if sessions.count == 1 { return [try lead.evaluate(tokens)] }
+        var out = [Float](repeating: 0, count: sessions.count * vocabulary)
+        try out.withUnsafeMutableBufferPointer { (buffer) throws(MoEError) in
+            try tokens.withUnsafeBufferPointer { (all) throws(MoEError) in
+                try model.forward(batch: all, positions: { sessions[$0].position }, owners: { sessions[$0].state },
+                                  state: lead.state) { buffer.baseAddress! + $0 * vocabulary }
+            }
+        }
+        for session in sessions { session.position += 1 }
+        return (0..<sessions.count).map { Array(out[($0 * vocabulary)..<(($0 + 1) * vocabulary)]) }
+    }
+
+    /// Where this session's evaluation time went since it was made or `resetTimings()`: per
+    /// phase (attention, router, experts, output) and the part of it spent waiting.
+    public var timings: ForwardTimings { state.currentTimings }
+
+    /// Zeroes `timings`.
+    public func resetTimings() { state.resetTimings() }
+
     /// How many times each routed expert was chosen by this session's tokens, layer-major
     /// (`layers x experts` counts; empty for a dense model). Every evaluated token adds
     /// `expertsUsed` to each layer's row. `reset` keeps the counts; `resetExpertCounts` clears them.

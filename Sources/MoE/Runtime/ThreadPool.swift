@@ -34,6 +34,10 @@ public final class ThreadPool: @unchecked Sendable {
     private var wake = pthread_cond_t()
     private var workers: [pthread_t] = []
 
+    /// Nanoseconds the calling thread has spent waiting for workers to finish their share of a
+    /// loop, summed over all loops (written only by the thread that calls `parallelFor`).
+    public private(set) var idleNanoseconds: UInt64 = 0
+
     /// Spin iterations before a worker sleeps; about 50-100 µs on current CPUs.
     private static let spinLimit = 20_000
 
@@ -91,7 +95,11 @@ public final class ThreadPool: @unchecked Sendable {
                     pthread_mutex_unlock(&mutex)
                 }
                 runTasks(pointer.pointee)
-                while unfinished.load(ordering: .acquiring) > 0 { spinPause() }
+                if unfinished.load(ordering: .acquiring) > 0 {
+                    let idleSince = moek_monotonic_ns()
+                    while unfinished.load(ordering: .acquiring) > 0 { spinPause() }
+                    idleNanoseconds &+= moek_monotonic_ns() &- idleSince
+                }
                 // No worker may touch the slot after this function returns: withdraw the job,
                 // then wait for the workers that already picked it up.
                 job.store(nil, ordering: .sequentiallyConsistent)

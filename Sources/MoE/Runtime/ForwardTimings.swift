@@ -1,0 +1,43 @@
+/// Where a session's evaluation time went, summed since the session was made or
+/// `Session.resetTimings()`: wall-clock nanoseconds of the calling thread in each phase of the
+/// forward pass. The phases add up to the evaluation time; `waiting` is the part of it (inside
+/// the phases) in which the calling thread had nothing to do.
+public struct ForwardTimings: Sendable, Equatable {
+    /// Norms, Q/K/V and output projections, RoPE, the KV cache and attention itself.
+    public var attention: UInt64 = 0
+    /// The routers: expert choice for each token, and the guesses that drive prefetching.
+    public var router: UInt64 = 0
+    /// Routed and shared experts (gate, up, SiLU, down, the weighted sum) and dense FFNs.
+    public var experts: UInt64 = 0
+    /// The embedding lookup, the final norm and the vocabulary logits.
+    public var output: UInt64 = 0
+    /// Time inside the phases spent waiting: for the expert store's reads, and for the pool's
+    /// other threads to finish their share of a parallel loop.
+    public var waiting: UInt64 = 0
+    /// Tokens evaluated (each token of a batch counts once).
+    public var tokens: Int = 0
+
+    /// A zero record.
+    public init() {}
+
+    /// Adds another record's times and tokens to this one.
+    public mutating func add(_ other: ForwardTimings) {
+        attention &+= other.attention
+        router &+= other.router
+        experts &+= other.experts
+        output &+= other.output
+        waiting &+= other.waiting
+        tokens += other.tokens
+    }
+
+    /// The sum of the phases, in nanoseconds.
+    public var total: UInt64 { attention &+ router &+ experts &+ output }
+
+    /// Nanoseconds per token of `value` (0 before any token).
+    public func perToken(_ value: UInt64) -> Double { tokens > 0 ? Double(value) / Double(tokens) : 0 }
+}
+
+/// The phases `ForwardState.lap` charges time to.
+enum ForwardPhase {
+    case attention, router, experts, output
+}
