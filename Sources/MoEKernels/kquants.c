@@ -2,6 +2,7 @@
 // Scalar for now; the SIMD paths come with the speed work, tested against these.
 #include "MoEKernels.h"
 #include "half.h"
+#include "neon.h"
 
 // No fused multiply-adds from contraction: the AVX2 paths finish each block with the same scalar
 // float operations as the scalar twins, and must round the same way to be bit-for-bit equal.
@@ -53,6 +54,8 @@ void moek_f32_to_f16(const float *src, uint16_t *dst, size_t n) {
 void moek_vec_mad_f16(float *y, float a, const uint16_t *x, size_t n) {
 #if defined(__x86_64__)
     if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) { vec_mad_f16_f16c(y, a, x, n); return; }
+#elif defined(__aarch64__)
+    if (moek_cpu_features() & MOEK_CPU_NEON) { moek_neon_vec_mad_f16(y, a, x, n); return; }
 #endif
     moek_vec_mad_f16_scalar(y, a, x, n);
 }
@@ -193,6 +196,8 @@ MOEK_AVX2 static float vec_dot_f16_avx2(const uint16_t *a, const uint16_t *b, si
 float moek_vec_dot_f16(const uint16_t *a, const uint16_t *b, size_t n) {
 #if defined(__x86_64__)
     if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) return vec_dot_f16_avx2(a, b, n);
+#elif defined(__aarch64__)
+    if (moek_cpu_features() & MOEK_CPU_NEON) return moek_neon_vec_dot_f16(a, b, n);
 #endif
     return moek_vec_dot_f16_scalar(a, b, n);
 }
@@ -286,6 +291,8 @@ MOEK_AVX2 static float vec_dot_q6_K_q8_K_avx2(const void *w, const moek_block_q8
 float moek_vec_dot_q4_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n) {
 #if defined(__x86_64__)
     if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) return vec_dot_q4_K_q8_K_avx2(w, x, n);
+#elif defined(__aarch64__)
+    if (moek_cpu_features() & MOEK_CPU_NEON) return moek_neon_vec_dot_q4_K_q8_K(w, x, n);
 #endif
     return moek_vec_dot_q4_K_q8_K_scalar(w, x, n);
 }
@@ -293,6 +300,8 @@ float moek_vec_dot_q4_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n) 
 float moek_vec_dot_q5_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n) {
 #if defined(__x86_64__)
     if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) return vec_dot_q5_K_q8_K_avx2(w, x, n);
+#elif defined(__aarch64__)
+    if (moek_cpu_features() & MOEK_CPU_NEON) return moek_neon_vec_dot_q5_K_q8_K(w, x, n);
 #endif
     return moek_vec_dot_q5_K_q8_K_scalar(w, x, n);
 }
@@ -300,6 +309,8 @@ float moek_vec_dot_q5_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n) 
 float moek_vec_dot_q6_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n) {
 #if defined(__x86_64__)
     if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) return vec_dot_q6_K_q8_K_avx2(w, x, n);
+#elif defined(__aarch64__)
+    if (moek_cpu_features() & MOEK_CPU_NEON) return moek_neon_vec_dot_q6_K_q8_K(w, x, n);
 #endif
     return moek_vec_dot_q6_K_q8_K_scalar(w, x, n);
 }

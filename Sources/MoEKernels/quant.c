@@ -1,5 +1,6 @@
 #include "MoEKernels.h"
 #include "half.h"
+#include "neon.h"
 #include <math.h>
 #include <string.h>
 
@@ -9,7 +10,10 @@
 
 #endif
 #if defined(__aarch64__)
-#include <arm_neon.h>
+// The NEON twins (neon.c) finish each block with the same float operations as the scalar code
+// here and must round the same way: no fused multiply-adds from contraction. (On x86-64 the
+// scalar functions are compiled without FMA, so nothing is contracted there.)
+#pragma STDC FP_CONTRACT OFF
 #endif
 
 void moek_f16_to_f32(const uint16_t *src, float *dst, size_t n) {
@@ -59,6 +63,8 @@ MOEK_AVX2 static void quantize_row_q8_0_avx2(const float *x, moek_block_q8_0 *y,
 void moek_quantize_row_q8_0(const float *x, moek_block_q8_0 *y, size_t n) {
 #if defined(__x86_64__)
     if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) { quantize_row_q8_0_avx2(x, y, n); return; }
+#elif defined(__aarch64__)
+    if (moek_cpu_features() & MOEK_CPU_NEON) { moek_neon_quantize_row_q8_0(x, y, n); return; }
 #endif
     moek_quantize_row_q8_0_scalar(x, y, n);
 }
@@ -234,20 +240,22 @@ void moek_vec_dot4_q4_0_q8_0(const void *w, size_t stride, const moek_block_q8_0
 #if defined(__x86_64__)
     if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) { vec_dot4_q4_0_q8_0_avx2((const uint8_t *)w, stride, x, offsets, n, out); return; }
 #endif
-    (void)offsets;
-    for (int k = 0; k < 4; k++) out[k] = moek_vec_dot_q4_0_q8_0_scalar((const uint8_t *)w + k * stride, x, n);
+    (void)offsets;  // elsewhere: four single rows through the dispatcher (NEON on arm64)
+    for (int k = 0; k < 4; k++) out[k] = moek_vec_dot_q4_0_q8_0((const uint8_t *)w + k * stride, x, n);
 }
 
 void moek_vec_dot4_q8_0_q8_0(const void *w, size_t stride, const moek_block_q8_0 *x, size_t n, float *out) {
 #if defined(__x86_64__)
     if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) { vec_dot4_q8_0_q8_0_avx2((const uint8_t *)w, stride, x, n, out); return; }
 #endif
-    for (int k = 0; k < 4; k++) out[k] = moek_vec_dot_q8_0_q8_0_scalar((const uint8_t *)w + k * stride, x, n);
+    for (int k = 0; k < 4; k++) out[k] = moek_vec_dot_q8_0_q8_0((const uint8_t *)w + k * stride, x, n);
 }
 
 float moek_vec_dot_q8_0_q8_0(const void *w, const moek_block_q8_0 *x, size_t n) {
 #if defined(__x86_64__)
     if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) return vec_dot_q8_0_q8_0_avx2(w, x, n);
+#elif defined(__aarch64__)
+    if (moek_cpu_features() & MOEK_CPU_NEON) return moek_neon_vec_dot_q8_0_q8_0(w, x, n);
 #endif
     return moek_vec_dot_q8_0_q8_0_scalar(w, x, n);
 }
@@ -255,6 +263,8 @@ float moek_vec_dot_q8_0_q8_0(const void *w, const moek_block_q8_0 *x, size_t n) 
 float moek_vec_dot_q4_0_q8_0(const void *w, const moek_block_q8_0 *x, size_t n) {
 #if defined(__x86_64__)
     if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) return vec_dot_q4_0_q8_0_avx2(w, x, n);
+#elif defined(__aarch64__)
+    if (moek_cpu_features() & MOEK_CPU_NEON) return moek_neon_vec_dot_q4_0_q8_0(w, x, n);
 #endif
     return moek_vec_dot_q4_0_q8_0_scalar(w, x, n);
 }
@@ -262,6 +272,8 @@ float moek_vec_dot_q4_0_q8_0(const void *w, const moek_block_q8_0 *x, size_t n) 
 float moek_vec_dot_f32(const float *a, const float *b, size_t n) {
 #if defined(__x86_64__)
     if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) return vec_dot_f32_avx2(a, b, n);
+#elif defined(__aarch64__)
+    if (moek_cpu_features() & MOEK_CPU_NEON) return moek_neon_vec_dot_f32(a, b, n);
 #endif
     return moek_vec_dot_f32_scalar(a, b, n);
 }

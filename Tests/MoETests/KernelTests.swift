@@ -216,6 +216,13 @@ struct KernelTests {
         #expect(abs(simd - scalar) <= 1e-4 * max(1, abs(scalar)))
     }
 
+    @Test("F16 dot product matches the scalar path at odd lengths", arguments: [1, 7, 8, 9, 31, 1000])
+    func halfDot(n: Int) {
+        let a = randomRow(n, seed: 15).map { HalfPrecision.half(fromFloat: $0) }, b = randomRow(n, seed: 16).map { HalfPrecision.half(fromFloat: $0) }
+        let simd = moek_vec_dot_f16(a, b, n), scalar = moek_vec_dot_f16_scalar(a, b, n)
+        #expect(abs(simd - scalar) <= 1e-4 * max(1, abs(scalar)))
+    }
+
     @Test("f16 row conversion matches the Swift reference for every half")
     func halfRow() {
         let all = (0...UInt16.max).map { $0 }

@@ -1,0 +1,75 @@
+// The arm64 NEON kernels against their scalar twins on random data: quantization and the quantized
+// dot products must be equal bit for bit, F32/F16 dots within 1e-4. Built and run by tools/check-neon.
+#include "MoEKernels.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+static uint64_t s = 88172645463325252ull;
+static uint64_t rnd(void) { s ^= s << 13; s ^= s >> 7; s ^= s << 17; return s; }
+static float nrm(void) { float u = (rnd() % 1000000) / 1e6f + 1e-7f, v = (rnd() % 1000000) / 1e6f; return sqrtf(-2 * logf(u)) * cosf(6.2831853f * v); }
+static int fails = 0;
+#define CHECK(c, ...) do { if (!(c)) { fails++; printf("FAIL " __VA_ARGS__); printf("\n"); } } while (0)
+static uint16_t h(float f) { uint16_t o; moek_f32_to_f16_scalar(&f, &o, 1); return o; }
+int main(void) {
+    printf("features %u\n", moek_cpu_features());
+    size_t sizes[] = {32, 96, 256, 2048, 4096 + 256};
+    for (int si = 0; si < 5; si++) {
+        size_t n = sizes[si];
+        float *x = malloc(4 * n); for (size_t i = 0; i < n; i++) x[i] = nrm() * (i % 7 == 0 ? 10 : 1);
+        for (int i = 0; i < 6 && i < (int)n; i++) x[i] = (float[]){2.5f, -2.5f, 0.5f, 126.5f, 1.5f, -0.5f}[i];
+        moek_block_q8_0 *qa = malloc(sizeof *qa * n / 32), *qb = malloc(sizeof *qb * n / 32);
+        moek_quantize_row_q8_0(x, qa, n);
+        moek_quantize_row_q8_0_scalar(x, qb, n);
+        CHECK(memcmp(qa, qb, sizeof *qa * n / 32) == 0, "quantize q8_0 n=%zu", n);
+        // random weight rows: Q8_0 (34 B/block), Q4_0 (18 B/block), with sane half scales
+        uint8_t *w8 = malloc(34 * n / 32), *w4 = malloc(18 * n / 32);
+        for (size_t b = 0; b < n / 32; b++) {
+            for (int i = 0; i < 34; i++) w8[34 * b + i] = rnd();
+            for (int i = 0; i < 18; i++) w4[18 * b + i] = rnd();
+            uint16_t d = h(0.01f + (rnd() % 100) / 1000.0f); memcpy(w8 + 34 * b, &d, 2); memcpy(w4 + 18 * b, &d, 2);
+        }
+        float a = moek_vec_dot_q8_0_q8_0(w8, qa, n), b = moek_vec_dot_q8_0_q8_0_scalar(w8, qa, n);
+        CHECK(a == b, "q8_0 dot n=%zu %g %g", n, a, b);
+        a = moek_vec_dot_q4_0_q8_0(w4, qa, n); b = moek_vec_dot_q4_0_q8_0_scalar(w4, qa, n);
+        CHECK(a == b, "q4_0 dot n=%zu %g %g", n, a, b);
+        float f1 = moek_vec_dot_f32(x, x, n), f2 = moek_vec_dot_f32_scalar(x, x, n);
+        CHECK(fabsf(f1 - f2) <= 1e-4f * fabsf(f2), "f32 dot n=%zu %g %g", n, f1, f2);
+        uint16_t *hx = malloc(2 * n); moek_f32_to_f16_scalar(x, hx, n);
+        f1 = moek_vec_dot_f16(hx, hx, n); f2 = moek_vec_dot_f16_scalar(hx, hx, n);
+        CHECK(fabsf(f1 - f2) <= 1e-4f * fabsf(f2), "f16 dot n=%zu %g %g", n, f1, f2);
+        float *y1 = malloc(4 * n), *y2 = malloc(4 * n);
+        for (size_t i = 0; i < n; i++) y1[i] = y2[i] = nrm();
+        moek_vec_mad_f16(y1, 0.37f, hx, n - 1); moek_vec_mad_f16_scalar(y2, 0.37f, hx, n - 1);
+        CHECK(memcmp(y1, y2, 4 * n) == 0, "mad f16 n=%zu", n);
+        // 4-row and matrix-matrix entry points go through the same single-row kernels
+        float four[4]; int32_t *off = malloc(4 * n / 32 * 8); moek_q8_0_offsets(qa, n, off);
+        uint8_t *w4r = malloc(18 * n / 32 * 4); for (int r = 0; r < 4; r++) memcpy(w4r + r * 18 * n / 32, w4, 18 * n / 32);
+        moek_vec_dot4_q4_0_q8_0(w4r, 18 * n / 32, qa, off, n, four);
+        for (int r = 0; r < 4; r++) CHECK(four[r] == b, "q4_0 dot4 n=%zu row %d", n, r);
+        float g[4]; moek_gemm_q4_0_q8_0(w4r, 18 * n / 32, 4, n, qa, off, n / 32, NULL, 1, g, 4, NULL);
+        for (int r = 0; r < 4; r++) CHECK(g[r] == b, "q4_0 gemm n=%zu row %d", n, r);
+        if (n % 256 == 0) {
+            moek_block_q8_K *k8 = malloc(sizeof *k8 * n / 256); moek_quantize_row_q8_K(x, k8, n);
+            size_t bytes[3] = {144, 176, 210};
+            for (int t = 0; t < 3; t++) {
+                uint8_t *wk = malloc(bytes[t] * n / 256);
+                for (size_t i = 0; i < bytes[t] * n / 256; i++) wk[i] = rnd();
+                for (size_t bk = 0; bk < n / 256; bk++) {
+                    uint16_t d = h(0.001f * (1 + rnd() % 50)), m = h(0.002f * (1 + rnd() % 50));
+                    if (t < 2) { memcpy(wk + bytes[t] * bk, &d, 2); memcpy(wk + bytes[t] * bk + 2, &m, 2); }
+                    else memcpy(wk + bytes[t] * bk + 208, &d, 2);
+                }
+                float p, q;
+                if (t == 0) { p = moek_vec_dot_q4_K_q8_K(wk, k8, n); q = moek_vec_dot_q4_K_q8_K_scalar(wk, k8, n); }
+                else if (t == 1) { p = moek_vec_dot_q5_K_q8_K(wk, k8, n); q = moek_vec_dot_q5_K_q8_K_scalar(wk, k8, n); }
+                else { p = moek_vec_dot_q6_K_q8_K(wk, k8, n); q = moek_vec_dot_q6_K_q8_K_scalar(wk, k8, n); }
+                CHECK(p == q, "k-quant %d n=%zu %g %g", t, n, p, q);
+                free(wk);
+            }
+            free(k8);
+        }
+    }
+    printf(fails ? "%d failures\n" : "all NEON kernels equal their scalar twins\n", fails);
+    return fails != 0;
+}
