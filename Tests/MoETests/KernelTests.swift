@@ -149,7 +149,12 @@ struct KernelTests {
           arguments: gemmCases)
     func matrixMatrix(typeName: String, inputs n: Int) throws {
         let type = try #require(GGMLType(name: typeName))
-        let rows = 11, tokens = 11, storedRows = 13  // 2 four-row groups + 3 single rows; > one 8-token tile
+        // 2 four-row groups + 3 single rows; 1-3 tokens (the small-batch paths) and 11 (> one 8-token tile).
+        for tokens in [1, 2, 3, 11] { try matrixMatrix(type: type, typeName: typeName, inputs: n, rows: 11, tokens: tokens) }
+    }
+
+    func matrixMatrix(type: GGMLType, typeName: String, inputs n: Int, rows: Int, tokens: Int) throws {
+        let storedRows = 13
         let w = try type.quantize((0..<rows).flatMap { randomRow(n, seed: 300 + UInt64($0)) })
         let batch = ActivationBatch(rows: storedRows, width: n)
         let inputs = (0..<storedRows).map { randomRow(n, seed: 700 + UInt64($0)) }
@@ -180,7 +185,7 @@ struct KernelTests {
                         for r in 0..<rows {
                             let expected = linear.dot(r, single), got = y[Int(yIndex[t]) * rows + r]
                             try #require(got.bitPattern == expected.bitPattern,
-                                         "\(typeName) n \(n) mask \(mask) token \(t) row \(r): \(got) vs \(expected)")
+                                         "\(typeName) n \(n) tokens \(tokens) mask \(mask) token \(t) row \(r): \(got) vs \(expected)")
                         }
                     }
                 }
