@@ -114,7 +114,8 @@ final class ForwardState {
         keys = .allocate(capacity: c.layers * contextLength * kvk)
         values = .allocate(capacity: c.layers * contextLength * kvv)
         hiddenSize = max(c.expertFeedForward, c.feedForward, model.weights.widestInput)
-        let slots = max(c.expertsUsed, 1)
+        // The chosen experts' slots, plus one for the shared expert (computed alongside them).
+        let slots = max(c.expertsUsed, 1) + 1
         x = FloatStorage(zeros: c.embedding)
         h = FloatStorage(zeros: c.embedding)
         q = FloatStorage(zeros: c.heads * c.headDimension)
@@ -302,8 +303,7 @@ extension Model {
                     s.routingWeightLog.append(s.expertWeights.pointer[j])
                 }
             }
-            try routedExperts(gates: gates, ups: ups, downs: downs, layer: layer, k: k, input: h, output: output, state: s)
-            if let shared { addSharedExpert(shared, input: h, output: output, state: s) }
+            try routedExperts(gates: gates, ups: ups, downs: downs, shared: shared, layer: layer, k: k, input: h, output: output, state: s)
         }
     }
 
@@ -319,27 +319,42 @@ extension Model {
         for j in 0..<k { counts[Int(ids[j])] &+= 1 }
     }
 
-    /// `output += sigmoid(gateInput · h) * SwiGLU(h)`: the shared expert, after the routed ones.
-    func addSharedExpert(_ shared: SharedExpertWeights, input h: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, state s: ForwardState) {
+    /// `output[i] += sigmoid(gateInput · h) * sharedOut[i]`: a shared expert's SwiGLU output
+    /// `sharedOut`, added after the routed experts' sum.
+    func addShared(_ shared: SharedExpertWeights, input h: UnsafePointer<Float>, sharedOut: UnsafePointer<Float>,
+                   output: UnsafeMutablePointer<Float>) {
         let d = config.embedding
-        swiGLU(gate: shared.gate, up: shared.up, down: shared.down, input: h, output: s.gate.pointer, state: s)
         var g: Float = 0
         for i in 0..<d { g += shared.gateInput.pointer[i] * h[i] }
         let sigmoid = 1 / (1 + expf(-g))
-        for i in 0..<d { output[i] += sigmoid * s.gate.pointer[i] }
+        for i in 0..<d { output[i] += sigmoid * sharedOut[i] }
     }
 
-    /// The chosen experts: gate and up rows of every expert in one parallel loop, SiLU, then the
-    /// down rows; each expert's output lands in its own row of `expertOut` and the rows are summed
-    /// in rank order. With an expert store, the experts already resident run first and the rest
-    /// as their reads complete, while the next layer's predicted experts are read ahead.
-    private func routedExperts(gates: ExpertLinear, ups: ExpertLinear, downs: ExpertLinear, layer: Int, k: Int,
-                               input h: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, state s: ForwardState) throws(MoEError) {
+    /// The chosen experts (and the shared expert, as one more task set in the same parallel
+    /// loops): gate and up rows of every expert in one loop, SiLU, then the down rows; each
+    /// expert's output lands in its own row of `expertOut` and the rows are summed in rank order,
+    /// then the shared expert's output is added. With an expert store, the experts already
+    /// resident (and the shared expert) run first and the rest as their reads complete, while the
+    /// next layer's predicted experts are read ahead.
+    private func routedExperts(gates: ExpertLinear, ups: ExpertLinear, downs: ExpertLinear, shared: SharedExpertWeights?,
+                               layer: Int, k: Int, input h: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+                               state s: ForwardState) throws(MoEError) {
         let ids = s.expertIds, weights = s.expertWeights.pointer
         let gateFormat = Linear.format(for: gates.type), upFormat = Linear.format(for: ups.type)
         s.input.prepare(h, count: gates.inputs, for: gateFormat)
         if upFormat != gateFormat { s.input.prepare(h, count: ups.inputs, for: upFormat) }
+        if let shared {
+            for m in [shared.gate, shared.up] where m.format != gateFormat && m.format != upFormat {
+                s.input.prepare(h, count: m.inputs, for: m.format)
+            }
+        }
         let scratch = ExpertScratch(gate: s.gate.pointer, up: s.up.pointer, out: s.expertOut.pointer, hidden: s.hidden, stride: s.hiddenSize)
+        // Index k is the shared expert; it joins the first set of experts that runs.
+        var sharedPending = shared != nil
+        func matrices(_ j: Int, _ routed: (Int) -> (gate: Linear, up: Linear, down: Linear)) -> (gate: Linear, up: Linear, down: Linear) {
+            if j == k, let shared { return (shared.gate, shared.up, shared.down) }
+            return routed(j)
+        }
         if let store {
             let predicted = s.predictedLayer == layer
             store.noteRouting(layer: layer, ids: ids, count: k)
@@ -358,20 +373,29 @@ extension Model {
                     s.ready[j] = false
                     m += 1
                 }
+                if sharedPending {
+                    s.batch[m] = k
+                    m += 1
+                    sharedPending = false
+                }
                 runExperts(m, indices: s.batch, gates: gates, ups: ups, downs: downs, scratch: scratch, pool: s.pool,
                            input: { _ in s.input }) { j in
-                    store.matrices(slot: s.expertSlots[j], layer: layer, expert: Int(ids[j]))
+                    matrices(j) { store.matrices(slot: s.expertSlots[$0], layer: layer, expert: Int(ids[$0])) }
                 }
             }
         } else {
-            for j in 0..<k { s.batch[j] = j }
-            runExperts(k, indices: s.batch, gates: gates, ups: ups, downs: downs, scratch: scratch, pool: s.pool,
+            let count = shared == nil ? k : k + 1
+            for j in 0..<count { s.batch[j] = j }
+            runExperts(count, indices: s.batch, gates: gates, ups: ups, downs: downs, scratch: scratch, pool: s.pool,
                        input: { _ in s.input }) { j in
-                let e = Int(ids[j])
-                return (gates.expert(e), ups.expert(e), downs.expert(e))
+                matrices(j) { j in
+                    let e = Int(ids[j])
+                    return (gates.expert(e), ups.expert(e), downs.expert(e))
+                }
             }
         }
         combineRanks(tokens: 1, k: k, weights: weights, experts: s.expertOut.pointer, into: output, rows: downs.outputs, pool: s.pool)
+        if let shared { addShared(shared, input: h, sharedOut: s.expertOut.pointer + k * downs.outputs, output: output) }
     }
 
     /// Sums each token's expert outputs in rank order: `into[t][r] = Σ_j weights[t][j] * experts[t][j][r]`
@@ -399,19 +423,22 @@ extension Model {
                     scratch: ExpertScratch, pool: ThreadPool, input: (Int) -> ActivationBuffer,
                     matrices: (Int) -> (gate: Linear, up: Linear, down: Linear)) {
         guard count > 0 else { return }
-        let f = gates.outputs, stride = scratch.stride, d = downs.outputs
+        let stride = scratch.stride, d = downs.outputs
         let g = scratch.gate, u = scratch.up, out = scratch.out
-        let downFormat = Linear.format(for: downs.type)
-        let serial = Linear.format(for: gates.type) == .dequantizeRows || Linear.format(for: ups.type) == .dequantizeRows
-            || downFormat == .dequantizeRows
-        let chunks = serial ? 1 : Linear.chunkCount(rows: f, threads: pool.threads)
+        // Index by index, as the matrices may differ in size and type (a shared expert among them).
+        var serial = false
+        for t in 0..<count {
+            let m = matrices(indices[t])
+            if m.gate.format == .dequantizeRows || m.up.format == .dequantizeRows || m.down.format == .dequantizeRows { serial = true }
+        }
+        let chunks = serial ? 1 : Linear.chunkCount(rows: gates.outputs, threads: pool.threads)
         func run(_ n: Int, _ body: (Int) -> Void) {
             if serial { for i in 0..<n { body(i) } } else { pool.parallelFor(n, body) }
         }
         run(count * 2 * chunks) { task in
             let i = indices[task / (2 * chunks)], rest = task % (2 * chunks)
-            let rows = Linear.chunk(rest % chunks, of: chunks, rows: f)
             let m = matrices(i)
+            let rows = Linear.chunk(rest % chunks, of: chunks, rows: m.gate.outputs)
             if rest < chunks {
                 m.gate.apply(rows: rows, input(i), g + i * stride)
             } else {
@@ -420,9 +447,10 @@ extension Model {
         }
         run(count) { task in  // SiLU and the down projection's activation, one expert per task
             let i = indices[task]
+            let m = matrices(i), f = m.gate.outputs
             let gs = g + i * stride, us = u + i * stride
             for r in 0..<f { gs[r] = gs[r] / (1 + expf(-gs[r])) * us[r] }
-            scratch.hidden[i].prepare(gs, count: f, for: downFormat)
+            scratch.hidden[i].prepare(gs, count: f, for: m.down.format)
         }
         let outChunks = serial ? 1 : Linear.chunkCount(rows: d, threads: pool.threads)
         run(count * outChunks) { task in

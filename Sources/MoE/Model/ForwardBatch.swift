@@ -159,7 +159,7 @@ extension Model {
             }
             switch layer.feedForward {
             case .dense(let gate, let up, let down):
-                swiGLUBatch(gate: gate, up: up, down: down, tokens: count, buffers: b, state: s)
+                swiGLUBatch(gate: gate, up: up, down: down, tokens: count, output: b.ffnOut.pointer, buffers: b, state: s)
                 for t in 0..<count {
                     let xt = b.xs.pointer + t * d, o = b.ffnOut.pointer + t * d
                     for i in 0..<d { xt[i] += o[i] }
@@ -186,9 +186,12 @@ extension Model {
                 // expert, and the residual.
                 let ffn = b.ffnOut.pointer
                 combineRanks(tokens: count, k: k, weights: b.weights.pointer, experts: b.out.pointer, into: ffn, rows: d, pool: s.pool)
+                if let shared {  // for all tokens at once, into the now free expert outputs
+                    swiGLUBatch(gate: shared.gate, up: shared.up, down: shared.down, tokens: count, output: b.out.pointer, buffers: b, state: s)
+                }
                 for t in 0..<count {
                     let o = ffn + t * d, xt = b.xs.pointer + t * d
-                    if let shared { addSharedExpert(shared, input: b.hs.pointer + t * d, output: o, state: s) }
+                    if let shared { addShared(shared, input: b.hs.pointer + t * d, sharedOut: b.out.pointer + t * d, output: o) }
                     for i in 0..<d { xt[i] += o[i] }
                 }
                 s.lap(.experts)
@@ -238,8 +241,10 @@ extension Model {
         }
     }
 
-    /// A dense SwiGLU for the whole batch: `ffnOut[t] = down(silu(gate hs[t]) * up hs[t])`.
-    private func swiGLUBatch(gate: Linear, up: Linear, down: Linear, tokens: Int, buffers b: BatchBuffers, state s: ForwardState) {
+    /// A SwiGLU (dense FFN or shared expert) for the whole batch:
+    /// `output[t] = down(silu(gate hs[t]) * up hs[t])`, rows of `embedding` floats.
+    private func swiGLUBatch(gate: Linear, up: Linear, down: Linear, tokens: Int, output: UnsafeMutablePointer<Float>,
+                             buffers b: BatchBuffers, state s: ForwardState) {
         let stride = s.hiddenSize, f = gate.outputs
         projectBatch(b.hs.pointer, stride: config.embedding, tokens: tokens, rows: b.tokenRows, pool: s.pool,
                      gate, b.gate.pointer, stride, up, b.up.pointer, stride)
@@ -248,7 +253,7 @@ extension Model {
             for i in 0..<f { g[i] = g[i] / (1 + expf(-g[i])) * u[i] }
         }
         projectBatch(b.gate.pointer, stride: stride, tokens: tokens, rows: b.hiddenRows, pool: s.pool,
-                     down, b.ffnOut.pointer, config.embedding)
+                     down, output, config.embedding)
     }
 
     /// The routed experts of a batch at `layer`: (token, rank) pairs grouped by expert, each
