@@ -3,6 +3,7 @@
 #include "MoEKernels.h"
 #include "half.h"
 #include "neon.h"
+#include "kscales.h"
 
 // No fused multiply-adds from contraction: the AVX2 paths finish each block with the same scalar
 // float operations as the scalar twins, and must round the same way to be bit-for-bit equal.
@@ -80,21 +81,6 @@ void moek_quantize_row_q8_K(const float *x, moek_block_q8_K *y, size_t n) {
         }
         y[b].d = 1 / iscale;
     }
-}
-
-// The 6-bit scale and min of sub-block j from a Q4_K/Q5_K block's 12 packed bytes.
-static inline void scale_min_k4(int j, const uint8_t *q, int *sc, int *m) {
-    if (j < 4) { *sc = q[j] & 63; *m = q[j + 4] & 63; }
-    else { *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4); *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4); }
-}
-
-// For 64-element chunk c of a Q4_K/Q5_K block: the scales of its two sub-blocks, and the integer
-// the minimums subtract (each min times the activation sum of its 32 elements, from Q8_K's bsums).
-static inline int chunk_scales_k4(int c, const uint8_t *scales, const int16_t *bsums, int *sc1, int *sc2) {
-    int m1, m2;
-    scale_min_k4(2 * c, scales, sc1, &m1);
-    scale_min_k4(2 * c + 1, scales, sc2, &m2);
-    return m1 * (bsums[4 * c] + bsums[4 * c + 1]) + m2 * (bsums[4 * c + 2] + bsums[4 * c + 3]);
 }
 
 float moek_vec_dot_q4_K_q8_K_scalar(const void *w, const moek_block_q8_K *x, size_t n) {

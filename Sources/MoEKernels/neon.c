@@ -9,6 +9,7 @@
 
 #if defined(__aarch64__)
 #include "half.h"
+#include "kscales.h"
 #include <arm_neon.h>
 #include <string.h>
 
@@ -72,12 +73,7 @@ float moek_neon_vec_dot_q4_0_q8_0(const void *w, const moek_block_q8_0 *x, size_
     return sum;
 }
 
-// Q4_K and Q5_K share the layout of scales and mins; Q5_K adds a fifth bit per level from qh.
-static inline void scale_min_k4(int j, const uint8_t *q, int *sc, int *m) {
-    if (j < 4) { *sc = q[j] & 63; *m = q[j + 4] & 63; }
-    else { *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4); *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4); }
-}
-
+// Q4_K and Q5_K share the layout of scales and mins (kscales.h); Q5_K adds a fifth bit per level from qh.
 static inline float dot_k4(const uint8_t *w, const moek_block_q8_K *x, size_t n, size_t blockBytes, size_t qsOffset, int fifth) {
     const uint8_t *b = w;
     const uint8x16_t low = vdupq_n_u8(0xF), sixteen = vdupq_n_u8(16);
@@ -88,10 +84,8 @@ static inline float dot_k4(const uint8_t *w, const moek_block_q8_K *x, size_t n,
         const int8_t *a = x[i].qs;
         int sumi = 0, summ = 0;
         for (int c = 0; c < 4; c++, q += 32, a += 64) {
-            int sc1, sc2, m1, m2;
-            scale_min_k4(2 * c, scales, &sc1, &m1);
-            scale_min_k4(2 * c + 1, scales, &sc2, &m2);
-            summ += m1 * (x[i].bsums[4 * c] + x[i].bsums[4 * c + 1]) + m2 * (x[i].bsums[4 * c + 2] + x[i].bsums[4 * c + 3]);
+            int sc1, sc2;
+            summ += chunk_scales_k4(c, scales, x[i].bsums, &sc1, &sc2);
             const uint8x16_t q0 = vld1q_u8(q), q1 = vld1q_u8(q + 16);
             uint8x16_t l0 = vandq_u8(q0, low), l1 = vandq_u8(q1, low), h0 = vshrq_n_u8(q0, 4), h1 = vshrq_n_u8(q1, 4);
             if (fifth) {
