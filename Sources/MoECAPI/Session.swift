@@ -86,6 +86,30 @@ public func moe_session_eval(_ session: OpaquePointer?, _ tokens: UnsafePointer<
 }
 
 @c @implementation
+public func moe_session_eval_batch(_ sessions: UnsafePointer<OpaquePointer?>?, _ tokens: UnsafePointer<Int32>?, _ count: Int) -> moe_status {
+    guard let sessions, let tokens, count > 0 else {
+        Handles.enterNone()
+        return invalid("moe_session_eval_batch: no sessions (sessions or tokens is NULL, or n is 0)")
+    }
+    var handles: [SessionHandle] = []
+    for i in 0..<count {
+        guard let p = sessions[i], Handles.enter(p, .session) else {
+            if let first = sessions[0] { _ = Handles.enter(first, .session) } else { Handles.enterNone() }
+            return invalid("moe_session_eval_batch: session \(i) is NULL, was freed or is not a session handle")
+        }
+        handles.append(sessionHandle(p))
+    }
+    _ = Handles.enter(sessions[0]!, .session)  // failures are recorded on the first session
+    do {
+        let logits = try Session.evaluate(together: handles.map(\.session), tokens: Array(UnsafeBufferPointer(start: tokens, count: count)))
+        for (h, l) in zip(handles, logits) { h.logits = l }
+        return MOE_STATUS_OK
+    } catch {
+        return fail(error)
+    }
+}
+
+@c @implementation
 public func moe_session_logits(_ session: OpaquePointer?, _ buf: UnsafeMutablePointer<Float>?, _ length: Int,
                                _ needed: UnsafeMutablePointer<Int>?) -> moe_status {
     guard let session else { return invalid("moe_session_logits: session is NULL") }

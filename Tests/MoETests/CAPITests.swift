@@ -100,6 +100,47 @@ struct CAPITests {
         #expect(last == Array(expected.suffix(259)))
     }
 
+    @Test("moe_session_eval_batch gives each session the logits it gets alone, and refuses bad batches")
+    func evalBatch() throws {
+        let model = load("forward/olmoe-q4_0.gguf")
+        defer { moe_model_free(model) }
+        var params = moe_session_default_params()
+        params.n_ctx = 8
+        params.n_threads = 2
+        var sessions: [OpaquePointer?] = [nil, nil, nil]
+        for i in 0..<3 { #expect(moe_session_new(model, &params, &sessions[i]) == MOE_STATUS_OK) }
+        defer { for s in sessions { moe_session_free(s) } }
+        let prompts: [[Int32]] = [[1, 2, 3], [4], [5, 6]], steps: [Int32] = [7, 8, 9]
+        // The same prompts and tokens one session at a time, through the Swift API.
+        let swiftModel = try MoE.Model(path: Fixtures.path("forward/olmoe-q4_0.gguf"))
+        let expected = try (0..<3).map { i in
+            let s = try swiftModel.makeSession(contextLength: 8)
+            _ = try s.evaluate(prompts[i])
+            return try s.evaluate([steps[i]])
+        }
+        for i in 0..<3 { #expect(moe_session_eval(sessions[i], prompts[i], prompts[i].count, 0) == MOE_STATUS_OK) }
+        #expect(moe_session_eval_batch(sessions, steps, 3) == MOE_STATUS_OK)
+        for i in 0..<3 {
+            var logits = [Float](repeating: 0, count: 259)
+            #expect(moe_session_logits(sessions[i], &logits, logits.count, nil) == MOE_STATUS_OK)
+            #expect(logits == expected[i], "session \(i)")
+            var position: Int64 = 0
+            #expect(moe_session_position(sessions[i], &position) == MOE_STATUS_OK && position == Int64(prompts[i].count + 1))
+        }
+        // Refusals: nothing evaluated, the reason on the first session.
+        #expect(moe_session_eval_batch(nil, steps, 3) == MOE_STATUS_INVALID_ARGUMENT)
+        #expect(moe_session_eval_batch(sessions, steps, 0) == MOE_STATUS_INVALID_ARGUMENT)
+        let twice: [OpaquePointer?] = [sessions[0], sessions[0]]
+        #expect(moe_session_eval_batch(twice, [1, 2], 2) == MOE_STATUS_INVALID_ARGUMENT)
+        #expect(String(cString: moe_session_last_error(sessions[0])).contains("twice"))
+        let withNull: [OpaquePointer?] = [sessions[0], nil]
+        #expect(moe_session_eval_batch(withNull, [1, 2], 2) == MOE_STATUS_INVALID_ARGUMENT)
+        #expect(String(cString: moe_session_last_error(sessions[0])).contains("session 1 is NULL"))
+        #expect(moe_session_eval_batch(sessions, [1, 9999, 2], 3) == MOE_STATUS_INVALID_ARGUMENT)
+        var position: Int64 = 0
+        #expect(moe_session_position(sessions[0], &position) == MOE_STATUS_OK && position == 4, "nothing evaluated")
+    }
+
     @Test("session misuse returns a status and keeps the session as it was")
     func sessionMisuse() {
         let model = load("forward/llama-q8_0.gguf")

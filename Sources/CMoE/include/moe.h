@@ -161,6 +161,18 @@ void moe_session_free(moe_session *session);
 moe_status moe_session_eval(moe_session *session, const int32_t *tokens, size_t n_tokens, int32_t all_logits);
 
 /**
+ * Evaluates one token for each of n sessions in a single pass (batched decode): token i at
+ * sessions[i]'s next position, against its own KV cache. Every weight, and every expert any of
+ * them chose, is read once for the whole batch; each session keeps its logits as
+ * moe_session_eval(session, &token, 1, 0) would (read them with moe_session_logits), bit for bit.
+ * Runs on sessions[0]'s threads. The sessions must be distinct, on one model, at most 64, each
+ * with room for one more token; a bad batch (or a NULL, freed or foreign handle) gives
+ * MOE_STATUS_INVALID_ARGUMENT and evaluates nothing. Errors are recorded on sessions[0]
+ * (moe_session_last_error) and as the thread's last error.
+ */
+moe_status moe_session_eval_batch(moe_session *const *sessions, const int32_t *tokens, size_t n);
+
+/**
  * Copies the logits of the last moe_session_eval into buf (n_vocab floats, or n_tokens * n_vocab
  * position by position) and writes their count to *needed (may be NULL). A buf_len too small gives
  * MOE_STATUS_INVALID_ARGUMENT with *needed set; buf may be NULL when buf_len is 0.
