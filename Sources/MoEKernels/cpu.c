@@ -1,5 +1,6 @@
 #include "MoEKernels.h"
 #include <stdatomic.h>
+#include <string.h>
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <cpuid.h>
@@ -11,8 +12,17 @@ static uint32_t detect(void) {
     unsigned lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     if ((lo & 6) != 6) return 0;  // the OS saves XMM and YMM state
+    unsigned family = (a >> 8) & 0xF, model = (a >> 4) & 0xF;
+    if (family == 0xF) { family += (a >> 20) & 0xFF; model |= ((a >> 16) & 0xF) << 4; }
+    char vendor[13] = {0};
+    unsigned v0, v1, v2, v3;
+    if (__get_cpuid(0, &v0, &v1, &v2, &v3)) { memcpy(vendor, &v1, 4); memcpy(vendor + 4, &v3, 4); memcpy(vendor + 8, &v2, 4); }
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
-    return ((b >> 5) & 1) ? MOEK_CPU_AVX2_FMA : 0;
+    if (!((b >> 5) & 1)) return 0;
+    // Zen and Zen+ (family 17h, models below 30h) and Hygon's Dhyana (18h) split 256-bit ops.
+    int half = (strcmp(vendor, "AuthenticAMD") == 0 && family == 0x17 && model < 0x30)
+        || (strcmp(vendor, "HygonGenuine") == 0 && family == 0x18);
+    return MOEK_CPU_AVX2_FMA | (half ? MOEK_CPU_AVX2_HALF_WIDTH : 0);
 }
 #elif defined(__aarch64__)
 static uint32_t detect(void) { return MOEK_CPU_NEON; }
@@ -23,6 +33,7 @@ static uint32_t detect(void) { return 0; }
 static _Atomic uint32_t detected = 0xFFFFFFFFu;
 // Per thread, so a test that forces the scalar paths cannot change what other threads compute.
 static _Thread_local uint32_t feature_mask = 0xFFFFFFFFu;
+static _Thread_local uint32_t forced = 0;
 
 uint32_t moek_cpu_features(void) {
     uint32_t f = atomic_load_explicit(&detected, memory_order_relaxed);
@@ -30,7 +41,13 @@ uint32_t moek_cpu_features(void) {
         f = detect();
         atomic_store_explicit(&detected, f, memory_order_relaxed);
     }
-    return f & feature_mask;
+    return (f | (forced & MOEK_CPU_AVX2_HALF_WIDTH & (f & MOEK_CPU_AVX2_FMA ? ~0u : 0u))) & feature_mask;
+}
+
+uint32_t moek_force_features(uint32_t bits) {
+    uint32_t previous = forced;
+    forced = bits;
+    return previous;
 }
 
 uint32_t moek_set_feature_mask(uint32_t mask) {

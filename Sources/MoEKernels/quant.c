@@ -208,6 +208,41 @@ MOEK_AVX2 static void vec_dot4_q4_0_q8_0_avx2(const uint8_t *w, size_t stride, c
     out[0] = hsum(acc0); out[1] = hsum(acc1); out[2] = hsum(acc2); out[3] = hsum(acc3);
 }
 
+// The same four rows with 128-bit vectors, for CPUs that split 256-bit instructions in two
+// (MOEK_CPU_AVX2_HALF_WIDTH): the 32 elements of a block go as two halves, so the nibbles need no
+// cross-lane insert. Accumulators l (elements 0-15) and h (16-31) hold exactly the lanes 0-3 and
+// 4-7 of the 256-bit kernel, and the final sum adds them in the same order: the same bits.
+MOEK_AVX2 static inline float hsum_halves(__m128 lo, __m128 hi) {
+    __m128 s = _mm_add_ps(hi, lo);
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+MOEK_AVX2 static void vec_dot4_q4_0_q8_0_avx2_128(const uint8_t *w, size_t stride, const moek_block_q8_0 *x, const int32_t *offsets, size_t n, float *out) {
+    __m128 l0 = _mm_setzero_ps(), h0 = l0, l1 = l0, h1 = l0, l2 = l0, h2 = l0, l3 = l0, h3 = l0;
+    const __m128i low = _mm_set1_epi8(0xF), ones = _mm_set1_epi16(1);
+    for (size_t b = 0; b < n / 32; b++) {
+        const __m128i alo = _mm_loadu_si128((const __m128i *)x[b].qs), ahi = _mm_loadu_si128((const __m128i *)(x[b].qs + 16));
+        const __m128i olo = _mm_loadu_si128((const __m128i *)(offsets + 8 * b)), ohi = _mm_loadu_si128((const __m128i *)(offsets + 8 * b + 4));
+        const float dx = h2f(x[b].d);
+        const uint8_t *r = w + b * 18;
+        if (!(b & 1)) {
+            for (int k = 4; k < 8; k++) _mm_prefetch((const char *)(r + k * stride), _MM_HINT_T0);
+        }
+#define MOEK_Q4_ROW128(k, L, H) do { \
+            const uint8_t *p = r + (k) * stride; uint16_t dh; memcpy(&dh, p, 2); \
+            __m128i packed = _mm_loadu_si128((const __m128i *)(p + 2)); \
+            __m128i qlo = _mm_and_si128(packed, low), qhi = _mm_and_si128(_mm_srli_epi16(packed, 4), low); \
+            __m128 scale = _mm_set1_ps(h2f(dh) * dx); \
+            L = _mm_fmadd_ps(scale, _mm_cvtepi32_ps(_mm_sub_epi32(_mm_madd_epi16(_mm_maddubs_epi16(qlo, alo), ones), olo)), L); \
+            H = _mm_fmadd_ps(scale, _mm_cvtepi32_ps(_mm_sub_epi32(_mm_madd_epi16(_mm_maddubs_epi16(qhi, ahi), ones), ohi)), H); } while (0)
+        MOEK_Q4_ROW128(0, l0, h0); MOEK_Q4_ROW128(1, l1, h1); MOEK_Q4_ROW128(2, l2, h2); MOEK_Q4_ROW128(3, l3, h3);
+#undef MOEK_Q4_ROW128
+    }
+    out[0] = hsum_halves(l0, h0); out[1] = hsum_halves(l1, h1); out[2] = hsum_halves(l2, h2); out[3] = hsum_halves(l3, h3);
+}
+
 MOEK_AVX2 static void vec_dot4_q8_0_q8_0_avx2(const uint8_t *w, size_t stride, const moek_block_q8_0 *x, size_t n, float *out) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
     for (size_t b = 0; b < n / 32; b++) {
@@ -238,7 +273,9 @@ void moek_q8_0_offsets(const moek_block_q8_0 *x, size_t n, int32_t *offsets) {
 
 void moek_vec_dot4_q4_0_q8_0(const void *w, size_t stride, const moek_block_q8_0 *x, const int32_t *offsets, size_t n, float *out) {
 #if defined(__x86_64__)
-    if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) { vec_dot4_q4_0_q8_0_avx2((const uint8_t *)w, stride, x, offsets, n, out); return; }
+    const uint32_t f = moek_cpu_features();
+    if (f & MOEK_CPU_AVX2_HALF_WIDTH) { vec_dot4_q4_0_q8_0_avx2_128((const uint8_t *)w, stride, x, offsets, n, out); return; }
+    if (f & MOEK_CPU_AVX2_FMA) { vec_dot4_q4_0_q8_0_avx2((const uint8_t *)w, stride, x, offsets, n, out); return; }
 #endif
     (void)offsets;  // elsewhere: four single rows through the dispatcher (NEON on arm64)
     for (int k = 0; k < 4; k++) out[k] = moek_vec_dot_q4_0_q8_0((const uint8_t *)w + k * stride, x, n);

@@ -90,6 +90,22 @@ struct KernelTests {
                 }
             }
             #expect(four == singles, "\(type.name)")
+            // The 128-bit variant (chosen on CPUs that split 256-bit ops) and the 256-bit one, on
+            // any AVX2 machine: both equal the single-row products bit for bit.
+            if moek_cpu_features() & MOEK_CPU_AVX2_FMA.rawValue != 0 {
+                for half in [true, false] {
+                    let previousForced = moek_force_features(half ? MOEK_CPU_AVX2_HALF_WIDTH.rawValue : 0)
+                    let previousMask = moek_set_feature_mask(half ? ~0 : ~MOEK_CPU_AVX2_HALF_WIDTH.rawValue)
+                    #expect((moek_cpu_features() & MOEK_CPU_AVX2_HALF_WIDTH.rawValue != 0) == half)
+                    var variant = [Float](repeating: 0, count: 4)
+                    w.withUnsafeBytes { p in
+                        if type == .q4_0 { moek_vec_dot4_q4_0_q8_0(p.baseAddress, stride, xq, offsets, n, &variant) } else { moek_vec_dot4_q8_0_q8_0(p.baseAddress, stride, xq, n, &variant) }
+                    }
+                    moek_set_feature_mask(previousMask)
+                    moek_force_features(previousForced)
+                    #expect(variant == singles, "\(type.name) half-width \(half)")
+                }
+            }
             let previous = moek_set_feature_mask(0)
             var scalar = [Float](repeating: 0, count: 4)
             w.withUnsafeBytes { p in

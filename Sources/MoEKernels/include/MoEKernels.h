@@ -14,6 +14,9 @@ extern "C" {
 typedef enum moek_cpu_feature {
     MOEK_CPU_AVX2_FMA = 1 << 0,  // x86-64 AVX2 + FMA + F16C
     MOEK_CPU_NEON = 1 << 1,      // arm64 Advanced SIMD
+    // Not an instruction set but a preference: the CPU runs 256-bit AVX2 instructions as two
+    // 128-bit halves (AMD's first Zen generation), so some kernels do better with 128-bit vectors.
+    MOEK_CPU_AVX2_HALF_WIDTH = 1 << 2,
 } moek_cpu_feature;
 
 /// The features detected on this machine (a bit set of moek_cpu_feature), masked by this
@@ -23,6 +26,11 @@ uint32_t moek_cpu_features(void);
 /// Restricts the kernels called from this thread to the given features (0 forces the scalar
 /// paths); for tests and benchmarks. Returns the thread's previous mask.
 uint32_t moek_set_feature_mask(uint32_t mask);
+
+/// Adds preference bits (only MOEK_CPU_AVX2_HALF_WIDTH; instruction sets cannot be forced) to
+/// what this thread's kernels see, so tests can run either variant on any AVX2 machine. Returns
+/// the thread's previous forced bits.
+uint32_t moek_force_features(uint32_t bits);
 
 /// A block of 32 activations quantized to 8 bits, as ggml's block_q8_0: x ~= d * qs[i].
 typedef struct moek_block_q8_0 {
