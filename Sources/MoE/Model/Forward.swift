@@ -165,14 +165,6 @@ final class ForwardState {
     }
 }
 
-/// Where expert work writes: per index i, gate and up rows at `i * stride`, the down
-/// projection's input in `hidden[i]`, its output at `out + i * embedding`.
-struct ExpertScratch {
-    let gate, up, out: UnsafeMutablePointer<Float>
-    let hidden: [ActivationBuffer]
-    let stride: Int
-}
-
 extension Model {
     /// Runs one token at `position` through every layer, appending its keys and values to the
     /// cache; writes the vocabulary logits to `logits` when given. Fails only when the expert
@@ -212,7 +204,7 @@ extension Model {
     /// Computes up to three matrices that read the same input in one parallel loop over row
     /// chunks, without allocating. Matrices without a kernel are computed on the calling thread
     /// (they share one scratch row).
-    func project(_ x: UnsafePointer<Float>, _ a: Linear, _ ya: UnsafeMutablePointer<Float>,
+    private func project(_ x: UnsafePointer<Float>, _ a: Linear, _ ya: UnsafeMutablePointer<Float>,
                          _ b: Linear, _ yb: UnsafeMutablePointer<Float>,
                          _ c: Linear? = nil, _ yc: UnsafeMutablePointer<Float>? = nil, state s: ForwardState) {
         s.input.prepare(x, count: a.inputs, for: a.format)
@@ -241,7 +233,7 @@ extension Model {
 
     /// Q/K/V projections, q/k norms, RoPE, the cache append, and grouped-query attention over
     /// positions 0...position; the result lands in `state.attention`.
-    func attention(layer: LayerWeights, index l: Int, input h: UnsafePointer<Float>, position: Int, state s: ForwardState) {
+    private func attention(layer: LayerWeights, index l: Int, input h: UnsafePointer<Float>, position: Int, state s: ForwardState) {
         let q = s.q.pointer, k = s.k.pointer, v = s.v.pointer
         project(h, layer.q, q, layer.k, k, layer.v, v, state: s)
         attend(layer: layer, index: l, q: q, k: k, v: v, position: position, cache: s, state: s)
@@ -343,12 +335,11 @@ extension Model {
         let gateFormat = Linear.format(for: gates.type), upFormat = Linear.format(for: ups.type)
         s.input.prepare(h, count: gates.inputs, for: gateFormat)
         if upFormat != gateFormat { s.input.prepare(h, count: ups.inputs, for: upFormat) }
-        if let shared {
-            for m in [shared.gate, shared.up] where m.format != gateFormat && m.format != upFormat {
-                s.input.prepare(h, count: m.inputs, for: m.format)
-            }
+        if let shared {  // any format the routed matrices did not need
+            let sg = shared.gate.format, su = shared.up.format
+            if sg != gateFormat && sg != upFormat { s.input.prepare(h, count: shared.gate.inputs, for: sg) }
+            if su != gateFormat && su != upFormat && su != sg { s.input.prepare(h, count: shared.up.inputs, for: su) }
         }
-        let scratch = ExpertScratch(gate: s.gate.pointer, up: s.up.pointer, out: s.expertOut.pointer, hidden: s.hidden, stride: s.hiddenSize)
         // Index k is the shared expert; it joins the first set of experts that runs.
         var sharedPending = shared != nil
         func matrices(_ j: Int, _ routed: (Int) -> (gate: Linear, up: Linear, down: Linear)) -> (gate: Linear, up: Linear, down: Linear) {
@@ -378,16 +369,14 @@ extension Model {
                     m += 1
                     sharedPending = false
                 }
-                runExperts(m, indices: s.batch, gates: gates, ups: ups, downs: downs, scratch: scratch, pool: s.pool,
-                           input: { _ in s.input }) { j in
+                runExperts(m, indices: s.batch, state: s) { j in
                     matrices(j) { store.matrices(slot: s.expertSlots[$0], layer: layer, expert: Int(ids[$0])) }
                 }
             }
         } else {
             let count = shared == nil ? k : k + 1
             for j in 0..<count { s.batch[j] = j }
-            runExperts(count, indices: s.batch, gates: gates, ups: ups, downs: downs, scratch: scratch, pool: s.pool,
-                       input: { _ in s.input }) { j in
+            runExperts(count, indices: s.batch, state: s) { j in
                 matrices(j) { j in
                     let e = Int(ids[j])
                     return (gates.expert(e), ups.expert(e), downs.expert(e))
@@ -415,23 +404,22 @@ extension Model {
         }
     }
 
-    /// Gate and up, SiLU, and the down projection for the expert slots `indices[0..<count]`: slot
-    /// i reads `input(i)` and writes `scratch.out + i * rows`, with the matrices `matrices(i)`.
-    /// Decode passes ranks, batched prompts (token, rank) pairs; both use the same row chunks, so
-    /// a pair's numbers are the same either way.
-    func runExperts(_ count: Int, indices: UnsafePointer<Int>, gates: ExpertLinear, ups: ExpertLinear, downs: ExpertLinear,
-                    scratch: ExpertScratch, pool: ThreadPool, input: (Int) -> ActivationBuffer,
-                    matrices: (Int) -> (gate: Linear, up: Linear, down: Linear)) {
+    /// Gate and up, SiLU, and the down projection of one token's expert slots `indices[0..<count]`
+    /// (slot j < k: rank j; slot k: the shared expert), all reading `s.input`, with the matrices
+    /// `matrices(i)`: slot i's gate and up rows go to `s.gate`/`s.up + i * hiddenSize`, its down
+    /// projection's input to `s.hidden[i]`, its output to `s.expertOut + i * embedding`.
+    private func runExperts(_ count: Int, indices: UnsafePointer<Int>, state s: ForwardState,
+                            matrices: (Int) -> (gate: Linear, up: Linear, down: Linear)) {
         guard count > 0 else { return }
-        let stride = scratch.stride, d = downs.outputs
-        let g = scratch.gate, u = scratch.up, out = scratch.out
+        let pool = s.pool, stride = s.hiddenSize, d = config.embedding
+        let g = s.gate.pointer, u = s.up.pointer, out = s.expertOut.pointer
         // Index by index, as the matrices may differ in size and type (a shared expert among them).
         var serial = false
         for t in 0..<count {
             let m = matrices(indices[t])
             if m.gate.format == .dequantizeRows || m.up.format == .dequantizeRows || m.down.format == .dequantizeRows { serial = true }
         }
-        let chunks = serial ? 1 : Linear.chunkCount(rows: gates.outputs, threads: pool.threads)
+        let chunks = serial ? 1 : Linear.chunkCount(rows: config.expertFeedForward, threads: pool.threads)
         func run(_ n: Int, _ body: (Int) -> Void) {
             if serial { for i in 0..<n { body(i) } } else { pool.parallelFor(n, body) }
         }
@@ -440,9 +428,9 @@ extension Model {
             let m = matrices(i)
             let rows = Linear.chunk(rest % chunks, of: chunks, rows: m.gate.outputs)
             if rest < chunks {
-                m.gate.apply(rows: rows, input(i), g + i * stride)
+                m.gate.apply(rows: rows, s.input, g + i * stride)
             } else {
-                m.up.apply(rows: rows, input(i), u + i * stride)
+                m.up.apply(rows: rows, s.input, u + i * stride)
             }
         }
         run(count) { task in  // SiLU and the down projection's activation, one expert per task
@@ -450,13 +438,13 @@ extension Model {
             let m = matrices(i), f = m.gate.outputs
             let gs = g + i * stride, us = u + i * stride
             for r in 0..<f { gs[r] = gs[r] / (1 + expf(-gs[r])) * us[r] }
-            scratch.hidden[i].prepare(gs, count: f, for: m.down.format)
+            s.hidden[i].prepare(gs, count: f, for: m.down.format)
         }
         let outChunks = serial ? 1 : Linear.chunkCount(rows: d, threads: pool.threads)
         run(count * outChunks) { task in
             let i = indices[task / outChunks]
             let rows = Linear.chunk(task % outChunks, of: outChunks, rows: d)
-            matrices(i).down.apply(rows: rows, scratch.hidden[i], out + i * d)
+            matrices(i).down.apply(rows: rows, s.hidden[i], out + i * d)
         }
     }
 
@@ -479,7 +467,7 @@ extension Model {
     }
 
     /// `down(silu(gate x) * up x)`, with gate and up in one parallel loop.
-    func swiGLU(gate: Linear, up: Linear, down: Linear, input h: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, state s: ForwardState) {
+    private func swiGLU(gate: Linear, up: Linear, down: Linear, input h: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, state s: ForwardState) {
         let g = s.gate.pointer, u = s.up.pointer
         project(h, gate, g, up, u, state: s)
         for i in 0..<gate.outputs { g[i] = g[i] / (1 + expf(-g[i])) * u[i] }

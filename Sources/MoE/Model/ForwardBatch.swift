@@ -13,7 +13,6 @@ import Darwin
 /// the converted activation rows the matrix-matrix kernels read. Allocated once per session for
 /// `capacity` tokens, on the first prompt.
 final class BatchBuffers {
-    let capacity: Int
     let xs, hs, weights, out, gate, up, ffnOut, q, k, v, attention: FloatStorage
     let ids: UnsafeMutablePointer<Int32>
     /// Where each token's rows start in its owner's routing log (when it records).
@@ -40,7 +39,6 @@ final class BatchBuffers {
     let taskPairs: UnsafeMutablePointer<Int>
 
     init(capacity: Int, config c: ModelConfig, hiddenSize: Int, widest: Int) {
-        self.capacity = capacity
         let d = c.embedding, e = max(c.experts, 1), n = capacity * max(c.expertsUsed, 1)
         xs = FloatStorage(zeros: capacity * d)
         hs = FloatStorage(zeros: capacity * d)
