@@ -2,17 +2,16 @@
 // prompt, or the tokens routed to one expert). Each weight row is read from memory once for all
 // tokens, and Q4_0 nibbles are unpacked once per token tile instead of once per token.
 //
-// Every output equals the matching single dot product (moek_vec_dot_*) bit for bit: per (row,
-// token) the kernels do the same integer lane sums, the same float multiply-adds in the same block
-// order, and the same final horizontal sum. Only the loop order around them changes.
+// Every output equals the matching single dot product (moek_vec_dot_*) bit for bit: the Q4_0/Q8_0
+// tiles finish each block as the scalar code does (avx2.h), and the other types call the single
+// dot products themselves. Only the loop order around them changes.
 #include "MoEKernels.h"
 #include "half.h"
 #include <string.h>
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#define MOEK_AVX2 __attribute__((target("avx2,fma,f16c")))
-#endif
+#include "avx2.h"
+
+#pragma STDC FP_CONTRACT OFF  // the block finish must round as the scalar code does (see quant.c)
 
 /// Blocks of 32 weights unpacked at a time (per row: 2 KiB of int8 and 64 scales, so four rows
 /// stay in L1 while every token of the tile passes over them).
@@ -48,30 +47,28 @@ static void gemm_loop_q8_K(row_dot_q8_K dot, const uint8_t *w, size_t rowBytes, 
 }
 
 #if defined(__x86_64__)
-MOEK_AVX2 static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-// Four rows at a time. Per segment the four rows' nibbles are unpacked to bytes (0..15) and their
-// scales converted, once per tile of tokens; each token then runs the same lane arithmetic as
-// moek_vec_dot4_q4_0_q8_0: unsigned nibbles times activations, minus the 8·Σa offset lanes.
-MOEK_AVX2 static void gemm_q4_0_avx2(const uint8_t *w, size_t rowBytes, size_t rows, size_t n,
-                                     const moek_block_q8_0 *x, const int32_t *offsets, size_t xStride, const int32_t *xIndex,
-                                     size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
+// Four rows at a time, with the decode kernels' block finish (avx2.h): per token and block, the
+// four rows' integer sums folded to one lane per row, one convert / multiply / add for all four.
+// Each tile keeps one float vector per token, which is also the four outputs.
+//
+// Q4_0: per segment the four rows' nibbles are unpacked to bytes (0..15, elements 0-15 then
+// 16-31) and their scales converted, once per tile of tokens; the block's 8·Σa offset is
+// subtracted from the folded sums as in moek_vec_dot4_q4_0_q8_0. `wide` picks 256- or 128-bit
+// integer arithmetic (MOEK_CPU_AVX2_HALF_WIDTH); both give the same bits.
+MOEK_AVX2_INLINE void gemm_q4_0_tiles(const uint8_t *w, size_t rowBytes, size_t rows, size_t n,
+                                      const moek_block_q8_0 *x, const int32_t *offsets, size_t xStride, const int32_t *xIndex,
+                                      size_t tokens, float *y, size_t yStride, const int32_t *yIndex, int wide) {
     const size_t nb = n / 32;
     _Alignas(32) uint8_t q[4][SEGMENT][32];
-    float dw[4][SEGMENT];
-    __m256 acc[TILE][4];
-    const __m256i low = _mm256_set1_epi8(0xF), ones = _mm256_set1_epi16(1);
+    _Alignas(16) float dw[SEGMENT][4];
+    __m128 acc[TILE];
+    const __m128i low = _mm_set1_epi8(0xF);
     size_t r = 0;
     for (; r + 4 <= rows; r += 4) {
         const uint8_t *w0 = w + r * rowBytes;
         for (size_t t0 = 0; t0 < tokens; t0 += TILE) {
             const size_t tt = tokens - t0 < TILE ? tokens - t0 : TILE;
-            for (size_t i = 0; i < tt; i++) for (int k = 0; k < 4; k++) acc[i][k] = _mm256_setzero_ps();
+            for (size_t i = 0; i < tt; i++) acc[i] = _mm_setzero_ps();
             for (size_t s = 0; s < nb; s += SEGMENT) {
                 const size_t sb = nb - s < SEGMENT ? nb - s : SEGMENT;
                 for (int k = 0; k < 4; k++) {
@@ -80,84 +77,108 @@ MOEK_AVX2 static void gemm_q4_0_avx2(const uint8_t *w, size_t rowBytes, size_t r
                     for (size_t line = 0; line < sb * 18; line += 64) _mm_prefetch((const char *)(p + 4 * rowBytes + line), _MM_HINT_T0);
                     for (size_t b = 0; b < sb; b++, p += 18) {
                         uint16_t dh; memcpy(&dh, p, 2);
-                        dw[k][b] = _cvtsh_ss(dh);
-                        __m128i packed = _mm_loadu_si128((const __m128i *)(p + 2));
-                        _mm256_store_si256((__m256i *)q[k][b], _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low));
+                        dw[b][k] = moek_h2f(dh);
+                        const __m128i packed = _mm_loadu_si128((const __m128i *)(p + 2));
+                        _mm_store_si128((__m128i *)q[k][b], _mm_and_si128(packed, low));
+                        _mm_store_si128((__m128i *)(q[k][b] + 16), _mm_and_si128(_mm_srli_epi16(packed, 4), low));
                     }
                 }
                 for (size_t i = 0; i < tt; i++) {
                     const size_t xi = token_row(xIndex, t0 + i);
                     const moek_block_q8_0 *xb = x + xi * xStride + s;
-                    const int32_t *ob = offsets + (xi * xStride + s) * 8;
-                    __m256 a0 = acc[i][0], a1 = acc[i][1], a2 = acc[i][2], a3 = acc[i][3];
+                    const int32_t *ob = offsets + xi * xStride + s;
+                    __m128 a4 = acc[i];
                     for (size_t b = 0; b < sb; b++) {
-                        const __m256i a = _mm256_loadu_si256((const __m256i *)xb[b].qs);
-                        const __m256i off = _mm256_loadu_si256((const __m256i *)(ob + 8 * b));
-                        const float dx = _cvtsh_ss(xb[b].d);
-#define MOEK_GEMM_Q4(k, accv) do { \
-                            __m256i s32 = _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)q[k][b]), a), ones), off); \
-                            accv = _mm256_fmadd_ps(_mm256_set1_ps(dw[k][b] * dx), _mm256_cvtepi32_ps(s32), accv); } while (0)
-                        MOEK_GEMM_Q4(0, a0); MOEK_GEMM_Q4(1, a1); MOEK_GEMM_Q4(2, a2); MOEK_GEMM_Q4(3, a3);
-#undef MOEK_GEMM_Q4
+                        __m128i sums;
+                        if (wide) {
+                            const __m256i a = _mm256_loadu_si256((const __m256i *)xb[b].qs);
+                            sums = moek_fold4_256(moek_q4_sums256(_mm256_load_si256((const __m256i *)q[0][b]), a),
+                                                  moek_q4_sums256(_mm256_load_si256((const __m256i *)q[1][b]), a),
+                                                  moek_q4_sums256(_mm256_load_si256((const __m256i *)q[2][b]), a),
+                                                  moek_q4_sums256(_mm256_load_si256((const __m256i *)q[3][b]), a));
+                        } else {
+                            const __m128i alo = _mm_loadu_si128((const __m128i *)xb[b].qs), ahi = _mm_loadu_si128((const __m128i *)(xb[b].qs + 16));
+#define MOEK_Q4_HALVES(k) moek_q4_sums128(_mm_load_si128((const __m128i *)q[k][b]), _mm_load_si128((const __m128i *)(q[k][b] + 16)), alo, ahi)
+                            sums = moek_fold4(MOEK_Q4_HALVES(0), MOEK_Q4_HALVES(1), MOEK_Q4_HALVES(2), MOEK_Q4_HALVES(3));
+#undef MOEK_Q4_HALVES
+                        }
+                        a4 = moek_finish4(a4, _mm_load_ps(dw[b]), moek_h2f(xb[b].d), _mm_sub_epi32(sums, _mm_set1_epi32(ob[b])));
                     }
-                    acc[i][0] = a0; acc[i][1] = a1; acc[i][2] = a2; acc[i][3] = a3;
+                    acc[i] = a4;
                 }
             }
-            for (size_t i = 0; i < tt; i++) {
-                float *out = y + token_row(yIndex, t0 + i) * yStride + r;
-                for (int k = 0; k < 4; k++) out[k] = hsum8(acc[i][k]);
-            }
+            for (size_t i = 0; i < tt; i++) _mm_storeu_ps(y + token_row(yIndex, t0 + i) * yStride + r, acc[i]);
         }
     }
     if (r < rows) gemm_loop_q8_0(moek_vec_dot_q4_0_q8_0, w + r * rowBytes, rowBytes, rows - r, n, x, xStride, xIndex, tokens, y + r, yStride, yIndex);
 }
 
-// Four rows at a time; the int8 weights need no unpacking, so each token reads them straight from
-// the segment (in L1 after the first token) with the sign trick of moek_vec_dot4_q8_0_q8_0.
-MOEK_AVX2 static void gemm_q8_0_avx2(const uint8_t *w, size_t rowBytes, size_t rows, size_t n,
-                                     const moek_block_q8_0 *x, size_t xStride, const int32_t *xIndex,
-                                     size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
+MOEK_AVX2 static void gemm_q4_0_avx2(const uint8_t *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_0 *x, const int32_t *offsets,
+                                     size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
+    gemm_q4_0_tiles(w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex, 1);
+}
+MOEK_AVX2 static void gemm_q4_0_avx2_128(const uint8_t *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_0 *x, const int32_t *offsets,
+                                         size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
+    gemm_q4_0_tiles(w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex, 0);
+}
+
+// Q8_0: the int8 weights need no unpacking, so each token reads them straight from the segment
+// (in L1 after the first token); only the scales are converted once per segment.
+MOEK_AVX2_INLINE void gemm_q8_0_tiles(const uint8_t *w, size_t rowBytes, size_t rows, size_t n,
+                                      const moek_block_q8_0 *x, size_t xStride, const int32_t *xIndex,
+                                      size_t tokens, float *y, size_t yStride, const int32_t *yIndex, int wide) {
     const size_t nb = n / 32;
-    float dw[4][SEGMENT];
-    __m256 acc[TILE][4];
+    _Alignas(16) float dw[SEGMENT][4];
+    __m128 acc[TILE];
     size_t r = 0;
     for (; r + 4 <= rows; r += 4) {
         const uint8_t *w0 = w + r * rowBytes;
         for (size_t t0 = 0; t0 < tokens; t0 += TILE) {
             const size_t tt = tokens - t0 < TILE ? tokens - t0 : TILE;
-            for (size_t i = 0; i < tt; i++) for (int k = 0; k < 4; k++) acc[i][k] = _mm256_setzero_ps();
+            for (size_t i = 0; i < tt; i++) acc[i] = _mm_setzero_ps();
             for (size_t s = 0; s < nb; s += SEGMENT) {
                 const size_t sb = nb - s < SEGMENT ? nb - s : SEGMENT;
                 for (int k = 0; k < 4; k++) {
                     const uint8_t *p = w0 + k * rowBytes + s * 34;
                     for (size_t line = 0; line < sb * 34; line += 64) _mm_prefetch((const char *)(p + 4 * rowBytes + line), _MM_HINT_T0);
-                    for (size_t b = 0; b < sb; b++, p += 34) { uint16_t dh; memcpy(&dh, p, 2); dw[k][b] = _cvtsh_ss(dh); }
+                    for (size_t b = 0; b < sb; b++, p += 34) { uint16_t dh; memcpy(&dh, p, 2); dw[b][k] = moek_h2f(dh); }
                 }
                 for (size_t i = 0; i < tt; i++) {
                     const moek_block_q8_0 *xb = x + token_row(xIndex, t0 + i) * xStride + s;
-                    __m256 a0 = acc[i][0], a1 = acc[i][1], a2 = acc[i][2], a3 = acc[i][3];
-                    const uint8_t *p = w0 + s * 34;
+                    __m128 a4 = acc[i];
+                    const uint8_t *p = w0 + s * 34 + 2;
                     for (size_t b = 0; b < sb; b++, p += 34) {
-                        const __m256i a = _mm256_loadu_si256((const __m256i *)xb[b].qs);
-                        const float dx = _cvtsh_ss(xb[b].d);
-#define MOEK_GEMM_Q8(k, accv) do { \
-                            __m256i qv = _mm256_loadu_si256((const __m256i *)(p + (k) * rowBytes + 2)); \
-                            __m256i dot16 = _mm256_maddubs_epi16(_mm256_sign_epi8(qv, qv), _mm256_sign_epi8(a, qv)); \
-                            __m256 sum = _mm256_cvtepi32_ps(_mm256_madd_epi16(dot16, _mm256_set1_epi16(1))); \
-                            accv = _mm256_fmadd_ps(_mm256_set1_ps(dw[k][b] * dx), sum, accv); } while (0)
-                        MOEK_GEMM_Q8(0, a0); MOEK_GEMM_Q8(1, a1); MOEK_GEMM_Q8(2, a2); MOEK_GEMM_Q8(3, a3);
-#undef MOEK_GEMM_Q8
+                        __m128i sums;
+                        if (wide) {
+                            const __m256i a = _mm256_loadu_si256((const __m256i *)xb[b].qs);
+#define MOEK_Q8_ROW(k) moek_q8_sums256(_mm256_loadu_si256((const __m256i *)(p + (k) * rowBytes)), a)
+                            sums = moek_fold4_256(MOEK_Q8_ROW(0), MOEK_Q8_ROW(1), MOEK_Q8_ROW(2), MOEK_Q8_ROW(3));
+#undef MOEK_Q8_ROW
+                        } else {
+                            const __m128i alo = _mm_loadu_si128((const __m128i *)xb[b].qs), ahi = _mm_loadu_si128((const __m128i *)(xb[b].qs + 16));
+#define MOEK_Q8_ROW(k) _mm_add_epi32(moek_q8_sums128(_mm_loadu_si128((const __m128i *)(p + (k) * rowBytes)), alo), \
+                                     moek_q8_sums128(_mm_loadu_si128((const __m128i *)(p + (k) * rowBytes + 16)), ahi))
+                            sums = moek_fold4(MOEK_Q8_ROW(0), MOEK_Q8_ROW(1), MOEK_Q8_ROW(2), MOEK_Q8_ROW(3));
+#undef MOEK_Q8_ROW
+                        }
+                        a4 = moek_finish4(a4, _mm_load_ps(dw[b]), moek_h2f(xb[b].d), sums);
                     }
-                    acc[i][0] = a0; acc[i][1] = a1; acc[i][2] = a2; acc[i][3] = a3;
+                    acc[i] = a4;
                 }
             }
-            for (size_t i = 0; i < tt; i++) {
-                float *out = y + token_row(yIndex, t0 + i) * yStride + r;
-                for (int k = 0; k < 4; k++) out[k] = hsum8(acc[i][k]);
-            }
+            for (size_t i = 0; i < tt; i++) _mm_storeu_ps(y + token_row(yIndex, t0 + i) * yStride + r, acc[i]);
         }
     }
     if (r < rows) gemm_loop_q8_0(moek_vec_dot_q8_0_q8_0, w + r * rowBytes, rowBytes, rows - r, n, x, xStride, xIndex, tokens, y + r, yStride, yIndex);
+}
+
+MOEK_AVX2 static void gemm_q8_0_avx2(const uint8_t *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_0 *x,
+                                     size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
+    gemm_q8_0_tiles(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 1);
+}
+MOEK_AVX2 static void gemm_q8_0_avx2_128(const uint8_t *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_0 *x,
+                                         size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
+    gemm_q8_0_tiles(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 0);
 }
 #endif
 
@@ -171,7 +192,7 @@ static void one_token_q8_0(int q4, const uint8_t *w, size_t rowBytes, size_t row
     float *out = y + token_row(yIndex, 0) * yStride;
     size_t r = 0;
     for (; r + 4 <= rows; r += 4) {
-        if (q4) moek_vec_dot4_q4_0_q8_0(w + r * rowBytes, rowBytes, xt, offsets + xi * xStride * 8, n, out + r);
+        if (q4) moek_vec_dot4_q4_0_q8_0(w + r * rowBytes, rowBytes, xt, offsets + xi * xStride, n, out + r);
         else moek_vec_dot4_q8_0_q8_0(w + r * rowBytes, rowBytes, xt, n, out + r);
     }
     for (; r < rows; r++) out[r] = q4 ? moek_vec_dot_q4_0_q8_0(w + r * rowBytes, xt, n) : moek_vec_dot_q8_0_q8_0(w + r * rowBytes, xt, n);
@@ -182,7 +203,12 @@ void moek_gemm_q4_0_q8_0(const void *w, size_t rowBytes, size_t rows, size_t n,
                          size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
     if (tokens == 1) { one_token_q8_0(1, (const uint8_t *)w, rowBytes, rows, n, x, offsets, xStride, xIndex, y, yStride, yIndex); return; }
 #if defined(__x86_64__)
-    if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) {
+    const uint32_t f = moek_cpu_features();
+    if (f & MOEK_CPU_AVX2_HALF_WIDTH) {
+        gemm_q4_0_avx2_128((const uint8_t *)w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
+        return;
+    }
+    if (f & MOEK_CPU_AVX2_FMA) {
         gemm_q4_0_avx2((const uint8_t *)w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
         return;
     }
@@ -211,6 +237,10 @@ void moek_gemm_q8_0_q8_0(const void *w, size_t rowBytes, size_t rows, size_t n,
             }
         }
         if (r < rows) gemm_loop_q8_0(moek_vec_dot_q8_0_q8_0, wb + r * rowBytes, rowBytes, rows - r, n, x, xStride, xIndex, tokens, y + r, yStride, yIndex);
+        return;
+    }
+    if (moek_cpu_features() & MOEK_CPU_AVX2_HALF_WIDTH) {
+        gemm_q8_0_avx2_128((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
         return;
     }
     if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) {

@@ -18,6 +18,23 @@ struct KernelTests {
         return blocks
     }
 
+    /// Runs `body` under every kernel variant this thread can select: as detected, the 256- and
+    /// 128-bit AVX2 forms (on AVX2 machines, whichever the CPU would pick), and scalar.
+    func forEachVariant(_ body: (String) throws -> Void) rethrows {
+        var variants: [(label: String, forced: UInt32, mask: UInt32)] = [("native", 0, ~0)]
+        if moek_cpu_features() & MOEK_CPU_AVX2_FMA.rawValue != 0 {
+            variants += [("avx2-256", 0, ~MOEK_CPU_AVX2_HALF_WIDTH.rawValue), ("avx2-128", MOEK_CPU_AVX2_HALF_WIDTH.rawValue, ~0)]
+        }
+        variants.append(("scalar", 0, 0))
+        for v in variants {
+            let previousForced = moek_force_features(v.forced), previousMask = moek_set_feature_mask(v.mask)
+            defer { moek_set_feature_mask(previousMask); moek_force_features(previousForced) }
+            if v.label == "avx2-128" { #expect(moek_cpu_features() & MOEK_CPU_AVX2_HALF_WIDTH.rawValue != 0) }
+            if v.label == "avx2-256" { #expect(moek_cpu_features() & MOEK_CPU_AVX2_HALF_WIDTH.rawValue == 0) }
+            try body(v.label)
+        }
+    }
+
     @Test("the machine's SIMD features are detected and can be masked off")
     func featureMask() {
         let all = moek_cpu_features()
@@ -50,7 +67,7 @@ struct KernelTests {
         }
     }
 
-    @Test("Q8_0 and Q4_0 dot products match the scalar path and dequantized floats", arguments: blockCounts)
+    @Test("Q8_0 and Q4_0 dot products equal the scalar path bit for bit and match dequantized floats", arguments: blockCounts)
     func quantizedDots(blocks: Int) throws {
         let n = blocks * 32
         let w = randomRow(n, seed: 1000 + UInt64(blocks)), x = randomRow(n, seed: 2000 + UInt64(blocks))
@@ -66,53 +83,39 @@ struct KernelTests {
                     : (moek_vec_dot_q4_0_q8_0_scalar(p.baseAddress, xq, n), moek_vec_dot_q4_0_q8_0(p.baseAddress, xq, n))
             }
             let scale = max(1, abs(reference))
-            #expect(abs(simd - scalar) <= 1e-4 * scale, "\(type.name) simd \(simd) scalar \(scalar)")
+            #expect(simd.bitPattern == scalar.bitPattern, "\(type.name) simd \(simd) scalar \(scalar)")
             #expect(abs(scalar - reference) <= 1e-4 * scale, "\(type.name) scalar \(scalar) reference \(reference)")
         }
     }
 
-    @Test("4-row kernels equal four single-row dot products, bit for bit, and the scalar path", arguments: blockCounts)
+    @Test("4-row kernels (256-bit, 128-bit, scalar) equal the scalar single-row dot products bit for bit", arguments: blockCounts)
     func fourRows(blocks: Int) throws {
         let n = blocks * 32
         let x = randomRow(n, seed: 77 + UInt64(blocks))
         let xq = quantizedActivations(x)
-        var offsets = [Int32](repeating: 0, count: blocks * 8)
+        var offsets = [Int32](repeating: 0, count: blocks)
         moek_q8_0_offsets(xq, n, &offsets)
+        #expect(offsets == xq.map { b in withUnsafeBytes(of: b.qs) { 8 * $0.bindMemory(to: Int8.self).reduce(Int32(0)) { $0 + Int32($1) } } })
         for type in [GGMLType.q4_0, .q8_0] {
             let rows = (0..<4).flatMap { randomRow(n, seed: 500 + UInt64($0)) }
             let w = try type.quantize(rows)
             let stride = n / 32 * type.blockBytes
-            var four = [Float](repeating: 0, count: 4)
-            let singles: [Float] = w.withUnsafeBytes { p in
-                if type == .q4_0 { moek_vec_dot4_q4_0_q8_0(p.baseAddress, stride, xq, offsets, n, &four) } else { moek_vec_dot4_q8_0_q8_0(p.baseAddress, stride, xq, n, &four) }
-                return (0..<4).map { k in
-                    type == .q4_0 ? moek_vec_dot_q4_0_q8_0(p.baseAddress! + k * stride, xq, n) : moek_vec_dot_q8_0_q8_0(p.baseAddress! + k * stride, xq, n)
+            let scalar: [Float] = w.withUnsafeBytes { p in
+                (0..<4).map { k in
+                    type == .q4_0 ? moek_vec_dot_q4_0_q8_0_scalar(p.baseAddress! + k * stride, xq, n) : moek_vec_dot_q8_0_q8_0_scalar(p.baseAddress! + k * stride, xq, n)
                 }
             }
-            #expect(four == singles, "\(type.name)")
-            // The 128-bit variant (chosen on CPUs that split 256-bit ops) and the 256-bit one, on
-            // any AVX2 machine: both equal the single-row products bit for bit.
-            if moek_cpu_features() & MOEK_CPU_AVX2_FMA.rawValue != 0 {
-                for half in [true, false] {
-                    let previousForced = moek_force_features(half ? MOEK_CPU_AVX2_HALF_WIDTH.rawValue : 0)
-                    let previousMask = moek_set_feature_mask(half ? ~0 : ~MOEK_CPU_AVX2_HALF_WIDTH.rawValue)
-                    #expect((moek_cpu_features() & MOEK_CPU_AVX2_HALF_WIDTH.rawValue != 0) == half)
-                    var variant = [Float](repeating: 0, count: 4)
-                    w.withUnsafeBytes { p in
-                        if type == .q4_0 { moek_vec_dot4_q4_0_q8_0(p.baseAddress, stride, xq, offsets, n, &variant) } else { moek_vec_dot4_q8_0_q8_0(p.baseAddress, stride, xq, n, &variant) }
+            forEachVariant { variant in
+                var four = [Float](repeating: 0, count: 4)
+                let singles: [Float] = w.withUnsafeBytes { p in
+                    if type == .q4_0 { moek_vec_dot4_q4_0_q8_0(p.baseAddress, stride, xq, offsets, n, &four) } else { moek_vec_dot4_q8_0_q8_0(p.baseAddress, stride, xq, n, &four) }
+                    return (0..<4).map { k in
+                        type == .q4_0 ? moek_vec_dot_q4_0_q8_0(p.baseAddress! + k * stride, xq, n) : moek_vec_dot_q8_0_q8_0(p.baseAddress! + k * stride, xq, n)
                     }
-                    moek_set_feature_mask(previousMask)
-                    moek_force_features(previousForced)
-                    #expect(variant == singles, "\(type.name) half-width \(half)")
                 }
+                #expect(four.map(\.bitPattern) == scalar.map(\.bitPattern), "\(type.name) \(variant) four rows")
+                #expect(singles.map(\.bitPattern) == scalar.map(\.bitPattern), "\(type.name) \(variant) single rows")
             }
-            let previous = moek_set_feature_mask(0)
-            var scalar = [Float](repeating: 0, count: 4)
-            w.withUnsafeBytes { p in
-                if type == .q4_0 { moek_vec_dot4_q4_0_q8_0(p.baseAddress, stride, xq, offsets, n, &scalar) } else { moek_vec_dot4_q8_0_q8_0(p.baseAddress, stride, xq, n, &scalar) }
-            }
-            moek_set_feature_mask(previous)
-            for k in 0..<4 { #expect(abs(scalar[k] - four[k]) <= 1e-4 * max(1, abs(scalar[k])), "\(type.name) row \(k)") }
         }
     }
 
@@ -179,9 +182,7 @@ struct KernelTests {
         // Tokens read stored rows in a scrambled order and write scattered output rows.
         let xIndex: [Int32] = (0..<tokens).map { Int32(($0 * 5 + 3) % storedRows) }
         let yIndex: [Int32] = (0..<tokens).map { Int32(tokens - 1 - $0) }
-        for mask in [moek_cpu_features(), 0] {
-            let previous = moek_set_feature_mask(mask)
-            defer { moek_set_feature_mask(previous) }
+        try forEachVariant { variant in
             try w.withUnsafeBytes { p in
                 let linear = Linear(base: p.baseAddress!, type: type, inputs: n, outputs: rows)
                 var y = [Float](repeating: .nan, count: tokens * rows)
@@ -201,7 +202,7 @@ struct KernelTests {
                         for r in 0..<rows {
                             let expected = linear.dot(r, single), got = y[Int(yIndex[t]) * rows + r]
                             try #require(got.bitPattern == expected.bitPattern,
-                                         "\(typeName) n \(n) tokens \(tokens) mask \(mask) token \(t) row \(r): \(got) vs \(expected)")
+                                         "\(typeName) n \(n) tokens \(tokens) \(variant) token \(t) row \(r): \(got) vs \(expected)")
                         }
                     }
                 }

@@ -43,7 +43,7 @@ int main(void) {
         moek_vec_mad_f16(y1, 0.37f, hx, n - 1); moek_vec_mad_f16_scalar(y2, 0.37f, hx, n - 1);
         CHECK(memcmp(y1, y2, 4 * n) == 0, "mad f16 n=%zu", n);
         // 4-row and matrix-matrix entry points go through the same single-row kernels
-        float four[4]; int32_t *off = malloc(4 * n / 32 * 8); moek_q8_0_offsets(qa, n, off);
+        float four[4]; int32_t *off = malloc(4 * n / 32); moek_q8_0_offsets(qa, n, off);
         uint8_t *w4r = malloc(18 * n / 32 * 4); for (int r = 0; r < 4; r++) memcpy(w4r + r * 18 * n / 32, w4, 18 * n / 32);
         moek_vec_dot4_q4_0_q8_0(w4r, 18 * n / 32, qa, off, n, four);
         for (int r = 0; r < 4; r++) CHECK(four[r] == b, "q4_0 dot4 n=%zu row %d", n, r);

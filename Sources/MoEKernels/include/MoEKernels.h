@@ -91,18 +91,19 @@ float moek_sum_f32(const float *x, size_t n);
 /// Four dot products at once: rows w, w + stride, w + 2*stride, w + 3*stride (bytes) of a Q4_0 or
 /// Q8_0 matrix with the same Q8_0 activations; results in out[0..3]. Sharing the activation loads
 /// and keeping four accumulators makes this much faster per row than four single calls.
-/// For Q4_0, `offsets` holds 8 int32 per activation block from moek_q8_0_offsets.
+/// For Q4_0, `offsets` holds one int32 per activation block from moek_q8_0_offsets. Every SIMD
+/// form (and the matrix-matrix tiles) returns exactly the scalar single-row result.
 void moek_vec_dot4_q4_0_q8_0(const void *w, size_t stride, const moek_block_q8_0 *x, const int32_t *offsets, size_t n, float *out);
 
-/// Per activation block, 8 int32 lanes whose sum is 8 * Σ qs (lane i covers qs[4i..4i+3]): the
-/// correction that lets Q4_0 kernels multiply unsigned nibbles and subtract the offset of 8 once.
+/// Per activation block, 8 * Σ qs (one int32 per block): the correction that lets Q4_0 kernels
+/// multiply unsigned nibbles and subtract the offset of 8 once per block.
 void moek_q8_0_offsets(const moek_block_q8_0 *x, size_t n, int32_t *offsets);
 void moek_vec_dot4_q8_0_q8_0(const void *w, size_t stride, const moek_block_q8_0 *x, size_t n, float *out);
 
 /// Matrix-matrix products for the prompt path: `rows` weight rows (row r at w + r * rowBytes, each
 /// n inputs) times `tokens` activation rows. Token t reads activation row xIndex[t] (t when xIndex
-/// is NULL), at x + xIndex[t] * xStride blocks (for Q4_0, its offsets at the same index times
-/// 8 * xStride int32), and writes y[yIndex[t] * yStride + r] (yIndex NULL: t). Each output equals
+/// is NULL), at x + xIndex[t] * xStride blocks (for Q4_0, its offsets at offsets + xIndex[t] *
+/// xStride), and writes y[yIndex[t] * yStride + r] (yIndex NULL: t). Each output equals
 /// the matching single-row dot product bit for bit. Q4_0 and Q8_0 have AVX2 tiles (four rows by up
 /// to eight tokens, nibbles unpacked once per tile); the others loop row by row so each weight row
 /// is read from memory once for all tokens.

@@ -12,7 +12,7 @@ enum ActivationFormat {
 final class ActivationBuffer {
     let capacity: Int
     let q8_0: UnsafeMutablePointer<moek_block_q8_0>
-    /// Per Q8_0 block, the 8 int32 lanes of 8·Σqs that Q4_0 kernels subtract.
+    /// Per Q8_0 block, the 8·Σqs that Q4_0 kernels subtract.
     let offsets: UnsafeMutablePointer<Int32>
     let q8_K: UnsafeMutablePointer<moek_block_q8_K>
     let f16: UnsafeMutablePointer<UInt16>
@@ -25,7 +25,7 @@ final class ActivationBuffer {
         let n = max(256, (capacity + 255) / 256 * 256)
         self.capacity = n
         q8_0 = .allocate(capacity: n / 32)
-        offsets = .allocate(capacity: n / 32 * 8)
+        offsets = .allocate(capacity: n / 32)
         q8_K = .allocate(capacity: n / 256)
         f16 = .allocate(capacity: n)
         row = .allocate(capacity: n)
@@ -74,7 +74,7 @@ final class ActivationBatch {
         self.rows = max(rows, 1)
         self.width = n
         q8_0 = .allocate(capacity: self.rows * n / 32)
-        offsets = .allocate(capacity: self.rows * n / 32 * 8)
+        offsets = .allocate(capacity: self.rows * n / 32)
         q8_K = .allocate(capacity: self.rows * n / 256)
         f16 = .allocate(capacity: self.rows * n)
         f32 = .allocate(capacity: self.rows * n)
@@ -97,7 +97,7 @@ final class ActivationBatch {
         case .f16: moek_f32_to_f16(x, f16 + t * width, n)
         case .q8_0:
             moek_quantize_row_q8_0(x, q8_0 + t * width / 32, n)
-            moek_q8_0_offsets(q8_0 + t * width / 32, n, offsets + t * width / 32 * 8)
+            moek_q8_0_offsets(q8_0 + t * width / 32, n, offsets + t * width / 32)
         case .q8_K: moek_quantize_row_q8_K(x, q8_K + t * width / 256, n)
         }
     }

@@ -1,0 +1,61 @@
+// Shared AVX2 pieces of the Q4_0/Q8_0 kernels (quant.c: decode; gemm.c: matrix-matrix tiles).
+// Every such kernel computes integer block sums with SIMD and finishes each block exactly as the
+// scalar code does — sum += (weight scale · activation scale) · float(block sum), in block order —
+// so all of them give the scalar result bit for bit, whatever their vector width or row count.
+#ifndef MOEK_AVX2_H
+#define MOEK_AVX2_H
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#define MOEK_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define MOEK_AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
+
+/// An IEEE half as a float.
+MOEK_AVX2_INLINE float moek_h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+/// The four half scales at p, p + stride, p + 2·stride, p + 3·stride (bytes), as floats.
+MOEK_AVX2_INLINE __m128 moek_scales4(const uint8_t *p, size_t stride) {
+    uint16_t d0, d1, d2, d3;
+    memcpy(&d0, p, 2); memcpy(&d1, p + stride, 2); memcpy(&d2, p + 2 * stride, 2); memcpy(&d3, p + 3 * stride, 2);
+    return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)((uint64_t)d0 | (uint64_t)d1 << 16 | (uint64_t)d2 << 32 | (uint64_t)d3 << 48)));
+}
+
+/// One lane per row (row k in lane k) from four rows' vectors of 32-bit partial sums.
+MOEK_AVX2_INLINE __m128i moek_fold4(__m128i s0, __m128i s1, __m128i s2, __m128i s3) {
+    return _mm_hadd_epi32(_mm_hadd_epi32(s0, s1), _mm_hadd_epi32(s2, s3));
+}
+/// moek_fold4 for 256-bit partial sums.
+MOEK_AVX2_INLINE __m128i moek_fold4_256(__m256i s0, __m256i s1, __m256i s2, __m256i s3) {
+    const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(s0, s1), _mm256_hadd_epi32(s2, s3));
+    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+/// acc + (scales · dx) · float(sums): the scalar finish of one block, for four rows at once.
+MOEK_AVX2_INLINE __m128 moek_finish4(__m128 acc, __m128 scales, float dx, __m128i sums) {
+    return _mm_add_ps(acc, _mm_mul_ps(_mm_mul_ps(scales, _mm_set1_ps(dx)), _mm_cvtepi32_ps(sums)));
+}
+
+/// Q4_0: 32-bit partial sums of unsigned nibbles (lo: elements 0-15, hi: 16-31, as bytes 0..15)
+/// times the activation halves. Products are at most 2·15·127 per 16-bit lane, so the two halves
+/// add without saturating.
+MOEK_AVX2_INLINE __m128i moek_q4_sums128(__m128i lo, __m128i hi, __m128i alo, __m128i ahi) {
+    return _mm_madd_epi16(_mm_add_epi16(_mm_maddubs_epi16(lo, alo), _mm_maddubs_epi16(hi, ahi)), _mm_set1_epi16(1));
+}
+/// Q4_0 with all 32 unpacked nibbles in one register.
+MOEK_AVX2_INLINE __m256i moek_q4_sums256(__m256i q, __m256i a) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(q, a), _mm256_set1_epi16(1));
+}
+
+/// Q8_0: 32-bit partial sums of signed weights times activations (the sign trick, as maddubs
+/// needs one unsigned operand).
+MOEK_AVX2_INLINE __m128i moek_q8_sums128(__m128i q, __m128i a) {
+    return _mm_madd_epi16(_mm_maddubs_epi16(_mm_sign_epi8(q, q), _mm_sign_epi8(a, q)), _mm_set1_epi16(1));
+}
+/// moek_q8_sums128 for a whole block.
+MOEK_AVX2_INLINE __m256i moek_q8_sums256(__m256i q, __m256i a) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(a, q)), _mm256_set1_epi16(1));
+}
+#endif
+#endif
