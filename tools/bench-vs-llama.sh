@@ -10,6 +10,10 @@
 # llama.cpp's llama-bench from the tree vendored in the llama-cpp-python source distribution
 # (into .build-llama/, once; or set LLAMA_BENCH=/path/to/llama-bench), builds `moe` in release,
 # runs both, and prints tokens/s per test and the ratio. Run it on a quiet machine.
+#
+# The two runtimes take turns: REPS rounds of one repetition each (llama.cpp first in odd
+# rounds, swift-moe first in even ones), so a machine whose speed drifts during the run (a
+# shared VM's neighbours) slows both alike; each side's mean ± std is over its rounds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 geometry="${1:-olmoe}" type="${2:-Q4_0}" threads="${3:-2}" reps="${4:-3}" prompt="${5:-512}" gen="${6:-128}" parallel="${7:-4}"
@@ -42,29 +46,62 @@ batched_bench="$(dirname "$llama_bench")/llama-batched-bench"
 swift build -c release --product moe 2>&1 | tail -1
 moe="$(swift build -c release --show-bin-path)/moe"
 
-echo "== llama.cpp: $llama_bench -m $model -p $prompt -n $gen -t $threads -r $reps"
-"$llama_bench" -m "$model" -p "$prompt" -n "$gen" -t "$threads" -r "$reps" -o json > "$out/llama.json"
+run_llama() {  # round $1
+    echo "== round $1 llama.cpp: $llama_bench -m $model -p $prompt -n $gen -t $threads -r 1"
+    "$llama_bench" -m "$model" -p "$prompt" -n "$gen" -t "$threads" -r 1 -o json > "$out/llama-$1.json"
+    if [ "$parallel" -gt 1 ] && [ -x "$batched_bench" ]; then
+        echo "== round $1 llama.cpp: $batched_bench -m $model -npp 1 -ntg $gen -npl 1,$parallel -t $threads -c $(( (gen + 1) * parallel ))"
+        "$batched_bench" -m "$model" -npp 1 -ntg "$gen" -npl "1,$parallel" -t "$threads" -c $(( (gen + 1) * parallel )) \
+            --output-format jsonl 2>&1 | grep '^{' >> "$out/llama-batched.jsonl" || true
+    fi
+}
+run_moe() {
+    echo "== round $1 swift-moe: moe bench -m $model -p $prompt -n $gen -t $threads -r 1 --parallel $parallel"
+    "$moe" bench -m "$model" -p "$prompt" -n "$gen" -t "$threads" -r 1 --parallel "$parallel" -o json > "$out/moe-$1.json"
+}
 : > "$out/llama-batched.jsonl"
-if [ "$parallel" -gt 1 ] && [ -x "$batched_bench" ]; then
-    echo "== llama.cpp: $batched_bench -m $model -npp 1 -ntg $gen -npl 1,$parallel -t $threads -c $(( (gen + 1) * parallel )) (one pass)"
-    "$batched_bench" -m "$model" -npp 1 -ntg "$gen" -npl "1,$parallel" -t "$threads" -c $(( (gen + 1) * parallel )) \
-        --output-format jsonl 2>&1 | grep '^{' > "$out/llama-batched.jsonl" || true
-fi
-echo "== swift-moe: moe bench -m $model -p $prompt -n $gen -t $threads -r $reps --parallel $parallel"
-"$moe" bench -m "$model" -p "$prompt" -n "$gen" -t "$threads" -r "$reps" --parallel "$parallel" -o json > "$out/moe.json"
+for round in $(seq 1 "$reps"); do
+    if [ $((round % 2)) -eq 1 ]; then run_llama "$round"; run_moe "$round"; else run_moe "$round"; run_llama "$round"; fi
+done
+# One file per runtime, each test's samples gathered from every round.
+python3 - "$out" "$reps" <<'PY'
+import json, statistics, sys
+out, reps = sys.argv[1], int(sys.argv[2])
+for name in ("llama", "moe"):
+    merged = {}
+    for i in range(1, reps + 1):
+        for r in json.load(open(f"{out}/{name}-{i}.json")):
+            k = (r["n_prompt"], r["n_gen"], r.get("n_parallel", 1))
+            merged.setdefault(k, []).append(r)
+    result = []
+    for rs in merged.values():
+        r = dict(rs[-1])
+        samples = [s for x in rs for s in x["samples_ts"]]
+        r["samples_ts"] = samples
+        r["avg_ts"] = statistics.mean(samples)
+        r["stddev_ts"] = statistics.stdev(samples) if len(samples) > 1 else 0.0
+        if r.get("roofline_fraction") is not None and r.get("roofline_ts"): r["roofline_fraction"] = r["avg_ts"] / r["roofline_ts"]
+        if r.get("time_per_token_ms"):
+            r["time_per_token_ms"] = {p: statistics.mean(x["time_per_token_ms"][p] for x in rs) for p in r["time_per_token_ms"]}
+        result.append(r)
+    json.dump(result, open(f"{out}/{name}.json", "w"), indent=1)
+PY
 
 python3 - "$out/llama.json" "$out/moe.json" "$model" "$threads" "$out/llama-batched.jsonl" <<'PY'
-import json, sys
+import json, statistics, sys
 llama, moe = (json.load(open(p)) for p in sys.argv[1:3])
 def key(r):
     k = ("pp" if r["n_prompt"] else "tg") + str(r["n_prompt"] or r["n_gen"])
     return k + (f" x{r['n_parallel']}" if r.get("n_parallel", 1) > 1 else "")
 L = {key(r): r for r in llama}
-# llama-batched-bench: decode rate (speed_tg) at each number of parallel sequences.
+# llama-batched-bench: decode rate (speed_tg) at each number of parallel sequences, per round.
+batched = {}
 for line in open(sys.argv[5]):
     b = json.loads(line)
     k = f"tg{b['tg']}" + (f" x{b['pl']}" if b["pl"] > 1 else "")
-    if k not in L: L[k] = {"avg_ts": b["speed_tg"], "stddev_ts": 0.0}
+    batched.setdefault(k, []).append(b["speed_tg"])
+for k, v in batched.items():
+    if k not in L: L[k] = {"avg_ts": sum(v) / len(v), "stddev_ts": statistics.stdev(v) if len(v) > 1 else 0.0}
 print(f"\nmodel {sys.argv[3]}, {sys.argv[4]} threads\n")
 print("| test | llama.cpp t/s | swift-moe t/s | ratio | roofline fraction |")
 print("| --- | ---: | ---: | ---: | ---: |")
