@@ -46,6 +46,25 @@ static void gemm_loop_q8_K(row_dot_q8_K dot, const uint8_t *w, size_t rowBytes, 
     }
 }
 
+typedef void (*rows4_dot_q8_K)(const void *, size_t, const moek_block_q8_K *, size_t, float *);
+
+// K-quants: four rows at a time through the four-row decode kernel, once per token while the rows
+// sit in L1 (each row is read from memory once for all tokens; the unpacking is per token).
+static void gemm_rows4_q8_K(rows4_dot_q8_K dot4, row_dot_q8_K dot, const uint8_t *w, size_t rowBytes, size_t rows, size_t n,
+                            const moek_block_q8_K *x, size_t xStride, const int32_t *xIndex,
+                            size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
+    size_t r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        for (size_t t = 0; t < tokens; t++) {
+            float out[4];
+            dot4(w + r * rowBytes, rowBytes, x + token_row(xIndex, t) * xStride, n, out);
+            float *yt = y + token_row(yIndex, t) * yStride + r;
+            for (int k = 0; k < 4; k++) yt[k] = out[k];
+        }
+    }
+    if (r < rows) gemm_loop_q8_K(dot, w + r * rowBytes, rowBytes, rows - r, n, x, xStride, xIndex, tokens, y + r, yStride, yIndex);
+}
+
 #if defined(__x86_64__)
 // Four rows at a time, with the decode kernels' block finish (avx2.h): per token and block, the
 // four rows' integer sums folded to one lane per row, one convert / multiply / add for all four.
@@ -254,19 +273,19 @@ void moek_gemm_q8_0_q8_0(const void *w, size_t rowBytes, size_t rows, size_t n,
 void moek_gemm_q4_K_q8_K(const void *w, size_t rowBytes, size_t rows, size_t n,
                          const moek_block_q8_K *x, size_t xStride, const int32_t *xIndex,
                          size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
-    gemm_loop_q8_K(moek_vec_dot_q4_K_q8_K, (const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
+    gemm_rows4_q8_K(moek_vec_dot4_q4_K_q8_K, moek_vec_dot_q4_K_q8_K, (const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
 }
 
 void moek_gemm_q5_K_q8_K(const void *w, size_t rowBytes, size_t rows, size_t n,
                          const moek_block_q8_K *x, size_t xStride, const int32_t *xIndex,
                          size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
-    gemm_loop_q8_K(moek_vec_dot_q5_K_q8_K, (const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
+    gemm_rows4_q8_K(moek_vec_dot4_q5_K_q8_K, moek_vec_dot_q5_K_q8_K, (const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
 }
 
 void moek_gemm_q6_K_q8_K(const void *w, size_t rowBytes, size_t rows, size_t n,
                          const moek_block_q8_K *x, size_t xStride, const int32_t *xIndex,
                          size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
-    gemm_loop_q8_K(moek_vec_dot_q6_K_q8_K, (const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
+    gemm_rows4_q8_K(moek_vec_dot4_q6_K_q8_K, moek_vec_dot_q6_K_q8_K, (const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
 }
 
 void moek_gemm_f16(const uint16_t *w, size_t rows, size_t n, const uint16_t *x, size_t xStride, const int32_t *xIndex,

@@ -11,10 +11,7 @@
 #include <math.h>
 #include <string.h>
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#define MOEK_AVX2 __attribute__((target("avx2,fma,f16c")))
-#endif
+#include "avx2.h"
 
 void moek_f32_to_f16_scalar(const float *src, uint16_t *dst, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = moek_float_to_half(src[i]);
@@ -273,6 +270,154 @@ MOEK_AVX2 static float vec_dot_q6_K_q8_K_avx2(const void *w, const moek_block_q8
     return sum;
 }
 #endif
+
+#if defined(__x86_64__)
+// ---- four rows at a time (decode) ----
+//
+// As the Q4_0/Q8_0 four-row kernels (quant.c): the activation block is shared by four rows, each
+// row's integer sums stay in vectors until horizontal adds fold the four rows into one lane each,
+// and one set of float operations finishes the block for all four — the scalar twins' own float
+// sequence, so the results equal theirs bit for bit. The next four rows are prefetched as they go.
+
+/// The eight 6-bit scales (bytes 0-7 of the result) or minimums of a Q4_K/Q5_K block from its 12
+/// packed bytes (the layout scale_min_k4 reads, four sub-blocks per 32-bit word at a time).
+MOEK_AVX2 static inline uint64_t k4_unpack(const uint8_t *packed, int mins) {
+    uint32_t w0, w1, w2;
+    memcpy(&w0, packed, 4); memcpy(&w1, packed + 4, 4); memcpy(&w2, packed + 8, 4);
+    const uint32_t six = 0x3F3F3F3Fu, four = 0x0F0F0F0Fu, two = 0x03030303u;
+    // Sub-blocks 0-3: the low six bits of bytes 0-3 (scales) or 4-7 (mins). Sub-blocks 4-7: a
+    // nibble of bytes 8-11 (low: scales, high: mins) and, above it, the top two bits of bytes 0-3
+    // (scales) or 4-7 (mins).
+    const uint32_t first = mins ? w1 & six : w0 & six;
+    const uint32_t second = mins ? ((w2 >> 4) & four) | (((w1 >> 6) & two) << 4) : (w2 & four) | (((w0 >> 6) & two) << 4);
+    return (uint64_t)first | (uint64_t)second << 32;
+}
+
+/// Q4_K/Q5_K, one row of one block: the scaled level sums (8 lanes) and the minimums times the
+/// activation sums of their sub-blocks (4 lanes); both add up to the scalar code's sumi and summ.
+MOEK_AVX2 __attribute__((always_inline)) static inline void k4_row(const uint8_t *b, const int8_t *a, __m128i pairs,
+                                                                   size_t qs_offset, int fifth_bit, __m256i *sumi, __m128i *summ) {
+    const __m256i low = _mm256_set1_epi8(0xF), one = _mm256_set1_epi8(1);
+    const uint64_t sc = k4_unpack(b + 4, 0);
+    *summ = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)k4_unpack(b + 4, 1))), pairs);
+    const uint8_t *q = b + qs_offset;
+    const __m256i high = fifth_bit ? _mm256_loadu_si256((const __m256i *)(b + 16)) : _mm256_setzero_si256();
+    __m256i acc = _mm256_setzero_si256();
+    for (int c = 0; c < 4; c++, q += 32, a += 64) {
+        const __m256i bits = _mm256_loadu_si256((const __m256i *)q);
+        __m256i qlo = _mm256_and_si256(bits, low), qhi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), low);
+        if (fifth_bit) {
+            qlo = _mm256_or_si256(qlo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(high, 2 * c), one), 4));
+            qhi = _mm256_or_si256(qhi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(high, 2 * c + 1), one), 4));
+        }
+        const __m256i plo = _mm256_maddubs_epi16(qlo, _mm256_loadu_si256((const __m256i *)a));
+        const __m256i phi = _mm256_maddubs_epi16(qhi, _mm256_loadu_si256((const __m256i *)(a + 32)));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(plo, _mm256_set1_epi16((int16_t)((sc >> (16 * c)) & 0xFF))));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(phi, _mm256_set1_epi16((int16_t)((sc >> (16 * c + 8)) & 0xFF))));
+    }
+    *sumi = acc;
+}
+
+/// Every cache line of `bytes` bytes at p + 4·stride .. p + 7·stride: where the next call reads.
+MOEK_AVX2 static inline void prefetch_next4(const uint8_t *p, size_t stride, size_t bytes) {
+    for (int k = 4; k < 8; k++) {
+        for (size_t line = 0; line < bytes; line += 64) _mm_prefetch((const char *)(p + k * stride + line), _MM_HINT_T0);
+    }
+}
+
+MOEK_AVX2 __attribute__((always_inline)) static inline void vec_dot4_k4_avx2(const uint8_t *w, size_t stride, const moek_block_q8_K *x, size_t n,
+                                                                             size_t block_bytes, size_t qs_offset, int fifth_bit, float *out) {
+    __m128 acc = _mm_setzero_ps();
+    for (size_t i = 0; i < n / 256; i++) {
+        const uint8_t *b = w + i * block_bytes;
+        prefetch_next4(b, stride, block_bytes);
+        // Activation sums per 32-element sub-block (the minimums' weights).
+        const __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)x[i].bsums), _mm_loadu_si128((const __m128i *)(x[i].bsums + 8)));
+        __m256i si[4];
+        __m128i sm[4];
+        for (int k = 0; k < 4; k++) k4_row(b + k * stride, x[i].qs, pairs, qs_offset, fifth_bit, &si[k], &sm[k]);
+        const __m128i sumi = moek_fold4_256(si[0], si[1], si[2], si[3]), summ = moek_fold4(sm[0], sm[1], sm[2], sm[3]);
+        const __m128 xd = _mm_set1_ps(x[i].d);
+        const __m128 d = _mm_mul_ps(moek_scales4(b, stride), xd), dmin = _mm_mul_ps(moek_scales4(b + 2, stride), xd);
+        // sum += d * (float)sumi - dmin * (float)summ, per row
+        acc = _mm_add_ps(acc, _mm_sub_ps(_mm_mul_ps(d, _mm_cvtepi32_ps(sumi)), _mm_mul_ps(dmin, _mm_cvtepi32_ps(summ))));
+    }
+    _mm_storeu_ps(out, acc);
+}
+
+/// Q6_K, one row of one block: the scaled level sums (8 lanes, levels 0..63) and the scales times
+/// the activation sums of their 16-element groups (8 lanes), whose total times 32 is the offset.
+MOEK_AVX2 __attribute__((always_inline)) static inline void q6_row(const uint8_t *b, const moek_block_q8_K *x, __m256i bsums,
+                                                                   __m256i *sumi, __m256i *offset) {
+    const __m256i low = _mm256_set1_epi8(0xF), two = _mm256_set1_epi8(3);
+    const uint8_t *ql = b, *qh = b + 128;
+    const int8_t *sc = (const int8_t *)(b + 192);
+    const int8_t *a = x->qs;
+    *offset = _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc)), bsums);
+    __m256i acc = _mm256_setzero_si256();
+    for (int half = 0; half < 2; half++, ql += 64, qh += 32, sc += 8, a += 128) {
+        const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+        const __m256i h = _mm256_loadu_si256((const __m256i *)qh);
+        const __m256i qs[4] = {
+            _mm256_or_si256(_mm256_and_si256(l0, low), _mm256_slli_epi16(_mm256_and_si256(h, two), 4)),
+            _mm256_or_si256(_mm256_and_si256(l1, low), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), two), 4)),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), two), 4)),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), two), 4)),
+        };
+        for (int g = 0; g < 4; g++) {
+            const __m256i p = _mm256_maddubs_epi16(qs[g], _mm256_loadu_si256((const __m256i *)(a + 32 * g)));
+            const __m256i scale = _mm256_set_m128i(_mm_set1_epi16(sc[2 * g + 1]), _mm_set1_epi16(sc[2 * g]));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, scale));
+        }
+    }
+    *sumi = acc;
+}
+
+MOEK_AVX2 static void vec_dot4_q6_K_q8_K_avx2(const uint8_t *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
+    __m128 acc = _mm_setzero_ps();
+    for (size_t i = 0; i < n / 256; i++) {
+        const uint8_t *b = w + i * 210;
+        prefetch_next4(b, stride, 210);
+        const __m256i bsums = _mm256_loadu_si256((const __m256i *)x[i].bsums);
+        __m256i si[4], off[4];
+        for (int k = 0; k < 4; k++) q6_row(b + k * stride, &x[i], bsums, &si[k], &off[k]);
+        const __m128i offset = moek_fold4_256(off[0], off[1], off[2], off[3]);
+        const __m128i sumi = _mm_sub_epi32(moek_fold4_256(si[0], si[1], si[2], si[3]), _mm_slli_epi32(offset, 5));
+        // sum += d * x.d * (float)(sumi - 32 * offset), per row
+        const __m128 d = _mm_mul_ps(moek_scales4(b + 208, stride), _mm_set1_ps(x[i].d));
+        acc = _mm_add_ps(acc, _mm_mul_ps(d, _mm_cvtepi32_ps(sumi)));
+    }
+    _mm_storeu_ps(out, acc);
+}
+
+MOEK_AVX2 static void vec_dot4_q4_K_q8_K_avx2(const uint8_t *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
+    vec_dot4_k4_avx2(w, stride, x, n, 144, 16, 0, out);
+}
+MOEK_AVX2 static void vec_dot4_q5_K_q8_K_avx2(const uint8_t *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
+    vec_dot4_k4_avx2(w, stride, x, n, 176, 48, 1, out);
+}
+#endif
+
+void moek_vec_dot4_q4_K_q8_K(const void *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
+#if defined(__x86_64__)
+    if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) { vec_dot4_q4_K_q8_K_avx2((const uint8_t *)w, stride, x, n, out); return; }
+#endif
+    for (int k = 0; k < 4; k++) out[k] = moek_vec_dot_q4_K_q8_K((const uint8_t *)w + k * stride, x, n);
+}
+
+void moek_vec_dot4_q5_K_q8_K(const void *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
+#if defined(__x86_64__)
+    if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) { vec_dot4_q5_K_q8_K_avx2((const uint8_t *)w, stride, x, n, out); return; }
+#endif
+    for (int k = 0; k < 4; k++) out[k] = moek_vec_dot_q5_K_q8_K((const uint8_t *)w + k * stride, x, n);
+}
+
+void moek_vec_dot4_q6_K_q8_K(const void *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
+#if defined(__x86_64__)
+    if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) { vec_dot4_q6_K_q8_K_avx2((const uint8_t *)w, stride, x, n, out); return; }
+#endif
+    for (int k = 0; k < 4; k++) out[k] = moek_vec_dot_q6_K_q8_K((const uint8_t *)w + k * stride, x, n);
+}
 
 float moek_vec_dot_q4_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n) {
 #if defined(__x86_64__)

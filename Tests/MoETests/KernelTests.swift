@@ -157,6 +157,54 @@ struct KernelTests {
         }
     }
 
+    @Test("four-row Q4_K, Q5_K and Q6_K kernels equal the scalar single-row products bit for bit", arguments: [1, 3, 8])
+    func kQuantFourRows(blocks: Int) throws {
+        let n = blocks * 256
+        let x = randomRow(n, seed: 950 + UInt64(blocks))
+        var xq = [moek_block_q8_K](repeating: moek_block_q8_K(), count: blocks)
+        moek_quantize_row_q8_K(x, &xq, n)
+        let fixture = try GGUFFile(path: Fixtures.path("gguf/dequant.gguf"))
+        for type in [GGMLType.q4_K, .q5_K, .q6_K] {
+            // Four rows of random bits with sane scales taken from the fixture's first block (every
+            // packed scale and level pattern), plus quantized rows where a quantizer exists.
+            let first = Array(try fixture.view("\(type.name).raw").bytes.prefix(type.blockBytes))
+            var g = SplitMix(seed: 31 * UInt64(blocks))
+            var w: [UInt8] = []
+            for row in 0..<4 {
+                if row == 3, type != .q5_K { w += try type.quantize(randomRow(n, seed: 60 + UInt64(blocks))); continue }
+                var bits = (0..<(blocks * type.blockBytes)).map { _ in UInt8(truncatingIfNeeded: g.next()) }
+                for b in 0..<blocks {
+                    let at = b * type.blockBytes
+                    if type != .q6_K { bits.replaceSubrange(at..<(at + 4), with: first[0..<4]) }
+                    else { bits.replaceSubrange((at + 208)..<(at + 210), with: first[208..<210]) }
+                }
+                w += bits
+            }
+            let stride = blocks * type.blockBytes
+            let scalar: [Float] = w.withUnsafeBytes { p in
+                (0..<4).map { k in
+                    let row = p.baseAddress! + k * stride
+                    switch type {
+                    case .q4_K: return moek_vec_dot_q4_K_q8_K_scalar(row, xq, n)
+                    case .q5_K: return moek_vec_dot_q5_K_q8_K_scalar(row, xq, n)
+                    default: return moek_vec_dot_q6_K_q8_K_scalar(row, xq, n)
+                    }
+                }
+            }
+            forEachVariant { variant in
+                var four = [Float](repeating: 0, count: 4)
+                w.withUnsafeBytes { p in
+                    switch type {
+                    case .q4_K: moek_vec_dot4_q4_K_q8_K(p.baseAddress, stride, xq, n, &four)
+                    case .q5_K: moek_vec_dot4_q5_K_q8_K(p.baseAddress, stride, xq, n, &four)
+                    default: moek_vec_dot4_q6_K_q8_K(p.baseAddress, stride, xq, n, &four)
+                    }
+                }
+                #expect(four.map(\.bitPattern) == scalar.map(\.bitPattern), "\(type.name) \(variant): \(four) vs \(scalar)")
+            }
+        }
+    }
+
     /// (type, inputs) cases for the matrix-matrix kernels: odd block counts, more blocks than one
     /// unpacked segment (64), and inputs that are whole Q8_K blocks for the K-quants.
     static let gemmCases: [(String, Int)] = [

@@ -72,6 +72,13 @@ float moek_vec_dot_q5_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n);
 float moek_vec_dot_q5_K_q8_K_scalar(const void *w, const moek_block_q8_K *x, size_t n);
 float moek_vec_dot_q6_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n);
 float moek_vec_dot_q6_K_q8_K_scalar(const void *w, const moek_block_q8_K *x, size_t n);
+/// Four rows at once (row k at w + k * stride bytes) with the same Q8_K activations, out[0..3];
+/// each equals the single-row (and scalar) result bit for bit.
+void moek_vec_dot4_q4_K_q8_K(const void *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out);
+/// moek_vec_dot4_q4_K_q8_K for Q5_K weights.
+void moek_vec_dot4_q5_K_q8_K(const void *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out);
+/// moek_vec_dot4_q4_K_q8_K for Q6_K weights.
+void moek_vec_dot4_q6_K_q8_K(const void *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out);
 
 /// Rounds n floats to IEEE half precision (to nearest, ties to even).
 void moek_f32_to_f16(const float *src, uint16_t *dst, size_t n);

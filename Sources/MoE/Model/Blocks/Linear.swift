@@ -158,13 +158,24 @@ struct Linear: @unchecked Sendable {
         }
     }
 
-    /// Rows r..<r+4 · the prepared activation, for Q4_0 and Q8_0 weights.
+    /// Whether `dot4` has a four-row kernel for this type.
+    var hasFourRowKernel: Bool {
+        switch type {
+        case .q4_0, .q8_0, .q4_K, .q5_K, .q6_K: true
+        default: false
+        }
+    }
+
+    /// Rows r..<r+4 · the prepared activation, for the types of `hasFourRowKernel`.
     @inline(__always)
     func dot4(_ r: Int, _ a: ActivationBuffer, _ out: UnsafeMutablePointer<Float>) {
-        if type == .q4_0 {
-            moek_vec_dot4_q4_0_q8_0(base + r * rowBytes, rowBytes, a.q8_0, a.offsets, inputs, out)
-        } else {
-            moek_vec_dot4_q8_0_q8_0(base + r * rowBytes, rowBytes, a.q8_0, inputs, out)
+        let row = base + r * rowBytes
+        switch type {
+        case .q4_0: moek_vec_dot4_q4_0_q8_0(row, rowBytes, a.q8_0, a.offsets, inputs, out)
+        case .q8_0: moek_vec_dot4_q8_0_q8_0(row, rowBytes, a.q8_0, inputs, out)
+        case .q4_K: moek_vec_dot4_q4_K_q8_K(row, rowBytes, a.q8_K, inputs, out)
+        case .q5_K: moek_vec_dot4_q5_K_q8_K(row, rowBytes, a.q8_K, inputs, out)
+        default: moek_vec_dot4_q6_K_q8_K(row, rowBytes, a.q8_K, inputs, out)
         }
     }
 
@@ -172,7 +183,7 @@ struct Linear: @unchecked Sendable {
     @inline(__always)
     func apply(rows: Range<Int>, _ a: ActivationBuffer, _ y: UnsafeMutablePointer<Float>) {
         var r = rows.lowerBound
-        if type == .q4_0 || type == .q8_0 {
+        if hasFourRowKernel {
             while r + 4 <= rows.upperBound {
                 dot4(r, a, y + r)
                 r += 4
@@ -188,7 +199,7 @@ struct Linear: @unchecked Sendable {
     @inline(__always)
     func accumulate(rows: Range<Int>, _ a: ActivationBuffer, weight: Float, into y: UnsafeMutablePointer<Float>) {
         var r = rows.lowerBound
-        if type == .q4_0 || type == .q8_0 {
+        if hasFourRowKernel {
             var out: (Float, Float, Float, Float) = (0, 0, 0, 0)
             while r + 4 <= rows.upperBound {
                 withUnsafeMutableBytes(of: &out) { dot4(r, a, $0.baseAddress!.assumingMemoryBound(to: Float.self)) }
