@@ -70,6 +70,13 @@ static void gemm_rows4_q8_K(rows4_dot_q8_K dot4, row_dot_q8_K dot, const uint8_t
 // four rows' integer sums folded to one lane per row, one convert / multiply / add for all four.
 // Each tile keeps one float vector per token, which is also the four outputs.
 //
+// On CPUs that split 256-bit units (MOEK_CPU_AVX2_HALF_WIDTH, this project's Zen 1 machine) the
+// four-row decode kernel run once per token on L1-hot rows beats the tiles for small token counts
+// (1024x2048 matrix, one thread: Q4_0 0.29 vs 0.41 ms for 2 tokens, 9.5 vs 9.9 ms for 64; Q8_0
+// 0.90 vs 1.07-1.19 ms for 4), but once the tokens' activations outgrow L2 the tiles win (Q4_0,
+// 256 tokens: 40-45 vs 41-49 ms; a 256-token prompt decoded 6-14% slower without them). So
+// there the tiles take only groups of at least HALF_WIDTH_TILE_TOKENS tokens.
+//
 // Q4_0: per segment the four rows' nibbles are unpacked to bytes (0..15, elements 0-15 then
 // 16-31) and their scales converted, once per tile of tokens; the block's 8·Σa offset is
 // subtracted from the folded sums as in moek_vec_dot4_q4_0_q8_0. `wide` picks 256- or 128-bit
@@ -201,73 +208,62 @@ MOEK_AVX2 static void gemm_q8_0_avx2_128(const uint8_t *w, size_t rowBytes, size
 }
 #endif
 
-// One token (an expert only one token chose, a batch of one): the decode path's four-row kernel,
-// which streams with prefetch and needs no unpacking pass; the same numbers either way.
-static void one_token_q8_0(int q4, const uint8_t *w, size_t rowBytes, size_t rows, size_t n,
-                          const moek_block_q8_0 *x, const int32_t *offsets, size_t xStride, const int32_t *xIndex,
-                          float *y, size_t yStride, const int32_t *yIndex) {
-    const size_t xi = token_row(xIndex, 0);
-    const moek_block_q8_0 *xt = x + xi * xStride;
-    float *out = y + token_row(yIndex, 0) * yStride;
+// Four rows at a time through the decode kernel, once per token while the rows sit in L1: for one
+// token (an expert only one token chose, a batch of one) it streams with prefetch and needs no
+// unpacking pass, and on half-width AVX2 CPUs it beats the tiles at any token count.
+static void rows4_q8_0(int q4, const uint8_t *w, size_t rowBytes, size_t rows, size_t n,
+                       const moek_block_q8_0 *x, const int32_t *offsets, size_t xStride, const int32_t *xIndex,
+                       size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
     size_t r = 0;
     for (; r + 4 <= rows; r += 4) {
-        if (q4) moek_vec_dot4_q4_0_q8_0(w + r * rowBytes, rowBytes, xt, offsets + xi * xStride, n, out + r);
-        else moek_vec_dot4_q8_0_q8_0(w + r * rowBytes, rowBytes, xt, n, out + r);
+        for (size_t t = 0; t < tokens; t++) {
+            const size_t xi = token_row(xIndex, t);
+            float *out = y + token_row(yIndex, t) * yStride + r;
+            if (q4) moek_vec_dot4_q4_0_q8_0(w + r * rowBytes, rowBytes, x + xi * xStride, offsets + xi * xStride, n, out);
+            else moek_vec_dot4_q8_0_q8_0(w + r * rowBytes, rowBytes, x + xi * xStride, n, out);
+        }
     }
-    for (; r < rows; r++) out[r] = q4 ? moek_vec_dot_q4_0_q8_0(w + r * rowBytes, xt, n) : moek_vec_dot_q8_0_q8_0(w + r * rowBytes, xt, n);
+    if (r < rows) gemm_loop_q8_0(q4 ? moek_vec_dot_q4_0_q8_0 : moek_vec_dot_q8_0_q8_0, w + r * rowBytes, rowBytes, rows - r, n,
+                                 x, xStride, xIndex, tokens, y + r, yStride, yIndex);
 }
+
+/// Tokens from which half-width AVX2 CPUs use the tiles (see the tiles' comment).
+#define HALF_WIDTH_TILE_TOKENS 16
 
 void moek_gemm_q4_0_q8_0(const void *w, size_t rowBytes, size_t rows, size_t n,
                          const moek_block_q8_0 *x, const int32_t *offsets, size_t xStride, const int32_t *xIndex,
                          size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
-    if (tokens == 1) { one_token_q8_0(1, (const uint8_t *)w, rowBytes, rows, n, x, offsets, xStride, xIndex, y, yStride, yIndex); return; }
 #if defined(__x86_64__)
     const uint32_t f = moek_cpu_features();
-    if (f & MOEK_CPU_AVX2_HALF_WIDTH) {
+    if ((f & MOEK_CPU_AVX2_HALF_WIDTH) && tokens >= HALF_WIDTH_TILE_TOKENS) {
         gemm_q4_0_avx2_128((const uint8_t *)w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
         return;
     }
-    if (f & MOEK_CPU_AVX2_FMA) {
+    if ((f & MOEK_CPU_AVX2_FMA) && !(f & MOEK_CPU_AVX2_HALF_WIDTH) && tokens > 1) {
         gemm_q4_0_avx2((const uint8_t *)w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
         return;
     }
 #endif
-    (void)offsets;
-    gemm_loop_q8_0(moek_vec_dot_q4_0_q8_0, (const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
+    rows4_q8_0(1, (const uint8_t *)w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
 }
 
 void moek_gemm_q8_0_q8_0(const void *w, size_t rowBytes, size_t rows, size_t n,
                          const moek_block_q8_0 *x, size_t xStride, const int32_t *xIndex,
                          size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
-    if (tokens == 1) { one_token_q8_0(0, (const uint8_t *)w, rowBytes, rows, n, x, NULL, xStride, xIndex, y, yStride, yIndex); return; }
 #if defined(__x86_64__)
-    if ((moek_cpu_features() & MOEK_CPU_AVX2_FMA) && tokens < 4) {
-        // Two or three tokens: per four-row group, the decode kernel once per token while the rows
-        // sit in L1 (faster here than the tile, whose separate pass over the scales does not pay
-        // for itself until four tokens: 0.55 vs 0.67 ms for two tokens of a 1024x2048 matrix).
-        const uint8_t *wb = (const uint8_t *)w;
-        size_t r = 0;
-        for (; r + 4 <= rows; r += 4) {
-            for (size_t t = 0; t < tokens; t++) {
-                float out[4];
-                moek_vec_dot4_q8_0_q8_0(wb + r * rowBytes, rowBytes, x + token_row(xIndex, t) * xStride, n, out);
-                float *yt = y + token_row(yIndex, t) * yStride + r;
-                for (int k = 0; k < 4; k++) yt[k] = out[k];
-            }
-        }
-        if (r < rows) gemm_loop_q8_0(moek_vec_dot_q8_0_q8_0, wb + r * rowBytes, rowBytes, rows - r, n, x, xStride, xIndex, tokens, y + r, yStride, yIndex);
-        return;
-    }
-    if (moek_cpu_features() & MOEK_CPU_AVX2_HALF_WIDTH) {
+    // Below four tokens the tile's separate pass over the scales did not pay for itself (0.55 vs
+    // 0.67 ms for two tokens of a 1024x2048 matrix, with the earlier per-lane kernels).
+    const uint32_t f = moek_cpu_features();
+    if ((f & MOEK_CPU_AVX2_HALF_WIDTH) && tokens >= HALF_WIDTH_TILE_TOKENS) {
         gemm_q8_0_avx2_128((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
         return;
     }
-    if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) {
+    if ((f & MOEK_CPU_AVX2_FMA) && !(f & MOEK_CPU_AVX2_HALF_WIDTH) && tokens >= 4) {
         gemm_q8_0_avx2((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
         return;
     }
 #endif
-    gemm_loop_q8_0(moek_vec_dot_q8_0_q8_0, (const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
+    rows4_q8_0(0, (const uint8_t *)w, rowBytes, rows, n, x, NULL, xStride, xIndex, tokens, y, yStride, yIndex);
 }
 
 void moek_gemm_q4_K_q8_K(const void *w, size_t rowBytes, size_t rows, size_t n,

@@ -111,9 +111,10 @@ void moek_vec_dot4_q8_0_q8_0(const void *w, size_t stride, const moek_block_q8_0
 /// n inputs) times `tokens` activation rows. Token t reads activation row xIndex[t] (t when xIndex
 /// is NULL), at x + xIndex[t] * xStride blocks (for Q4_0, its offsets at offsets + xIndex[t] *
 /// xStride), and writes y[yIndex[t] * yStride + r] (yIndex NULL: t). Each output equals
-/// the matching single-row dot product bit for bit. Q4_0 and Q8_0 have AVX2 tiles (four rows by up
-/// to eight tokens, nibbles unpacked once per tile); the others loop row by row so each weight row
-/// is read from memory once for all tokens.
+/// the matching single-row dot product bit for bit. Every type with a four-row kernel runs it per
+/// token on groups of four L1-hot rows (each row read from memory once for all tokens); on
+/// full-width AVX2 CPUs Q4_0 and Q8_0 use tiles instead (four rows by up to eight tokens, nibbles
+/// unpacked once per tile); F16/F32 loop row by row.
 void moek_gemm_q4_0_q8_0(const void *w, size_t rowBytes, size_t rows, size_t n,
                          const moek_block_q8_0 *x, const int32_t *offsets, size_t xStride, const int32_t *xIndex,
                          size_t tokens, float *y, size_t yStride, const int32_t *yIndex);
