@@ -231,7 +231,7 @@ enum BenchCommand {
             defer { fclose(f) }
             var line = [CChar](repeating: 0, count: 256)
             while fgets(&line, Int32(line.count), f) != nil {
-                let text = String(cString: line)
+                let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
                 if text.hasPrefix("VmHWM:"), let kb = Int(text.dropFirst(6).filter { $0.isNumber }) { return kb * 1024 }
             }
         }
