@@ -1,5 +1,5 @@
-// K-quant dot products against Q8_K activations, and half-precision rows.
-// Scalar for now; the SIMD paths come with the speed work, tested against these.
+// K-quant dot products against Q8_K activations, and half-precision rows: scalar twins, and AVX2
+// forms (one row, four rows) that equal them bit for bit; NEON forms are in neon.c.
 #include "MoEKernels.h"
 #include "half.h"
 #include "neon.h"
@@ -186,98 +186,14 @@ float moek_vec_dot_f16(const uint16_t *a, const uint16_t *b, size_t n) {
 }
 
 #if defined(__x86_64__)
-MOEK_AVX2 static inline int hsum_i32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-    return _mm_cvtsi128_si32(s);
-}
-
-// Q4_K and Q5_K: per 64-element chunk, the low nibbles (sub-block 2c) and high nibbles (2c+1) go
-// through maddubs unsigned; their int16 pair sums are scaled by the 6-bit sub-block scales in one
-// madd; the minimums come off through Q8_K's block sums. Q5_K adds each level's fifth bit from qh
-// (bit 2c for the low nibbles, 2c+1 for the high ones) at 16. `fifth_bit` is a constant in each
-// caller, so the branch folds away.
-MOEK_AVX2 __attribute__((always_inline)) static inline float vec_dot_k4_avx2(const uint8_t *b, const moek_block_q8_K *x, size_t n,
-                                              size_t block_bytes, size_t qs_offset, int fifth_bit) {
-    const __m256i low = _mm256_set1_epi8(0xF), one = _mm256_set1_epi8(1);
-    float sum = 0;
-    for (size_t i = 0; i < n / 256; i++, b += block_bytes) {
-        const float d = moek_half_at(b) * x[i].d, dmin = moek_half_at(b + 2) * x[i].d;
-        const uint8_t *scales = b + 4, *q = b + qs_offset;
-        const __m256i high = fifth_bit ? _mm256_loadu_si256((const __m256i *)(b + 16)) : _mm256_setzero_si256();
-        const int8_t *a = x[i].qs;
-        __m256i sumi = _mm256_setzero_si256();
-        int summ = 0;
-        for (int c = 0; c < 4; c++, q += 32, a += 64) {
-            int sc1, sc2;
-            summ += chunk_scales_k4(c, scales, x[i].bsums, &sc1, &sc2);
-            const __m256i bits = _mm256_loadu_si256((const __m256i *)q);
-            __m256i qlo = _mm256_and_si256(bits, low), qhi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), low);
-            if (fifth_bit) {
-                qlo = _mm256_or_si256(qlo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(high, 2 * c), one), 4));
-                qhi = _mm256_or_si256(qhi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(high, 2 * c + 1), one), 4));
-            }
-            const __m256i plo = _mm256_maddubs_epi16(qlo, _mm256_loadu_si256((const __m256i *)a));
-            const __m256i phi = _mm256_maddubs_epi16(qhi, _mm256_loadu_si256((const __m256i *)(a + 32)));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, _mm256_set1_epi16((int16_t)sc1)));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, _mm256_set1_epi16((int16_t)sc2)));
-        }
-        // The same integers as the scalar twins, scaled the same way: bit-for-bit equal results.
-        sum += d * (float)hsum_i32(sumi) - dmin * (float)summ;
-    }
-    return sum;
-}
-
-MOEK_AVX2 static float vec_dot_q4_K_q8_K_avx2(const void *w, const moek_block_q8_K *x, size_t n) {
-    return vec_dot_k4_avx2((const uint8_t *)w, x, n, 144, 16, 0);
-}
-
-MOEK_AVX2 static float vec_dot_q5_K_q8_K_avx2(const void *w, const moek_block_q8_K *x, size_t n) {
-    return vec_dot_k4_avx2((const uint8_t *)w, x, n, 176, 48, 1);
-}
-
-// Q6_K: 6-bit levels 0..63 go through maddubs unsigned; each 16-element group's int8 scale is
-// applied in a madd (lower 128-bit lane: first group, upper lane: second); the offset of 32 comes
-// off through Q8_K's block sums.
-MOEK_AVX2 static float vec_dot_q6_K_q8_K_avx2(const void *w, const moek_block_q8_K *x, size_t n) {
-    const uint8_t *b = (const uint8_t *)w;
-    const __m256i low = _mm256_set1_epi8(0xF), two = _mm256_set1_epi8(3);
-    float sum = 0;
-    for (size_t i = 0; i < n / 256; i++, b += 210) {
-        const uint8_t *ql = b, *qh = b + 128;
-        const int8_t *sc = (const int8_t *)(b + 192);
-        const int8_t *a = x[i].qs;
-        __m256i sumi = _mm256_setzero_si256();
-        int offset = 0;
-        for (int j = 0; j < 16; j++) offset += sc[j] * x[i].bsums[j];
-        for (int half = 0; half < 2; half++, ql += 64, qh += 32, sc += 8, a += 128) {
-            const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            const __m256i h = _mm256_loadu_si256((const __m256i *)qh);
-            const __m256i q1 = _mm256_or_si256(_mm256_and_si256(l0, low), _mm256_slli_epi16(_mm256_and_si256(h, two), 4));
-            const __m256i q2 = _mm256_or_si256(_mm256_and_si256(l1, low), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), two), 4));
-            const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), two), 4));
-            const __m256i q4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), two), 4));
-            const __m256i qs[4] = {q1, q2, q3, q4};
-            for (int g = 0; g < 4; g++) {
-                const __m256i p = _mm256_maddubs_epi16(qs[g], _mm256_loadu_si256((const __m256i *)(a + 32 * g)));
-                const __m256i scale = _mm256_set_m128i(_mm_set1_epi16(sc[2 * g + 1]), _mm_set1_epi16(sc[2 * g]));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scale));
-            }
-        }
-        sum += moek_half_at(b + 208) * x[i].d * (float)(hsum_i32(sumi) - 32 * offset);
-    }
-    return sum;
-}
-#endif
-
-#if defined(__x86_64__)
-// ---- four rows at a time (decode) ----
+// ---- AVX2: one row, and four rows at a time (decode) ----
 //
-// As the Q4_0/Q8_0 four-row kernels (quant.c): the activation block is shared by four rows, each
-// row's integer sums stay in vectors until horizontal adds fold the four rows into one lane each,
-// and one set of float operations finishes the block for all four — the scalar twins' own float
-// sequence, so the results equal theirs bit for bit. The next four rows are prefetched as they go.
+// Each row's integer sums for a block stay in vectors (k4_row, q6_row). One row: they are summed
+// horizontally and the block finished with the scalar twin's float operations. Four rows, as the
+// Q4_0/Q8_0 four-row kernels (quant.c): the activation block is shared by four rows, horizontal
+// adds fold the four rows into one lane each, and one set of float operations finishes the block
+// for all four — again the scalar twins' own sequence. Either way the results equal the scalar
+// ones bit for bit. The four-row kernels prefetch the next four rows as they go.
 
 /// The eight 6-bit scales (bytes 0-7 of the result) or minimums of a Q4_K/Q5_K block from its 12
 /// packed bytes (the layout scale_min_k4 reads, four sub-blocks per 32-bit word at a time).
@@ -295,6 +211,10 @@ MOEK_AVX2 static inline uint64_t k4_unpack(const uint8_t *packed, int mins) {
 
 /// Q4_K/Q5_K, one row of one block: the scaled level sums (8 lanes) and the minimums times the
 /// activation sums of their sub-blocks (4 lanes); both add up to the scalar code's sumi and summ.
+/// Per 64-element chunk, the low nibbles (sub-block 2c) and high nibbles (2c+1) go through maddubs
+/// unsigned and their int16 pair sums are scaled by the 6-bit sub-block scales in one madd. Q5_K
+/// adds each level's fifth bit from qh (bit 2c for the low nibbles, 2c+1 for the high ones) at 16.
+/// `fifth_bit` is a constant in each caller, so the branch folds away.
 MOEK_AVX2 __attribute__((always_inline)) static inline void k4_row(const uint8_t *b, const int8_t *a, __m128i pairs,
                                                                    size_t qs_offset, int fifth_bit, __m256i *sumi, __m128i *summ) {
     const __m256i low = _mm256_set1_epi8(0xF), one = _mm256_set1_epi8(1);
@@ -345,8 +265,10 @@ MOEK_AVX2 __attribute__((always_inline)) static inline void vec_dot4_k4_avx2(con
     _mm_storeu_ps(out, acc);
 }
 
-/// Q6_K, one row of one block: the scaled level sums (8 lanes, levels 0..63) and the scales times
-/// the activation sums of their 16-element groups (8 lanes), whose total times 32 is the offset.
+/// Q6_K, one row of one block: the scaled level sums (8 lanes, levels 0..63 through maddubs
+/// unsigned, each 16-element group's int8 scale applied in a madd: lower 128-bit lane first group,
+/// upper lane second) and the scales times the activation sums of their 16-element groups (8
+/// lanes), whose total times 32 is the offset of the levels.
 MOEK_AVX2 __attribute__((always_inline)) static inline void q6_row(const uint8_t *b, const moek_block_q8_K *x, __m256i bsums,
                                                                    __m256i *sumi, __m256i *offset) {
     const __m256i low = _mm256_set1_epi8(0xF), two = _mm256_set1_epi8(3);
@@ -388,6 +310,48 @@ MOEK_AVX2 static void vec_dot4_q6_K_q8_K_avx2(const uint8_t *w, size_t stride, c
         acc = _mm_add_ps(acc, _mm_mul_ps(d, _mm_cvtepi32_ps(sumi)));
     }
     _mm_storeu_ps(out, acc);
+}
+
+MOEK_AVX2 static inline int32_t hsum_i32x4(__m128i s) {
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+MOEK_AVX2 static inline int32_t hsum_i32x8(__m256i v) {
+    return hsum_i32x4(_mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)));
+}
+
+MOEK_AVX2 __attribute__((always_inline)) static inline float vec_dot_k4_avx2(const uint8_t *b, const moek_block_q8_K *x, size_t n,
+                                                                             size_t block_bytes, size_t qs_offset, int fifth_bit) {
+    float sum = 0;
+    for (size_t i = 0; i < n / 256; i++, b += block_bytes) {
+        const float d = moek_half_at(b) * x[i].d, dmin = moek_half_at(b + 2) * x[i].d;
+        const __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)x[i].bsums), _mm_loadu_si128((const __m128i *)(x[i].bsums + 8)));
+        __m256i sumi;
+        __m128i summ;
+        k4_row(b, x[i].qs, pairs, qs_offset, fifth_bit, &sumi, &summ);
+        sum += d * (float)hsum_i32x8(sumi) - dmin * (float)hsum_i32x4(summ);
+    }
+    return sum;
+}
+
+MOEK_AVX2 static float vec_dot_q4_K_q8_K_avx2(const void *w, const moek_block_q8_K *x, size_t n) {
+    return vec_dot_k4_avx2((const uint8_t *)w, x, n, 144, 16, 0);
+}
+
+MOEK_AVX2 static float vec_dot_q5_K_q8_K_avx2(const void *w, const moek_block_q8_K *x, size_t n) {
+    return vec_dot_k4_avx2((const uint8_t *)w, x, n, 176, 48, 1);
+}
+
+MOEK_AVX2 static float vec_dot_q6_K_q8_K_avx2(const void *w, const moek_block_q8_K *x, size_t n) {
+    const uint8_t *b = (const uint8_t *)w;
+    float sum = 0;
+    for (size_t i = 0; i < n / 256; i++, b += 210) {
+        __m256i sumi, offset;
+        q6_row(b, &x[i], _mm256_loadu_si256((const __m256i *)x[i].bsums), &sumi, &offset);
+        sum += moek_half_at(b + 208) * x[i].d * (float)(hsum_i32x8(sumi) - 32 * hsum_i32x8(offset));
+    }
+    return sum;
 }
 
 MOEK_AVX2 static void vec_dot4_q4_K_q8_K_avx2(const uint8_t *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
