@@ -107,8 +107,6 @@ MOEK_AVX2 static inline float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-#define h2f moek_h2f
-
 // Q4_0 and Q8_0 kernels finish every block exactly as the scalar code does: the block's integer
 // sum, converted once, times (weight scale · activation scale), added to one float per row in
 // block order. SIMD only computes the integer sums (exact in any order), so every path here (128-
@@ -127,7 +125,7 @@ MOEK_AVX2 static float vec_dot_q8_0_q8_0_avx2(const void *w, const moek_block_q8
         const __m256i q = _mm256_loadu_si256((const __m256i *)(wb + 2)), a = _mm256_loadu_si256((const __m256i *)x[b].qs);
         const __m256i s = moek_q8_sums256(q, a);
         const int32_t acc = hsum_i32(_mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1)));
-        sum += h2f(dh) * h2f(x[b].d) * (float)acc;
+        sum += moek_h2f(dh) * moek_h2f(x[b].d) * (float)acc;
     }
     return sum;
 }
@@ -142,7 +140,7 @@ MOEK_AVX2 static float vec_dot_q4_0_q8_0_avx2(const void *w, const moek_block_q8
         const __m128i qlo = _mm_sub_epi8(_mm_and_si128(packed, low), eight), qhi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(packed, 4), low), eight);
         const __m128i alo = _mm_loadu_si128((const __m128i *)x[b].qs), ahi = _mm_loadu_si128((const __m128i *)(x[b].qs + 16));
         const __m128i s = _mm_add_epi32(moek_q8_sums128(qlo, alo), moek_q8_sums128(qhi, ahi));
-        sum += h2f(dh) * h2f(x[b].d) * (float)hsum_i32(s);
+        sum += moek_h2f(dh) * moek_h2f(x[b].d) * (float)hsum_i32(s);
     }
     return sum;
 }
@@ -208,7 +206,7 @@ MOEK_AVX2 static void vec_dot4_q4_0_q8_0_avx2(const uint8_t *w, size_t stride, c
             s[k] = moek_q4_sums256(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low), a);
         }
         const __m128i sums = _mm_sub_epi32(moek_fold4_256(s[0], s[1], s[2], s[3]), _mm_set1_epi32(offsets[b]));
-        acc = moek_finish4(acc, moek_scales4(r, stride), h2f(x[b].d), sums);
+        acc = moek_finish4(acc, moek_scales4(r, stride), moek_h2f(x[b].d), sums);
     }
     _mm_storeu_ps(out, acc);
 }
@@ -228,7 +226,7 @@ MOEK_AVX2 static void vec_dot4_q4_0_q8_0_avx2_128(const uint8_t *w, size_t strid
             s[k] = moek_q4_sums128(_mm_and_si128(packed, low), _mm_and_si128(_mm_srli_epi16(packed, 4), low), alo, ahi);
         }
         const __m128i sums = _mm_sub_epi32(moek_fold4(s[0], s[1], s[2], s[3]), _mm_set1_epi32(offsets[b]));
-        acc = moek_finish4(acc, moek_scales4(r, stride), h2f(x[b].d), sums);
+        acc = moek_finish4(acc, moek_scales4(r, stride), moek_h2f(x[b].d), sums);
     }
     _mm_storeu_ps(out, acc);
 }
@@ -244,7 +242,7 @@ MOEK_AVX2 static void vec_dot4_q8_0_q8_0_avx2(const uint8_t *w, size_t stride, c
             _mm_prefetch((const char *)(p + 4 * stride), _MM_HINT_T0);
             s[k] = moek_q8_sums256(_mm256_loadu_si256((const __m256i *)(p + 2)), a);
         }
-        acc = moek_finish4(acc, moek_scales4(r, stride), h2f(x[b].d), moek_fold4_256(s[0], s[1], s[2], s[3]));
+        acc = moek_finish4(acc, moek_scales4(r, stride), moek_h2f(x[b].d), moek_fold4_256(s[0], s[1], s[2], s[3]));
     }
     _mm_storeu_ps(out, acc);
 }
@@ -260,7 +258,7 @@ MOEK_AVX2 static void vec_dot4_q8_0_q8_0_avx2_128(const uint8_t *w, size_t strid
             _mm_prefetch((const char *)(p + 4 * stride), _MM_HINT_T0);
             s[k] = _mm_add_epi32(moek_q8_sums128(_mm_loadu_si128((const __m128i *)(p + 2)), alo), moek_q8_sums128(_mm_loadu_si128((const __m128i *)(p + 18)), ahi));
         }
-        acc = moek_finish4(acc, moek_scales4(r, stride), h2f(x[b].d), moek_fold4(s[0], s[1], s[2], s[3]));
+        acc = moek_finish4(acc, moek_scales4(r, stride), moek_h2f(x[b].d), moek_fold4(s[0], s[1], s[2], s[3]));
     }
     _mm_storeu_ps(out, acc);
 }

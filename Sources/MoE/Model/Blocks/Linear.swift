@@ -175,7 +175,8 @@ struct Linear: @unchecked Sendable {
         case .q8_0: moek_vec_dot4_q8_0_q8_0(row, rowBytes, a.q8_0, inputs, out)
         case .q4_K: moek_vec_dot4_q4_K_q8_K(row, rowBytes, a.q8_K, inputs, out)
         case .q5_K: moek_vec_dot4_q5_K_q8_K(row, rowBytes, a.q8_K, inputs, out)
-        default: moek_vec_dot4_q6_K_q8_K(row, rowBytes, a.q8_K, inputs, out)
+        case .q6_K: moek_vec_dot4_q6_K_q8_K(row, rowBytes, a.q8_K, inputs, out)
+        default: for k in 0..<4 { out[k] = dot(r + k, a) }  // no four-row kernel: one row at a time
         }
     }
 
