@@ -12,8 +12,8 @@ import Darwin
 /// `moe bench`: prompt processing and decode speed, llama-bench style, with the decode roofline.
 enum BenchCommand {
     static let usage = """
-        usage: moe bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] [--parallel N] [-o md|json|csv] [--profile]
-                         [--expert-memory SIZE] [--expert-policy lru|lfu] [--expert-profile F] [--no-prefetch]
+        usage: moe bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] [--parallel N] [--no-overlap] [-o md|json|csv]
+                         [--profile] [--expert-memory SIZE] [--expert-policy lru|lfu] [--expert-profile F] [--no-prefetch]
 
         Measures prompt processing (ppP: P random tokens evaluated in one call) and decode (tgN:
         N tokens one at a time from an empty context), each as tokens/s, mean ± std over REPS
@@ -21,14 +21,19 @@ enum BenchCommand {
         the decode roofline: bandwidth / bytes of weights one token reads, and the fraction of it
         reached. -p 0 or -n 0 skips a test. JSON uses llama-bench's field names. Decode tests
         also print where a token's time goes: attention, router, experts, output, and how much
-        of it the calling thread spent waiting (for expert reads or for the other threads).
+        of it the calling thread spent waiting (for expert reads or for the other threads); at
+        --parallel N, both halves' phases are counted and "overlapped" is the time they ran at
+        once (the wall time is the total less that).
 
           -p N        prompt tokens (default 512)
           -n N        generated tokens (default 128)
           -t N        threads, the caller included (default: one per core)
           -r N        repetitions (default 5)
           --parallel N  also decode N sequences together (one step of each per pass, every
-                      weight read once for all), reported as aggregate tokens/s: test "tgN xP"
+                      weight read once for all), reported as aggregate tokens/s: test "tgN xP".
+                      The batch runs as two halves half a layer apart, one half's attention
+                      overlapping the other's experts (without --expert-memory)
+          --no-overlap  run the --parallel batch as one, every expert read once for all
           -o FORMAT   md (default), json or csv
           --profile   record every routing decision (as moe profile does), to measure its cost
         With --expert-memory, each test also reports the expert store's hit rate, bytes read per
@@ -53,7 +58,7 @@ enum BenchCommand {
     }
 
     static func run(_ args: [String], environment: [String: String]) throws -> Int32 {
-        let p = try Arguments(args, valued: StoreFlags.valued.union(["--model", "-p", "-n", "-t", "-r", "-o", "--parallel"]), flags: StoreFlags.flags.union(["--help", "--profile"]),
+        let p = try Arguments(args, valued: StoreFlags.valued.union(["--model", "-p", "-n", "-t", "-r", "-o", "--parallel"]), flags: StoreFlags.flags.union(["--help", "--profile", "--no-overlap"]),
                               aliases: ["-m": "--model", "-h": "--help"])
         if p.flags.contains("--help") { print(usage); return 0 }
         guard p.positionals.isEmpty else { throw UsageError(message: "unexpected argument '\(p.positionals[0])'") }
@@ -70,7 +75,7 @@ enum BenchCommand {
         let format = p.values["-o"] ?? "md"
         guard ["md", "json", "csv"].contains(format) else { throw UsageError(message: "-o takes md, json or csv") }
 
-        let profile = p.flags.contains("--profile")
+        let profile = p.flags.contains("--profile"), overlap = !p.flags.contains("--no-overlap")
         let model = try StoreFlags.open(path, p)
         let summary = ModelSummary(file: model.file)
         var generator = SystemRandomNumberGenerator()
@@ -107,7 +112,7 @@ enum BenchCommand {
                     let input = (0..<n).map { _ in tokens(genTokens) }
                     let start = clock.now
                     for step in 0..<genTokens {
-                        if n == 1 { _ = try sessions[0].evaluate([input[0][step]]) } else { _ = try Session.evaluate(together: sessions, tokens: input.map { $0[step] }) }
+                        if n == 1 { _ = try sessions[0].evaluate([input[0][step]]) } else { _ = try Session.evaluate(together: sessions, tokens: input.map { $0[step] }, overlap: overlap) }
                     }
                     let elapsed = seconds(clock.now - start)
                     if rep > 0 {
@@ -149,7 +154,8 @@ enum BenchCommand {
                     ("time_per_token_ms", r.timings.map { t in
                         .object([("attention", .double(t.perToken(t.attention) / 1e6)), ("router", .double(t.perToken(t.router) / 1e6)),
                                  ("experts", .double(t.perToken(t.experts) / 1e6)), ("output", .double(t.perToken(t.output) / 1e6)),
-                                 ("waiting", .double(t.perToken(t.waiting) / 1e6))])
+                                 ("waiting", .double(t.perToken(t.waiting) / 1e6)),
+                                 ("overlapped", .double(t.perToken(t.overlapped) / 1e6))])
                     } ?? .null),
                 ])
             }
@@ -176,7 +182,8 @@ enum BenchCommand {
                 guard let t = r.timings, t.tokens > 0 else { continue }
                 func ms(_ v: UInt64) -> String { fixed(t.perToken(v) / 1e6, 2) }
                 print("\(r.test) time per token: attention \(ms(t.attention)) ms, router \(ms(t.router)) ms, experts \(ms(t.experts)) ms, "
-                    + "output \(ms(t.output)) ms (total \(ms(t.total)) ms; waiting \(ms(t.waiting)) ms of it)")
+                    + "output \(ms(t.output)) ms (total \(ms(t.total)) ms; waiting \(ms(t.waiting)) ms of it"
+                    + (t.overlapped > 0 ? "; halves overlapped \(ms(t.overlapped)) ms: wall \(ms(t.wall)) ms)" : ")"))
             }
             for r in results {
                 guard let st = r.store else { continue }

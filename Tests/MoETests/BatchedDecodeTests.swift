@@ -28,17 +28,19 @@ struct BatchedDecodeTests {
         }
     }
 
-    static func together(_ model: Model) throws -> [Outcome] {
+    /// The first `count` prompts' sessions decoded together; the pass runs on `threads` threads
+    /// (the first session's), overlapping the halves when `overlap` allows it.
+    static func together(_ model: Model, count: Int = prompts.count, threads: Int = 2, overlap: Bool = true) throws -> [Outcome] {
         // Different thread counts and context lengths: the pass uses the first session's threads,
         // and scores must fit the longest context.
-        let sessions = try prompts.indices.map { i in try model.makeSession(contextLength: 16 + 8 * i, threads: i == 0 ? 2 : 1) }
+        let sessions = try (0..<count).map { i in try model.makeSession(contextLength: 16 + 8 * i, threads: i == 0 ? threads : 1) }
         for (i, session) in sessions.enumerated() {
             session.recordsRouting = true
             _ = try session.evaluate(prompts[i])
         }
         var logits = [[[Float]]](repeating: [], count: sessions.count)
         for step in 0..<steps[0].count {
-            let out = try Session.evaluate(together: sessions, tokens: steps.map { $0[step] })
+            let out = try Session.evaluate(together: sessions, tokens: steps[..<count].map { $0[step] }, overlap: overlap)
             for i in sessions.indices { logits[i].append(out[i]) }
         }
         return sessions.indices.map { i in
@@ -46,12 +48,21 @@ struct BatchedDecodeTests {
         }
     }
 
-    @Test("sessions decoded together get bit for bit what each gets alone: logits, expert counts, routing traces",
+    @Test("sessions decoded together get bit for bit what each gets alone: logits, expert counts, routing traces (halves overlapped or not)",
           arguments: ExpertStoreTests.moeFixtures + ["forward/llama-q8_0.gguf"])
     func matchesAlone(_ fixture: String) throws {
         let model = try Model(path: Fixtures.path(fixture))
         let reference = try Self.alone(model)
-        #expect(try Self.together(model) == reference)
+        #expect(try Self.together(model, overlap: true) == reference)
+        #expect(try Self.together(model, overlap: false) == reference)
+    }
+
+    @Test("overlapped halves of uneven size, on 1, 2 and 3 threads, match decoding alone", arguments: [1, 2, 3])
+    func unevenHalves(threads: Int) throws {
+        let model = try Model(path: Fixtures.path("forward/qwen3moe-q4_k_m.gguf"))
+        let reference = try Self.alone(model)
+        #expect(try Self.together(model, count: 3, threads: threads) == Array(reference[..<3]))
+        #expect(try Self.together(model, count: 2, threads: threads) == Array(reference[..<2]))
     }
 
     @Test("decoding together through an expert store of 2k slots matches decoding alone without one")
@@ -99,7 +110,23 @@ struct BatchedDecodeTests {
         #expect(t.total == t.attention + t.router + t.experts + t.output)
         #expect(t.waiting <= t.total)
         #expect(t.perToken(t.total) == Double(t.total) / 4)
+        #expect(t.overlapped == 0 && t.wall == t.total, "one session alone overlaps nothing")
         session.resetTimings()
         #expect(session.timings == ForwardTimings())
+    }
+
+    @Test("timings of overlapped halves: both halves' phases and tokens are charged to the first session, the overlap is part of the phases")
+    func overlappedTimings() throws {
+        let model = try Model(path: Fixtures.path("forward/qwen3moe-q8_0.gguf"))
+        let sessions = try (0..<4).map { _ in try model.makeSession(contextLength: 16, threads: 2) }
+        for _ in 0..<3 { _ = try Session.evaluate(together: sessions, tokens: [1, 2, 3, 4]) }
+        let t = sessions[0].timings
+        #expect(t.tokens == 12)
+        #expect(t.attention > 0 && t.router > 0 && t.experts > 0 && t.output > 0)
+        #expect(t.overlapped <= t.total && t.wall == t.total - t.overlapped)
+        #expect(t.waiting <= t.total)
+        #expect(sessions[1].timings == ForwardTimings(), "the other sessions are not charged")
+        sessions[0].resetTimings()
+        #expect(sessions[0].timings == ForwardTimings())
     }
 }

@@ -58,13 +58,16 @@ struct CLITests {
         #expect(tests.map { $0["n_gen"] as? Int } == [0, 4, 4])
         for test in tests.dropFirst() {
             let split = try #require(test["time_per_token_ms"] as? [String: Double])
-            #expect(Set(split.keys) == ["attention", "router", "experts", "output", "waiting"])
+            #expect(Set(split.keys) == ["attention", "router", "experts", "output", "waiting", "overlapped"])
             #expect(split.values.allSatisfy { $0 >= 0 } && split["experts"]! > 0)
         }
+        #expect(try #require(tests[1]["time_per_token_ms"] as? [String: Double])["overlapped"] == 0, "one sequence overlaps nothing")
         #expect(tests[1]["roofline_fraction"] as? Double != nil && tests[2]["roofline_fraction"] is NSNull)
         let md = try run(["bench", "-m", model, "-p", "0", "-n", "2", "-r", "1", "-t", "1", "--parallel", "2"])
         #expect(md.stdout.contains("| tg2 x2 |"))
         #expect(md.stdout.contains("tg2 x2 time per token: attention"))
+        let plain = try run(["bench", "-m", model, "-p", "0", "-n", "2", "-r", "1", "-t", "2", "--parallel", "2", "--no-overlap"])
+        #expect(plain.status == 0 && plain.stdout.contains("| tg2 x2 |") && !plain.stdout.contains("halves overlapped"))
         #expect(try run(["bench", "-m", model, "--parallel", "0"]).status == 2)
         #expect(try run(["bench", "-m", model, "--parallel", "65"]).status == 2)
     }

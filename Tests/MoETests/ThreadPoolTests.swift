@@ -31,6 +31,66 @@ struct ThreadPoolTests {
         #expect(total.load(ordering: .relaxed) == 4950)
     }
 
+    @Test("together runs its two chains at the same time, each on its own lane, and every loop index once", arguments: [2, 3])
+    func togetherRunsBothAtOnce(threads: Int) {
+        let pool = ThreadPool(threads: threads)
+        let lane = pool.secondLane!
+        let a = UnsafeMutablePointer<Int>.allocate(capacity: 64), b = UnsafeMutablePointer<Int>.allocate(capacity: 64)
+        a.initialize(repeating: 0, count: 64)
+        b.initialize(repeating: 0, count: 64)
+        defer { a.deallocate(); b.deallocate() }
+        for round in 0..<500 {
+            // Each chain waits for the other to have started: this finishes only if both run at once.
+            let started = Atomic<Int>(0)
+            pool.together({
+                started.add(1, ordering: .sequentiallyConsistent)
+                while started.load(ordering: .sequentiallyConsistent) < 2 {}
+                pool.parallelFor(round % 64 + 1) { a[$0] += 1 }
+            }, {
+                started.add(1, ordering: .sequentiallyConsistent)
+                while started.load(ordering: .sequentiallyConsistent) < 2 {}
+                lane.parallelFor(64 - round % 64) { b[$0] += 1 }
+            })
+        }
+        var expectA = [Int](repeating: 0, count: 64), expectB = expectA
+        for round in 0..<500 {
+            for i in 0..<(round % 64 + 1) { expectA[i] += 1 }
+            for i in 0..<(64 - round % 64) { expectB[i] += 1 }
+        }
+        #expect(Array(UnsafeBufferPointer(start: a, count: 64)) == expectA)
+        #expect(Array(UnsafeBufferPointer(start: b, count: 64)) == expectB)
+    }
+
+    @Test("a thread done with its own chain runs the other lane's tasks: a loop that needs two threads at once completes")
+    func waitingThreadHelpsTheOtherLane() {
+        let pool = ThreadPool(threads: 2)
+        let lane = pool.secondLane!
+        for _ in 0..<200 {
+            // Task 0 waits for task 1; the second lane's driver is in task 0, so task 1 can only be
+            // run by the first lane's thread, waiting for the second chain to end.
+            let done = Atomic<Bool>(false)
+            pool.together({}, {
+                lane.parallelFor(2) { i in
+                    if i == 0 {
+                        while !done.load(ordering: .sequentiallyConsistent) {}
+                    } else {
+                        done.store(true, ordering: .sequentiallyConsistent)
+                    }
+                }
+            })
+            let finished = done.load(ordering: .relaxed)
+            #expect(finished)
+        }
+    }
+
+    @Test("on one thread, together runs the chains one after the other")
+    func togetherOnOneThread() {
+        let pool = ThreadPool(threads: 1)
+        var order: [Int] = []
+        pool.together({ order.append(1) }, { order.append(2) })
+        #expect(order == [1, 2])
+    }
+
     @Test("the forward pass gives bitwise the same logits on 1, 2 and 3 threads", arguments: ["forward/qwen3moe-q4_k_m.gguf", "forward/qwen2moe-q8_0.gguf", "forward/llama-f16.gguf"])
     func threadCountDoesNotChangeResults(fixture: String) throws {
         let model = try Model(path: Fixtures.path(fixture))

@@ -74,7 +74,7 @@ final class ForwardState {
     /// The timings with the waits filled in.
     var currentTimings: ForwardTimings {
         var t = timings
-        t.waiting = storeWaiting &+ (pool.idleNanoseconds &- idleAtReset)
+        t.waiting = t.waiting &+ storeWaiting &+ (pool.idleNanoseconds &- idleAtReset)
         return t
     }
 
@@ -97,19 +97,39 @@ final class ForwardState {
         return made.pointer
     }
 
-    /// The batched path's buffers (allocated on first use, for `Model.batchCapacity` tokens).
+    /// The most tokens `batchBuffers` holds: `Model.batchCapacity`, half of it for a lane state.
+    let batchCapacity: Int
+
+    /// The batched path's buffers (allocated on first use, for `batchCapacity` tokens).
     func batchBuffers(model: Model) -> BatchBuffers {
         if let batchStorage { return batchStorage }
-        let made = BatchBuffers(capacity: Model.batchCapacity, config: model.config, hiddenSize: hiddenSize, widest: model.weights.widestInput)
+        let made = BatchBuffers(capacity: batchCapacity, config: model.config, hiddenSize: hiddenSize, widest: model.weights.widestInput)
         batchStorage = made
         return made
     }
 
-    init(model: Model, contextLength: Int, threads: Int) {
+    private var laneStorage: ForwardState?
+
+    /// Scratch, threads (the pool's second lane) and timings for the second half of an
+    /// overlapped batch (`Model.forward(overlapping:)`); made on first use, without a KV cache of
+    /// its own (the tokens attend in their owners' caches).
+    func laneState(model: Model) -> ForwardState {
+        if let laneStorage { return laneStorage }
+        let made = ForwardState(model: model, contextLength: 1, pool: pool.secondLane ?? pool, batchCapacity: Model.batchCapacity / 2)
+        laneStorage = made
+        return made
+    }
+
+    convenience init(model: Model, contextLength: Int, threads: Int) {
+        self.init(model: model, contextLength: contextLength, pool: ThreadPool(threads: threads), batchCapacity: Model.batchCapacity)
+    }
+
+    init(model: Model, contextLength: Int, pool: ThreadPool, batchCapacity: Int) {
         let c = model.config
         config = c
         self.contextLength = contextLength
-        pool = ThreadPool(threads: threads)
+        self.pool = pool
+        self.batchCapacity = batchCapacity
         let kvk = c.kvHeads * c.headDimension, kvv = c.kvHeads * c.valueDimension
         keys = .allocate(capacity: c.layers * contextLength * kvk)
         values = .allocate(capacity: c.layers * contextLength * kvv)

@@ -113,17 +113,97 @@ extension Model {
     /// in position order; each token attends to its own sequence's cache only.
     func forward(batch tokens: UnsafeBufferPointer<Int32>, positions: (Int) -> Int, owners: (Int) -> ForwardState,
                  state s: ForwardState, logits: (Int) -> UnsafeMutablePointer<Float>?) throws(MoEError) {
-        let c = config, d = c.embedding, count = tokens.count, k = c.expertsUsed
-        precondition(count <= Model.batchCapacity)
+        let count = tokens.count
+        precondition(count <= s.batchCapacity)
         let b = s.batchBuffers(model: self)
-        let h = s.h.pointer
-        let qd = c.heads * c.headDimension, kvk = c.kvHeads * c.headDimension, kvv = c.kvHeads * c.valueDimension
-        let ad = c.heads * c.valueDimension
         s.startLaps()
         s.timings.tokens += count
-        for t in 0..<count {
+        embed(tokens, buffers: b, owners: owners, state: s)
+        for l in weights.layers.indices {
+            attentionBlock(layer: l, tokens: count, buffers: b, positions: positions, owners: owners, state: s)
+            try feedForwardBlock(layer: l, tokens: count, buffers: b, owners: owners, state: s)
+        }
+        outputBlock(tokens: count, buffers: b, state: s, logits: logits)
+    }
+
+    /// The batched forward pass for one token from each of several sequences (a decode step of a
+    /// batch), in two halves pipelined half a layer apart: while the first half runs the expert
+    /// FFNs of layer l, the second runs the attention of layer l, then the first the attention of
+    /// layer l + 1 while the second runs the FFNs of layer l (`ThreadPool.together`: a chain per
+    /// half, each thread that waits on its own half's loop helping the other's). One half's
+    /// serial steps (norms, routing, attention per token) and stragglers are thus filled with the
+    /// other half's work. Each half reads its own experts, so an expert both halves chose is read
+    /// twice. Every token gets bit for bit what `forward(batch:)` gives it. Needs at least two
+    /// tokens and no expert store (`canOverlap`); the second half's scratch, threads and timings
+    /// are `state.laneState`, whose timings are added to `state`'s, with the time the halves ran
+    /// at once as `overlapped`.
+    func forward(overlapping tokens: UnsafeBufferPointer<Int32>, positions: (Int) -> Int, owners: (Int) -> ForwardState,
+                 state s: ForwardState, logits: (Int) -> UnsafeMutablePointer<Float>?) throws(MoEError) {
+        let count = tokens.count, first = count - count / 2, second = count / 2
+        precondition(count <= s.batchCapacity && second >= 1 && canOverlap)
+        let lane = s.laneState(model: self)
+        let a = s.batchBuffers(model: self), b = lane.batchBuffers(model: self)
+        let began = moek_monotonic_ns(), phasesBefore = s.timings.total
+        func positionsB(_ t: Int) -> Int { positions(first + t) }
+        func ownersB(_ t: Int) -> ForwardState { owners(first + t) }
+        s.startLaps()
+        s.timings.tokens += count
+        embed(UnsafeBufferPointer(rebasing: tokens[..<first]), buffers: a, owners: owners, state: s)
+        lane.startLaps()
+        embed(UnsafeBufferPointer(rebasing: tokens[first...]), buffers: b, owners: ownersB, state: lane)
+        s.startLaps()
+        attentionBlock(layer: 0, tokens: first, buffers: a, positions: positions, owners: owners, state: s)
+        var failure: MoEError?
+        let layers = weights.layers.count
+        for l in 0..<layers {
+            s.pool.together({
+                s.startLaps()
+                do throws(MoEError) {
+                    try feedForwardBlock(layer: l, tokens: first, buffers: a, owners: owners, state: s)
+                } catch { failure = error }
+            }, {
+                lane.startLaps()
+                attentionBlock(layer: l, tokens: second, buffers: b, positions: positionsB, owners: ownersB, state: lane)
+            })
+            var laneFailure: MoEError?
+            s.pool.together({
+                s.startLaps()
+                if l + 1 < layers {
+                    attentionBlock(layer: l + 1, tokens: first, buffers: a, positions: positions, owners: owners, state: s)
+                } else {
+                    outputBlock(tokens: first, buffers: a, state: s, logits: logits)
+                }
+            }, {
+                lane.startLaps()
+                do throws(MoEError) {
+                    try feedForwardBlock(layer: l, tokens: second, buffers: b, owners: ownersB, state: lane)
+                } catch { laneFailure = error }
+            })
+            if let error = failure ?? laneFailure { throw error }
+        }
+        s.startLaps()
+        outputBlock(tokens: second, buffers: b, state: s, logits: { logits(first + $0) })
+        // The second half's phases count as this session's; the halves' thread time beyond the
+        // wall time is the overlap.
+        let laneTimings = lane.currentTimings
+        lane.resetTimings()
+        let wall = moek_monotonic_ns() &- began
+        let phases = (s.timings.total &- phasesBefore) &+ laneTimings.total
+        s.timings.add(laneTimings)
+        s.timings.overlapped &+= phases > wall ? phases &- wall : 0
+    }
+
+    /// Whether `forward(overlapping:)` can run: routed experts are all mapped (no expert store,
+    /// whose waves assume one batch at a time).
+    var canOverlap: Bool { store == nil }
+
+    /// Each token's embedding into its row of `xs`; recording owners get room in their routing
+    /// logs (per token, per layer, k ids), in token order.
+    private func embed(_ tokens: UnsafeBufferPointer<Int32>, buffers b: BatchBuffers, owners: (Int) -> ForwardState,
+                       state s: ForwardState) {
+        let c = config, d = c.embedding, k = c.expertsUsed
+        for t in 0..<tokens.count {
             _ = try? weights.embedding.dequantizeRow(Int(tokens[t]), into: UnsafeMutableBufferPointer(start: b.xs.pointer + t * d, count: d))
-            // Each recording owner gets its tokens' rows in order: per token, per layer, k ids.
             let owner = owners(t)
             if owner.recordRouting && c.isMoE {
                 b.logBase[t] = owner.routingLog.count
@@ -133,72 +213,91 @@ extension Model {
         }
         s.predictedLayer = -1
         s.lap(.output)
+    }
 
-        for (l, layer) in weights.layers.enumerated() {
-            for t in 0..<count {
-                RMSNorm.apply(b.xs.pointer + t * d, b.hs.pointer + t * d, count: d, weight: layer.attentionNorm.pointer, epsilon: c.rmsEpsilon)
-            }
-            projectBatch(b.hs.pointer, stride: d, tokens: count, rows: b.tokenRows, pool: s.pool,
-                         layer.q, b.q.pointer, qd, layer.k, b.k.pointer, kvk, layer.v, b.v.pointer, kvv)
-            for t in 0..<count {
-                attend(layer: layer, index: l, q: b.q.pointer + t * qd, k: b.k.pointer + t * kvk, v: b.v.pointer + t * kvv,
-                       position: positions(t), cache: owners(t), state: s)
-                (b.attention.pointer + t * ad).update(from: s.attention.pointer, count: ad)
-            }
-            projectBatch(b.attention.pointer, stride: ad, tokens: count, rows: b.tokenRows, pool: s.pool,
-                         layer.output, b.ffnOut.pointer, d)
+    /// Layer `l`'s attention block for the batch: norm, Q/K/V for all tokens at once, attention
+    /// token by token (each in its owner's cache), the output projection and the residual.
+    private func attentionBlock(layer l: Int, tokens count: Int, buffers b: BatchBuffers, positions: (Int) -> Int,
+                                owners: (Int) -> ForwardState, state s: ForwardState) {
+        let c = config, d = c.embedding, layer = weights.layers[l]
+        let qd = c.heads * c.headDimension, kvk = c.kvHeads * c.headDimension, kvv = c.kvHeads * c.valueDimension
+        let ad = c.heads * c.valueDimension
+        for t in 0..<count {
+            RMSNorm.apply(b.xs.pointer + t * d, b.hs.pointer + t * d, count: d, weight: layer.attentionNorm.pointer, epsilon: c.rmsEpsilon)
+        }
+        projectBatch(b.hs.pointer, stride: d, tokens: count, rows: b.tokenRows, pool: s.pool,
+                     layer.q, b.q.pointer, qd, layer.k, b.k.pointer, kvk, layer.v, b.v.pointer, kvv)
+        for t in 0..<count {
+            attend(layer: layer, index: l, q: b.q.pointer + t * qd, k: b.k.pointer + t * kvk, v: b.v.pointer + t * kvv,
+                   position: positions(t), cache: owners(t), state: s)
+            (b.attention.pointer + t * ad).update(from: s.attention.pointer, count: ad)
+        }
+        projectBatch(b.attention.pointer, stride: ad, tokens: count, rows: b.tokenRows, pool: s.pool,
+                     layer.output, b.ffnOut.pointer, d)
+        for t in 0..<count {
+            let xt = b.xs.pointer + t * d, o = b.ffnOut.pointer + t * d
+            for i in 0..<d { xt[i] += o[i] }
+        }
+        s.lap(.attention)
+    }
+
+    /// Layer `l`'s feed-forward block for the batch: norm, then a dense SwiGLU, or routing (each
+    /// token's choice logged in its owner) and the routed experts grouped by expert, summed per
+    /// token in rank order, plus the shared expert; then the residual.
+    private func feedForwardBlock(layer l: Int, tokens count: Int, buffers b: BatchBuffers, owners: (Int) -> ForwardState,
+                                  state s: ForwardState) throws(MoEError) {
+        let c = config, d = c.embedding, k = c.expertsUsed, layer = weights.layers[l]
+        for t in 0..<count {
+            RMSNorm.apply(b.xs.pointer + t * d, b.hs.pointer + t * d, count: d, weight: layer.ffnNorm.pointer, epsilon: c.rmsEpsilon)
+        }
+        switch layer.feedForward {
+        case .dense(let gate, let up, let down):
+            swiGLUBatch(gate: gate, up: up, down: down, tokens: count, output: b.ffnOut.pointer, buffers: b, state: s)
             for t in 0..<count {
                 let xt = b.xs.pointer + t * d, o = b.ffnOut.pointer + t * d
                 for i in 0..<d { xt[i] += o[i] }
             }
-            s.lap(.attention)
+            s.lap(.experts)
+        case .experts(let routerWeights, let gates, let ups, let downs, let shared):
+            s.lap(.experts)
             for t in 0..<count {
-                RMSNorm.apply(b.xs.pointer + t * d, b.hs.pointer + t * d, count: d, weight: layer.ffnNorm.pointer, epsilon: c.rmsEpsilon)
-            }
-            switch layer.feedForward {
-            case .dense(let gate, let up, let down):
-                swiGLUBatch(gate: gate, up: up, down: down, tokens: count, output: b.ffnOut.pointer, buffers: b, state: s)
-                for t in 0..<count {
-                    let xt = b.xs.pointer + t * d, o = b.ffnOut.pointer + t * d
-                    for i in 0..<d { xt[i] += o[i] }
-                }
-                s.lap(.experts)
-            case .experts(let routerWeights, let gates, let ups, let downs, let shared):
-                s.lap(.experts)
-                for t in 0..<count {
-                    let ids = b.ids + t * k, w = b.weights.pointer + t * k, owner = owners(t)
-                    route(b.hs.pointer + t * d, with: routerWeights, layer: l, ids: ids, weights: w, owner: owner, state: s)
-                    if owner.recordRouting {
-                        let at = b.logBase[t] + l * k
-                        for j in 0..<k {
-                            owner.routingLog[at + j] = ids[j]
-                            owner.routingWeightLog[at + j] = w[j]
-                        }
+                let ids = b.ids + t * k, w = b.weights.pointer + t * k, owner = owners(t)
+                route(b.hs.pointer + t * d, with: routerWeights, layer: l, ids: ids, weights: w, owner: owner, state: s)
+                if owner.recordRouting {
+                    let at = b.logBase[t] + l * k
+                    for j in 0..<k {
+                        owner.routingLog[at + j] = ids[j]
+                        owner.routingWeightLog[at + j] = w[j]
                     }
-                    store?.noteRouting(layer: l, ids: ids, count: k)
                 }
-                s.lap(.router)
-                try batchedExperts(gates: gates, ups: ups, downs: downs, layer: l, count: count, buffers: b, state: s)
-
-                // Each token's experts in rank order (as forward(token:) sums them), the shared
-                // expert, and the residual.
-                let ffn = b.ffnOut.pointer
-                combineRanks(tokens: count, k: k, weights: b.weights.pointer, experts: b.out.pointer, into: ffn, rows: d, pool: s.pool)
-                if let shared {  // for all tokens at once, into the now free expert outputs
-                    swiGLUBatch(gate: shared.gate, up: shared.up, down: shared.down, tokens: count, output: b.out.pointer, buffers: b, state: s)
-                }
-                for t in 0..<count {
-                    let o = ffn + t * d, xt = b.xs.pointer + t * d
-                    if let shared { addShared(shared, input: b.hs.pointer + t * d, sharedOut: b.out.pointer + t * d, output: o) }
-                    for i in 0..<d { xt[i] += o[i] }
-                }
-                s.lap(.experts)
+                store?.noteRouting(layer: l, ids: ids, count: k)
             }
-        }
+            s.lap(.router)
+            try batchedExperts(gates: gates, ups: ups, downs: downs, layer: l, count: count, buffers: b, state: s)
 
+            // Each token's experts in rank order (as forward(token:) sums them), the shared
+            // expert, and the residual.
+            let ffn = b.ffnOut.pointer
+            combineRanks(tokens: count, k: k, weights: b.weights.pointer, experts: b.out.pointer, into: ffn, rows: d, pool: s.pool)
+            if let shared {  // for all tokens at once, into the now free expert outputs
+                swiGLUBatch(gate: shared.gate, up: shared.up, down: shared.down, tokens: count, output: b.out.pointer, buffers: b, state: s)
+            }
+            for t in 0..<count {
+                let o = ffn + t * d, xt = b.xs.pointer + t * d
+                if let shared { addShared(shared, input: b.hs.pointer + t * d, sharedOut: b.out.pointer + t * d, output: o) }
+                for i in 0..<d { xt[i] += o[i] }
+            }
+            s.lap(.experts)
+        }
+    }
+
+    /// The final norm and vocabulary logits of every token whose `logits(t)` is not nil.
+    private func outputBlock(tokens count: Int, buffers b: BatchBuffers, state s: ForwardState,
+                             logits: (Int) -> UnsafeMutablePointer<Float>?) {
+        let d = config.embedding, h = s.h.pointer
         for t in 0..<count {
             guard let target = logits(t) else { continue }
-            RMSNorm.apply(b.xs.pointer + t * d, h, count: d, weight: weights.outputNorm.pointer, epsilon: c.rmsEpsilon)
+            RMSNorm.apply(b.xs.pointer + t * d, h, count: d, weight: weights.outputNorm.pointer, epsilon: config.rmsEpsilon)
             weights.output.apply(h, target, buffer: s.input, pool: s.pool)
         }
         s.lap(.output)

@@ -1,7 +1,7 @@
 /// Where a session's evaluation time went, summed since the session was made or
 /// `Session.resetTimings()`: wall-clock nanoseconds of the calling thread in each phase of the
-/// forward pass. The phases add up to the evaluation time; `waiting` is the part of it (inside
-/// the phases) in which the calling thread had nothing to do.
+/// forward pass. The phases add up to the evaluation time plus `overlapped`; `waiting` is the
+/// part of it (inside the phases) in which the calling thread had nothing to do.
 public struct ForwardTimings: Sendable, Equatable {
     /// Norms, Q/K/V and output projections, RoPE, the KV cache and attention itself.
     public var attention: UInt64 = 0
@@ -14,6 +14,10 @@ public struct ForwardTimings: Sendable, Equatable {
     /// Time inside the phases spent waiting: for the expert store's reads, and for the pool's
     /// other threads to finish their share of a parallel loop.
     public var waiting: UInt64 = 0
+    /// Time two halves of a batch ran at the same time (`Session.evaluate(together:)`, where one
+    /// half's attention runs while the other's experts do): the phases of both halves are
+    /// counted, so their sum exceeds the wall time by this much.
+    public var overlapped: UInt64 = 0
     /// Tokens evaluated (each token of a batch counts once).
     public var tokens: Int = 0
 
@@ -27,11 +31,15 @@ public struct ForwardTimings: Sendable, Equatable {
         experts &+= other.experts
         output &+= other.output
         waiting &+= other.waiting
+        overlapped &+= other.overlapped
         tokens += other.tokens
     }
 
     /// The sum of the phases, in nanoseconds.
     public var total: UInt64 { attention &+ router &+ experts &+ output }
+
+    /// The wall-clock time: the phases less the time two halves of a batch overlapped.
+    public var wall: UInt64 { total &- min(total, overlapped) }
 
     /// Nanoseconds per token of `value` (0 before any token).
     public func perToken(_ value: UInt64) -> Double { tokens > 0 ? Double(value) / Double(tokens) : 0 }

@@ -94,13 +94,16 @@ public final class Session {
 
     /// Evaluates one token for each of `sessions` in a single pass (batched decode: several
     /// sequences, one step each) and returns each session's logits for its token, in order. Every
-    /// weight matrix, and every expert chosen by any of them, is read once for the whole batch,
-    /// so N sequences cost far less than N separate steps; each session gets bit for bit the
-    /// logits `evaluate([token])` would give it. The pass runs on the first session's threads and
-    /// scratch; timings are charged to the first session. The sessions must be distinct, on the
-    /// same model, at most `Model.batchCapacity` (64) of them, each with room for one more token;
-    /// otherwise nothing is evaluated and the error says why.
-    public static func evaluate(together sessions: [Session], tokens: [Int32]) throws(MoEError) -> [[Float]] {
+    /// weight matrix is read once for the whole batch, so N sequences cost far less than N
+    /// separate steps; each session gets bit for bit the logits `evaluate([token])` would give it.
+    /// With `overlap` (the default) on more than one thread and without an expert store, the
+    /// batch runs as two halves half a layer apart, so that one half's attention overlaps the
+    /// other half's expert FFNs (an expert both halves chose is then read once per half);
+    /// otherwise each expert chosen by any session is read once for all. The pass runs on the
+    /// first session's threads and scratch; timings are charged to the first session. The
+    /// sessions must be distinct, on the same model, at most `Model.batchCapacity` (64) of them,
+    /// each with room for one more token; otherwise nothing is evaluated and the error says why.
+    public static func evaluate(together sessions: [Session], tokens: [Int32], overlap: Bool = true) throws(MoEError) -> [[Float]] {
         guard let lead = sessions.first else { throw MoEError(.invalidArgument, "no sessions to evaluate") }
         guard tokens.count == sessions.count else {
             throw MoEError(.invalidArgument, "\(tokens.count) tokens for \(sessions.count) sessions; give one token per session")
@@ -127,8 +130,14 @@ public final class Session {
         var out = [Float](repeating: 0, count: sessions.count * vocabulary)
         try out.withUnsafeMutableBufferPointer { (buffer) throws(MoEError) in
             try tokens.withUnsafeBufferPointer { (all) throws(MoEError) in
-                try model.forward(batch: all, positions: { sessions[$0].position }, owners: { sessions[$0].state },
-                                  state: lead.state) { buffer.baseAddress! + $0 * vocabulary }
+                let logits = { (t: Int) -> UnsafeMutablePointer<Float>? in buffer.baseAddress! + t * vocabulary }
+                if overlap && model.canOverlap && lead.threads > 1 {
+                    try model.forward(overlapping: all, positions: { sessions[$0].position }, owners: { sessions[$0].state },
+                                      state: lead.state, logits: logits)
+                } else {
+                    try model.forward(batch: all, positions: { sessions[$0].position }, owners: { sessions[$0].state },
+                                      state: lead.state, logits: logits)
+                }
             }
         }
         for session in sessions { session.position += 1 }
