@@ -70,20 +70,13 @@ static void gemm_rows4_q8_K(rows4_dot_q8_K dot4, row_dot_q8_K dot, const uint8_t
 // four rows' integer sums folded to one lane per row, one convert / multiply / add for all four.
 // Each tile keeps one float vector per token, which is also the four outputs.
 //
-// On CPUs that split 256-bit units (MOEK_CPU_AVX2_HALF_WIDTH, this project's Zen 1 machine) the
-// four-row decode kernel run once per token on L1-hot rows beats the tiles for small token counts
-// (1024x2048 matrix, one thread: Q4_0 0.29 vs 0.41 ms for 2 tokens, 9.5 vs 9.9 ms for 64; Q8_0
-// 0.90 vs 1.07-1.19 ms for 4), but once the tokens' activations outgrow L2 the tiles win (Q4_0,
-// 256 tokens: 40-45 vs 41-49 ms; a 256-token prompt decoded 6-14% slower without them). So
-// there the tiles take only groups of at least HALF_WIDTH_TILE_TOKENS tokens.
-//
 // Q4_0: per segment the four rows' nibbles are unpacked to bytes (0..15, elements 0-15 then
 // 16-31) and their scales converted, once per tile of tokens; the block's 8·Σa offset is
-// subtracted from the folded sums as in moek_vec_dot4_q4_0_q8_0. `wide` picks 256- or 128-bit
-// integer arithmetic (MOEK_CPU_AVX2_HALF_WIDTH); both give the same bits.
-MOEK_AVX2_INLINE void gemm_q4_0_tiles(const uint8_t *w, size_t rowBytes, size_t rows, size_t n,
+// subtracted from the folded sums as in moek_vec_dot4_q4_0_q8_0. CPUs that split 256-bit units
+// use the interleaved tiles below instead.
+MOEK_AVX2 static void gemm_q4_0_avx2(const uint8_t *w, size_t rowBytes, size_t rows, size_t n,
                                       const moek_block_q8_0 *x, const int32_t *offsets, size_t xStride, const int32_t *xIndex,
-                                      size_t tokens, float *y, size_t yStride, const int32_t *yIndex, int wide) {
+                                      size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
     const size_t nb = n / 32;
     _Alignas(32) uint8_t q[4][SEGMENT][32];
     _Alignas(16) float dw[SEGMENT][4];
@@ -115,19 +108,11 @@ MOEK_AVX2_INLINE void gemm_q4_0_tiles(const uint8_t *w, size_t rowBytes, size_t 
                     const int32_t *ob = offsets + xi * xStride + s;
                     __m128 a4 = acc[i];
                     for (size_t b = 0; b < sb; b++) {
-                        __m128i sums;
-                        if (wide) {
-                            const __m256i a = _mm256_loadu_si256((const __m256i *)xb[b].qs);
-                            sums = moek_fold4_256(moek_q4_sums256(_mm256_load_si256((const __m256i *)q[0][b]), a),
-                                                  moek_q4_sums256(_mm256_load_si256((const __m256i *)q[1][b]), a),
-                                                  moek_q4_sums256(_mm256_load_si256((const __m256i *)q[2][b]), a),
-                                                  moek_q4_sums256(_mm256_load_si256((const __m256i *)q[3][b]), a));
-                        } else {
-                            const __m128i alo = _mm_loadu_si128((const __m128i *)xb[b].qs), ahi = _mm_loadu_si128((const __m128i *)(xb[b].qs + 16));
-#define MOEK_Q4_HALVES(k) moek_q4_sums128(_mm_load_si128((const __m128i *)q[k][b]), _mm_load_si128((const __m128i *)(q[k][b] + 16)), alo, ahi)
-                            sums = moek_fold4(MOEK_Q4_HALVES(0), MOEK_Q4_HALVES(1), MOEK_Q4_HALVES(2), MOEK_Q4_HALVES(3));
-#undef MOEK_Q4_HALVES
-                        }
+                        const __m256i a = _mm256_loadu_si256((const __m256i *)xb[b].qs);
+                        const __m128i sums = moek_fold4_256(moek_q4_sums256(_mm256_load_si256((const __m256i *)q[0][b]), a),
+                                                            moek_q4_sums256(_mm256_load_si256((const __m256i *)q[1][b]), a),
+                                                            moek_q4_sums256(_mm256_load_si256((const __m256i *)q[2][b]), a),
+                                                            moek_q4_sums256(_mm256_load_si256((const __m256i *)q[3][b]), a));
                         a4 = moek_finish4(a4, _mm_load_ps(dw[b]), moek_h2f(xb[b].d), _mm_sub_epi32(sums, _mm_set1_epi32(ob[b])));
                     }
                     acc[i] = a4;
@@ -139,13 +124,126 @@ MOEK_AVX2_INLINE void gemm_q4_0_tiles(const uint8_t *w, size_t rowBytes, size_t 
     if (r < rows) gemm_loop_q8_0(moek_vec_dot_q4_0_q8_0, w + r * rowBytes, rowBytes, rows - r, n, x, xStride, xIndex, tokens, y + r, yStride, yIndex);
 }
 
-MOEK_AVX2 static void gemm_q4_0_avx2(const uint8_t *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_0 *x, const int32_t *offsets,
-                                     size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
-    gemm_q4_0_tiles(w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex, 1);
+
+// Q4_0 on CPUs that split 256-bit units (MOEK_CPU_AVX2_HALF_WIDTH, this project's Zen 1): the
+// four rows' unpacked nibbles are interleaved per group of four weights — 16 bytes holding
+// weights 4g..4g+3 of rows 0, 1, 2, 3 — so that one maddubs against the token's four activations
+// of that group (broadcast) gives two 16-bit partial sums per row, lanes already in row order.
+// The eight groups of a block add up in 16 bits (at most 8·2·15·128 = 30720 in magnitude), one
+// madd with ones widens them to one int32 per row: no horizontal folds. Each interleaved group is
+// loaded once for up to four tokens. The block finish is the scalar one, so the bits match.
+// One thread, 40 different 1024x2048 matrices (read from memory), µs per token, interleaved vs
+// the four-row kernel per token: 1 token 338 vs 202, 2: 202 vs 187-191, 4: 144 vs 184,
+// 8: 117-125 vs 367-469, 16: 127-137 vs 188-210, 64: 118-121 vs 182-186 (the previous 128-bit
+// tiles: 134-135 at 16-64 tokens). Groups under HALF_WIDTH_INTERLEAVED_TOKENS tokens keep the
+// four-row kernel per token.
+
+/// Four activations (int8) broadcast to every 32-bit lane.
+MOEK_AVX2_INLINE __m128i broadcast4(const int8_t *p) { return _mm_castps_si128(_mm_broadcast_ss((const float *)p)); }
+
+/// `count` (1-4, a constant after inlining) tokens against a segment of interleaved Q4_0 blocks:
+/// `acc[i]` += token i's four row sums, block by block. With `next`, each block also prefetches
+/// the same block of the four rows at `next` (`rowBytes` apart): the next tile's reads then
+/// arrive while this one computes, instead of in a burst before it.
+MOEK_AVX2_INLINE void q4_0_interleaved_tokens(const __m128i (*iq)[8], const float (*dw)[4], size_t sb,
+                                               const moek_block_q8_0 *const *xb, const int32_t *const *ob,
+                                               __m128 *acc, const int count, const uint8_t *next, size_t rowBytes) {
+    const __m128i ones = _mm_set1_epi16(1);
+    __m128 a0 = acc[0], a1 = count > 1 ? acc[1] : a0, a2 = count > 2 ? acc[2] : a0, a3 = count > 3 ? acc[3] : a0;
+    for (size_t b = 0; b < sb; b++) {
+        if (next) {
+            const char *line = (const char *)(next + b * 18);
+            for (int k = 0; k < 4; k++) _mm_prefetch(line + k * rowBytes, _MM_HINT_T0);
+        }
+        __m128i s0 = _mm_setzero_si128(), s1 = s0, s2 = s0, s3 = s0;
+        for (int g = 0; g < 8; g++) {
+            const __m128i w = _mm_load_si128(&iq[b][g]);
+            s0 = _mm_add_epi16(s0, _mm_maddubs_epi16(w, broadcast4(xb[0][b].qs + 4 * g)));
+            if (count > 1) s1 = _mm_add_epi16(s1, _mm_maddubs_epi16(w, broadcast4(xb[1][b].qs + 4 * g)));
+            if (count > 2) s2 = _mm_add_epi16(s2, _mm_maddubs_epi16(w, broadcast4(xb[2][b].qs + 4 * g)));
+            if (count > 3) s3 = _mm_add_epi16(s3, _mm_maddubs_epi16(w, broadcast4(xb[3][b].qs + 4 * g)));
+        }
+        const __m128 d = _mm_load_ps(dw[b]);
+        a0 = moek_finish4(a0, d, moek_h2f(xb[0][b].d), _mm_sub_epi32(_mm_madd_epi16(s0, ones), _mm_set1_epi32(ob[0][b])));
+        if (count > 1) a1 = moek_finish4(a1, d, moek_h2f(xb[1][b].d), _mm_sub_epi32(_mm_madd_epi16(s1, ones), _mm_set1_epi32(ob[1][b])));
+        if (count > 2) a2 = moek_finish4(a2, d, moek_h2f(xb[2][b].d), _mm_sub_epi32(_mm_madd_epi16(s2, ones), _mm_set1_epi32(ob[2][b])));
+        if (count > 3) a3 = moek_finish4(a3, d, moek_h2f(xb[3][b].d), _mm_sub_epi32(_mm_madd_epi16(s3, ones), _mm_set1_epi32(ob[3][b])));
+    }
+    acc[0] = a0;
+    if (count > 1) acc[1] = a1;
+    if (count > 2) acc[2] = a2;
+    if (count > 3) acc[3] = a3;
 }
-MOEK_AVX2 static void gemm_q4_0_avx2_128(const uint8_t *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_0 *x, const int32_t *offsets,
-                                         size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
-    gemm_q4_0_tiles(w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex, 0);
+
+/// Rows 0-3 of a 4x4 matrix of 32-bit lanes (row k = rows[k]) as its columns.
+MOEK_AVX2_INLINE void transpose4(const __m128i *rows, __m128i *columns) {
+    const __m128i a = _mm_unpacklo_epi32(rows[0], rows[1]), b = _mm_unpacklo_epi32(rows[2], rows[3]);
+    const __m128i c = _mm_unpackhi_epi32(rows[0], rows[1]), d = _mm_unpackhi_epi32(rows[2], rows[3]);
+    columns[0] = _mm_unpacklo_epi64(a, b);
+    columns[1] = _mm_unpackhi_epi64(a, b);
+    columns[2] = _mm_unpacklo_epi64(c, d);
+    columns[3] = _mm_unpackhi_epi64(c, d);
+}
+
+MOEK_AVX2 static void gemm_q4_0_interleaved(const uint8_t *w, size_t rowBytes, size_t rows, size_t n,
+                                            const moek_block_q8_0 *x, const int32_t *offsets, size_t xStride, const int32_t *xIndex,
+                                            size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
+    const size_t nb = n / 32;
+    _Alignas(16) __m128i iq[SEGMENT][8];
+    _Alignas(16) float dw[SEGMENT][4];
+    __m128 acc[TILE];
+    const __m128i low = _mm_set1_epi8(0xF);
+    size_t r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const uint8_t *w0 = w + r * rowBytes;
+        for (size_t t0 = 0; t0 < tokens; t0 += TILE) {
+            const size_t tt = tokens - t0 < TILE ? tokens - t0 : TILE;
+            for (size_t i = 0; i < tt; i++) acc[i] = _mm_setzero_ps();
+            for (size_t s = 0; s < nb; s += SEGMENT) {
+                const size_t sb = nb - s < SEGMENT ? nb - s : SEGMENT;
+                const uint8_t *p = w0 + s * 18;
+                // The next four rows' segment: spread over the first token pass when there is only
+                // one (one matrix, one thread: 1 token 0.33 vs 0.43 ms, 2: 0.39 vs 0.48, 4: 0.61 vs
+                // 0.65), in a burst up front when there are several (spread, 32 tokens took 4.0
+                // instead of 3.6 ms).
+                const uint8_t *next = tokens <= TILE ? p + 4 * rowBytes : NULL;
+                if (!next)
+                    for (int k = 0; k < 4; k++)
+                        for (size_t line = 0; line < sb * 18; line += 64) _mm_prefetch((const char *)(p + (4 + k) * rowBytes + line), _MM_HINT_T0);
+                for (size_t b = 0; b < sb; b++, p += 18) {
+                    _mm_store_ps(dw[b], moek_scales4(p, rowBytes));
+                    __m128i lo[4], hi[4];
+                    for (int k = 0; k < 4; k++) {
+                        const __m128i packed = _mm_loadu_si128((const __m128i *)(p + k * rowBytes + 2));
+                        lo[k] = _mm_and_si128(packed, low);                     // groups 0-3
+                        hi[k] = _mm_and_si128(_mm_srli_epi16(packed, 4), low);  // groups 4-7
+                    }
+                    transpose4(lo, iq[b]);
+                    transpose4(hi, iq[b] + 4);
+                }
+                for (size_t i = 0; i < tt; i += 4) {
+                    const moek_block_q8_0 *xb[4];
+                    const int32_t *ob[4];
+                    const int count = tt - i < 4 ? (int)(tt - i) : 4;
+                    for (int j = 0; j < count; j++) {
+                        const size_t xi = token_row(xIndex, t0 + i + j);
+                        xb[j] = x + xi * xStride + s;
+                        ob[j] = offsets + xi * xStride + s;
+                    }
+                    const __m128i (*q)[8] = (const __m128i (*)[8])iq;
+                    const float (*d)[4] = (const float (*)[4])dw;
+                    switch (count) {
+                    case 4: q4_0_interleaved_tokens(q, d, sb, xb, ob, acc + i, 4, i == 0 ? next : NULL, rowBytes); break;
+                    case 3: q4_0_interleaved_tokens(q, d, sb, xb, ob, acc + i, 3, i == 0 ? next : NULL, rowBytes); break;
+                    case 2: q4_0_interleaved_tokens(q, d, sb, xb, ob, acc + i, 2, i == 0 ? next : NULL, rowBytes); break;
+                    default: q4_0_interleaved_tokens(q, d, sb, xb, ob, acc + i, 1, i == 0 ? next : NULL, rowBytes); break;
+                    }
+                }
+            }
+            for (size_t i = 0; i < tt; i++) _mm_storeu_ps(y + token_row(yIndex, t0 + i) * yStride + r, acc[i]);
+        }
+    }
+    if (r < rows) gemm_loop_q8_0(moek_vec_dot_q4_0_q8_0, w + r * rowBytes, rowBytes, rows - r, n, x, xStride, xIndex, tokens, y + r, yStride, yIndex);
 }
 
 // Q8_0: the int8 weights need no unpacking, so each token reads them straight from the segment
@@ -227,16 +325,20 @@ static void rows4_q8_0(int q4, const uint8_t *w, size_t rowBytes, size_t rows, s
                                  x, xStride, xIndex, tokens, y + r, yStride, yIndex);
 }
 
-/// Tokens from which half-width AVX2 CPUs use the tiles (see the tiles' comment).
+/// Tokens from which half-width AVX2 CPUs use the Q8_0 tiles: below, the four-row kernel per token
+/// on L1-hot rows was faster (1024x2048, one thread: 0.90 vs 1.07-1.19 ms for 4 tokens), above,
+/// once activations outgrow L2, the tiles (a 256-token prompt 6-14% slower without them).
 #define HALF_WIDTH_TILE_TOKENS 16
+/// Tokens from which half-width AVX2 CPUs use the interleaved Q4_0 tiles (see there).
+#define HALF_WIDTH_INTERLEAVED_TOKENS 3
 
 void moek_gemm_q4_0_q8_0(const void *w, size_t rowBytes, size_t rows, size_t n,
                          const moek_block_q8_0 *x, const int32_t *offsets, size_t xStride, const int32_t *xIndex,
                          size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
 #if defined(__x86_64__)
     const uint32_t f = moek_cpu_features();
-    if ((f & MOEK_CPU_AVX2_HALF_WIDTH) && tokens >= HALF_WIDTH_TILE_TOKENS) {
-        gemm_q4_0_avx2_128((const uint8_t *)w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
+    if ((f & MOEK_CPU_AVX2_HALF_WIDTH) && tokens >= HALF_WIDTH_INTERLEAVED_TOKENS) {
+        gemm_q4_0_interleaved((const uint8_t *)w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
         return;
     }
     if ((f & MOEK_CPU_AVX2_FMA) && !(f & MOEK_CPU_AVX2_HALF_WIDTH) && tokens > 1) {

@@ -216,9 +216,10 @@ struct KernelTests {
           arguments: gemmCases)
     func matrixMatrix(typeName: String, inputs n: Int) throws {
         let type = try #require(GGMLType(name: typeName))
-        // 2 four-row groups + 3 single rows; 1-3 tokens (the small-batch paths), 11 (> one 8-token
-        // tile) and 17 (where half-width CPUs switch to the tiles).
-        for tokens in [1, 2, 3, 11, 17] { try matrixMatrix(type: type, typeName: typeName, inputs: n, rows: 11, tokens: tokens) }
+        // 2 four-row groups + 3 single rows; 1-3 tokens (the small-batch paths; 3 is where half-width
+        // CPUs switch to the interleaved Q4_0 tiles), 6 and 11 (four-token passes with 2 and 3 left
+        // over, 11 > one 8-token tile) and 17 (where half-width CPUs switch to the Q8_0 tiles).
+        for tokens in [1, 2, 3, 6, 11, 17] { try matrixMatrix(type: type, typeName: typeName, inputs: n, rows: 11, tokens: tokens) }
     }
 
     func matrixMatrix(type: GGMLType, typeName: String, inputs n: Int, rows: Int, tokens: Int) throws {
