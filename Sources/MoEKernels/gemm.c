@@ -109,10 +109,10 @@ MOEK_AVX2 static void gemm_q4_0_avx2(const uint8_t *w, size_t rowBytes, size_t r
                     __m128 a4 = acc[i];
                     for (size_t b = 0; b < sb; b++) {
                         const __m256i a = _mm256_loadu_si256((const __m256i *)xb[b].qs);
-                        const __m128i sums = moek_fold4_256(moek_q4_sums256(_mm256_load_si256((const __m256i *)q[0][b]), a),
-                                                            moek_q4_sums256(_mm256_load_si256((const __m256i *)q[1][b]), a),
-                                                            moek_q4_sums256(_mm256_load_si256((const __m256i *)q[2][b]), a),
-                                                            moek_q4_sums256(_mm256_load_si256((const __m256i *)q[3][b]), a));
+                        const __m128i sums = moek_fold4_q4(moek_q4_sums16_256(_mm256_load_si256((const __m256i *)q[0][b]), a),
+                                                           moek_q4_sums16_256(_mm256_load_si256((const __m256i *)q[1][b]), a),
+                                                           moek_q4_sums16_256(_mm256_load_si256((const __m256i *)q[2][b]), a),
+                                                           moek_q4_sums16_256(_mm256_load_si256((const __m256i *)q[3][b]), a));
                         a4 = moek_finish4(a4, _mm_load_ps(dw[b]), moek_h2f(xb[b].d), _mm_sub_epi32(sums, _mm_set1_epi32(ob[b])));
                     }
                     acc[i] = a4;

@@ -200,12 +200,12 @@ MOEK_AVX2 static void vec_dot4_q4_0_q8_0_avx2(const uint8_t *w, size_t stride, c
         if (!(b & 1)) {  // two blocks are 36 bytes: every cache line of the next four rows is touched
             for (int k = 4; k < 8; k++) _mm_prefetch((const char *)(r + k * stride), _MM_HINT_T0);
         }
-        __m256i s[4];
+        __m128i s[4];
         for (int k = 0; k < 4; k++) {
             const __m128i packed = _mm_loadu_si128((const __m128i *)(r + k * stride + 2));
-            s[k] = moek_q4_sums256(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low), a);
+            s[k] = moek_q4_sums16_256(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low), a);
         }
-        const __m128i sums = _mm_sub_epi32(moek_fold4_256(s[0], s[1], s[2], s[3]), _mm_set1_epi32(offsets[b]));
+        const __m128i sums = _mm_sub_epi32(moek_fold4_q4(s[0], s[1], s[2], s[3]), _mm_set1_epi32(offsets[b]));
         acc = moek_finish4(acc, moek_scales4(r, stride), moek_h2f(x[b].d), sums);
     }
     _mm_storeu_ps(out, acc);
@@ -223,9 +223,9 @@ MOEK_AVX2 static void vec_dot4_q4_0_q8_0_avx2_128(const uint8_t *w, size_t strid
         __m128i s[4];
         for (int k = 0; k < 4; k++) {
             const __m128i packed = _mm_loadu_si128((const __m128i *)(r + k * stride + 2));
-            s[k] = moek_q4_sums128(_mm_and_si128(packed, low), _mm_and_si128(_mm_srli_epi16(packed, 4), low), alo, ahi);
+            s[k] = moek_q4_sums16(_mm_and_si128(packed, low), _mm_and_si128(_mm_srli_epi16(packed, 4), low), alo, ahi);
         }
-        const __m128i sums = _mm_sub_epi32(moek_fold4(s[0], s[1], s[2], s[3]), _mm_set1_epi32(offsets[b]));
+        const __m128i sums = _mm_sub_epi32(moek_fold4_q4(s[0], s[1], s[2], s[3]), _mm_set1_epi32(offsets[b]));
         acc = moek_finish4(acc, moek_scales4(r, stride), moek_h2f(x[b].d), sums);
     }
     _mm_storeu_ps(out, acc);
