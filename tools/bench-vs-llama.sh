@@ -117,7 +117,8 @@ for r in moe:
     t = r.get("time_per_token_ms")
     if t:
         print(f"swift-moe {key(r)} time per token: attention {t['attention']:.2f} ms, router {t['router']:.2f} ms, "
-              f"experts {t['experts']:.2f} ms, output {t['output']:.2f} ms, waiting {t['waiting']:.2f} ms")
+              f"experts {t['experts']:.2f} ms, output {t['output']:.2f} ms, waiting {t['waiting']:.2f} ms"
+              + (f", halves overlapped {t['overlapped']:.2f} ms" if t.get('overlapped') else ""))
 print(f"\nmemory read bandwidth {m['memory_bandwidth_bytes_per_s'] / 1e9:.1f} GB/s, "
       f"{m['active_bytes_per_token'] / 2**20:.0f} MiB of weights per decoded token, "
       f"roofline {m['roofline_ts']:.1f} t/s, swift-moe peak RSS {m['peak_rss_bytes'] / 2**30:.2f} GiB")
