@@ -49,8 +49,9 @@ MOEK_AVX2_INLINE __m128i moek_q4_sums16_256(__m256i q, __m256i a) {
 }
 /// Q4_0: one int32 lane per row (row k in lane k) from four rows' moek_q4_sums16. The lanes are
 /// added in 16 bits, interleaved halves onto each other (at most 4·7680 = 30720, no overflow),
-/// and widened by one madd: fewer multiplies and no horizontal adds (decode 12-15% faster on Zen
-/// 1 than a madd per row and two rounds of hadd).
+/// and widened by one madd: fewer multiplies and no horizontal adds (the Zen 1 decode kernel 12-15%
+/// faster than with a madd per row and two rounds of hadd when rows stream from memory; no change
+/// with the matrix in L2).
 MOEK_AVX2_INLINE __m128i moek_fold4_q4(__m128i s0, __m128i s1, __m128i s2, __m128i s3) {
     const __m128i a01 = _mm_add_epi16(_mm_unpacklo_epi32(s0, s1), _mm_unpackhi_epi32(s0, s1));
     const __m128i a23 = _mm_add_epi16(_mm_unpacklo_epi32(s2, s3), _mm_unpackhi_epi32(s2, s3));

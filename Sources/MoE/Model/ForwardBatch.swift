@@ -153,9 +153,9 @@ extension Model {
         embed(UnsafeBufferPointer(rebasing: tokens[first...]), buffers: b, owners: ownersB, state: lane)
         s.startLaps()
         attentionBlock(layer: 0, tokens: first, buffers: a, positions: positions, owners: owners, state: s)
-        var failure: MoEError?
         let layers = weights.layers.count
         for l in 0..<layers {
+            var failure: MoEError?, laneFailure: MoEError?
             s.pool.together({
                 s.startLaps()
                 do throws(MoEError) {
@@ -165,7 +165,6 @@ extension Model {
                 lane.startLaps()
                 attentionBlock(layer: l, tokens: second, buffers: b, positions: positionsB, owners: ownersB, state: lane)
             })
-            var laneFailure: MoEError?
             s.pool.together({
                 s.startLaps()
                 if l + 1 < layers {

@@ -37,7 +37,7 @@ public final class ThreadPool: @unchecked Sendable {
     public private(set) var idleNanoseconds: UInt64 = 0
 
     /// The pool's second lane: the same threads, a loop of its own. Nil on the second lane itself.
-    private(set) var secondLane: ThreadPool?
+    let secondLane: ThreadPool?
 
     /// A pool of `threads` threads (at least 1), the caller included.
     public init(threads: Int) {
