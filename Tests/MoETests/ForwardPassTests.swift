@@ -145,11 +145,12 @@ struct SessionTests {
 /// Loading: unsupported architectures and missing or misshapen tensors are named.
 @Suite("Model loading")
 struct ModelLoadingTests {
-    func rewrite(_ source: String, architecture: String? = nil, dropping: String? = nil, reshaping: String? = nil) throws -> String {
+    func rewrite(_ source: String, architecture: String? = nil, dropping: String? = nil, reshaping: String? = nil,
+                 setting: (key: String, value: GGUFValue)? = nil) throws -> String {
         let file = try GGUFFile(path: Fixtures.path(source))
         var w = GGUFWriter()
         for (k, v) in file.metadata.entries {
-            w.set(k, k == "general.architecture" && architecture != nil ? .string(architecture!) : v)
+            w.set(k, k == "general.architecture" && architecture != nil ? .string(architecture!) : k == setting?.key ? setting!.value : v)
         }
         for t in file.tensors where t.name != dropping {
             if t.name == reshaping {
@@ -194,6 +195,17 @@ struct ModelLoadingTests {
         } catch {
             #expect(error.message.contains("'blk.0.attn_q.weight' has shape [32, 128], expected [64, 64]"))
         }
+    }
+
+    @Test("an MoE file's unused feed_forward_length does not size the session's buffers (the tensors do)")
+    func inflatedDenseLength() throws {
+        // A fuzzed file once declared ~700M here; the session's scratch asked for 8 GB.
+        let path = try rewrite("forward/qwen3moe-q8_0.gguf", setting: ("qwen3moe.feed_forward_length", .uint32(1 << 20)))
+        let model = try Model(path: path), reference = try Model(path: Fixtures.path("forward/qwen3moe-q8_0.gguf"))
+        #expect(model.config.feedForward == 1 << 20)
+        let session = try model.makeSession(contextLength: 8, threads: 1)
+        #expect(session.state.hiddenSize == model.weights.widestInput)
+        #expect(try session.evaluate([1, 17, 42]) == reference.makeSession(contextLength: 8, threads: 1).evaluate([1, 17, 42]))
     }
 
     @Test("a model with a tied output head uses the embedding table")

@@ -133,7 +133,9 @@ final class ForwardState {
         let kvk = c.kvHeads * c.headDimension, kvv = c.kvHeads * c.valueDimension
         keys = .allocate(capacity: c.layers * contextLength * kvk)
         values = .allocate(capacity: c.layers * contextLength * kvv)
-        hiddenSize = max(c.expertFeedForward, c.feedForward, model.weights.widestInput)
+        // The widest FFN the loaded tensors have (dense, expert or shared); not the metadata's
+        // feed_forward_length, which an MoE model does not use and a hostile file can inflate.
+        hiddenSize = model.weights.widestInput
         // The chosen experts' slots, plus one for the shared expert (computed alongside them).
         let slots = max(c.expertsUsed, 1) + 1
         x = FloatStorage(zeros: c.embedding)
