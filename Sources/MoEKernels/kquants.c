@@ -195,20 +195,6 @@ float moek_vec_dot_f16(const uint16_t *a, const uint16_t *b, size_t n) {
 // for all four — again the scalar twins' own sequence. Either way the results equal the scalar
 // ones bit for bit. The four-row kernels prefetch the next four rows as they go.
 
-/// The eight 6-bit scales (bytes 0-7 of the result) or minimums of a Q4_K/Q5_K block from its 12
-/// packed bytes (the layout scale_min_k4 reads, four sub-blocks per 32-bit word at a time).
-MOEK_AVX2 static inline uint64_t k4_unpack(const uint8_t *packed, int mins) {
-    uint32_t w0, w1, w2;
-    memcpy(&w0, packed, 4); memcpy(&w1, packed + 4, 4); memcpy(&w2, packed + 8, 4);
-    const uint32_t six = 0x3F3F3F3Fu, four = 0x0F0F0F0Fu, two = 0x03030303u;
-    // Sub-blocks 0-3: the low six bits of bytes 0-3 (scales) or 4-7 (mins). Sub-blocks 4-7: a
-    // nibble of bytes 8-11 (low: scales, high: mins) and, above it, the top two bits of bytes 0-3
-    // (scales) or 4-7 (mins).
-    const uint32_t first = mins ? w1 & six : w0 & six;
-    const uint32_t second = mins ? ((w2 >> 4) & four) | (((w1 >> 6) & two) << 4) : (w2 & four) | (((w0 >> 6) & two) << 4);
-    return (uint64_t)first | (uint64_t)second << 32;
-}
-
 /// Q4_K/Q5_K, one row of one block: the scaled level sums (8 lanes) and the minimums times the
 /// activation sums of their sub-blocks (4 lanes); both add up to the scalar code's sumi and summ.
 /// Per 64-element chunk, the low nibbles (sub-block 2c) and high nibbles (2c+1) go through maddubs

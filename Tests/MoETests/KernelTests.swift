@@ -206,25 +206,49 @@ struct KernelTests {
     }
 
     /// (type, inputs) cases for the matrix-matrix kernels: odd block counts, more blocks than one
-    /// unpacked segment (64), and inputs that are whole Q8_K blocks for the K-quants.
+    /// unpacked segment (64 blocks; 8 super-blocks for the K-quants), and inputs that are whole
+    /// Q8_K blocks for the K-quants.
     static let gemmCases: [(String, Int)] = [
         ("q4_0", 32), ("q4_0", 96), ("q4_0", 65 * 32), ("q4_0", 129 * 32), ("q8_0", 32), ("q8_0", 65 * 32), ("q8_0", 129 * 32),
-        ("q4_K", 256), ("q4_K", 768), ("q6_K", 512), ("f16", 33), ("f32", 33), ("bf16", 64),
+        ("q4_K", 256), ("q4_K", 768), ("q4_K", 9 * 256), ("q5_K", 512), ("q5_K", 9 * 256), ("q6_K", 512), ("q6_K", 9 * 256),
+        ("f16", 33), ("f32", 33), ("bf16", 64),
     ]
 
     @Test("matrix-matrix kernels equal the one-token dot products bit for bit, SIMD and scalar, for any row/token subset",
           arguments: gemmCases)
     func matrixMatrix(typeName: String, inputs n: Int) throws {
         let type = try #require(GGMLType(name: typeName))
-        // 2 four-row groups + 3 single rows; 1-3 tokens (the small-batch paths; 3 is where half-width
-        // CPUs switch to the interleaved Q4_0 tiles), 6 and 11 (four-token passes with 2 and 3 left
-        // over, 11 > one 8-token tile) and 17 (where half-width CPUs switch to the Q8_0 tiles).
+        // 2 four-row groups + 3 single rows; 1-3 tokens (the small-batch paths; half-width CPUs switch
+        // to the interleaved Q4_K/Q6_K tiles at 2, Q4_0/Q5_K at 3), 6 and 11 (four-token passes with
+        // 2 and 3 left over, 11 > one 8-token tile) and 17 (where half-width CPUs switch to the Q8_0 tiles).
         for tokens in [1, 2, 3, 6, 11, 17] { try matrixMatrix(type: type, typeName: typeName, inputs: n, rows: 11, tokens: tokens) }
+    }
+
+    /// `rows` weight rows of `n` inputs: quantized random values; for the K-quants every other row
+    /// is random bits (every level and scale pattern, Q6_K scales down to -128) with sane
+    /// super-block scales from the dequantization fixture, and Q5_K, which has no quantizer here,
+    /// is random bits only.
+    func matrixRows(type: GGMLType, inputs n: Int, rows: Int) throws -> [UInt8] {
+        guard [.q4_K, .q5_K, .q6_K].contains(type) else { return try type.quantize((0..<rows).flatMap { randomRow(n, seed: 300 + UInt64($0)) }) }
+        let fixture = try GGUFFile(path: Fixtures.path("gguf/dequant.gguf"))
+        let first = Array(try fixture.view("\(type.name).raw").bytes.prefix(type.blockBytes))
+        var g = SplitMix(seed: 41 + UInt64(n))
+        var w: [UInt8] = []
+        for row in 0..<rows {
+            if row % 2 == 1, type != .q5_K { w += try type.quantize(randomRow(n, seed: 300 + UInt64(row))); continue }
+            var bits = (0..<(n / 256 * type.blockBytes)).map { _ in UInt8(truncatingIfNeeded: g.next()) }
+            for at in stride(from: 0, to: bits.count, by: type.blockBytes) {
+                if type != .q6_K { bits.replaceSubrange(at..<(at + 4), with: first[0..<4]) }
+                else { bits.replaceSubrange((at + 208)..<(at + 210), with: first[208..<210]) }
+            }
+            w += bits
+        }
+        return w
     }
 
     func matrixMatrix(type: GGMLType, typeName: String, inputs n: Int, rows: Int, tokens: Int) throws {
         let storedRows = 13
-        let w = try type.quantize((0..<rows).flatMap { randomRow(n, seed: 300 + UInt64($0)) })
+        let w = try matrixRows(type: type, inputs: n, rows: rows)
         let batch = ActivationBatch(rows: storedRows, width: n)
         let inputs = (0..<storedRows).map { randomRow(n, seed: 700 + UInt64($0)) }
         let format = Linear.format(for: type)
