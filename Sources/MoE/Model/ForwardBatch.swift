@@ -291,13 +291,34 @@ extension Model {
     }
 
     /// The final norm and vocabulary logits of every token whose `logits(t)` is not nil.
+    /// The final norm and vocabulary projection of the tokens that want logits. When several do
+    /// and their targets lie `vocabulary` floats apart in token order (every caller's: a prompt's
+    /// `.all`, a batch of sessions), the output matrix is read once for all of them through the
+    /// matrix-matrix kernels; otherwise token by token. Either way bit for bit the same logits.
     private func outputBlock(tokens count: Int, buffers b: BatchBuffers, state s: ForwardState,
                              logits: (Int) -> UnsafeMutablePointer<Float>?) {
-        let d = config.embedding, h = s.h.pointer
+        let d = config.embedding, vocabulary = config.vocabulary, output = weights.output
+        var wanted = 0, strided = output.outputs <= vocabulary
+        var first: UnsafeMutablePointer<Float>? = nil
         for t in 0..<count {
             guard let target = logits(t) else { continue }
-            RMSNorm.apply(b.xs.pointer + t * d, h, count: d, weight: weights.outputNorm.pointer, epsilon: config.rmsEpsilon)
-            weights.output.apply(h, target, buffer: s.input, pool: s.pool)
+            if let first { strided = strided && target == first + wanted * vocabulary } else { first = target }
+            wanted += 1
+        }
+        if wanted > 1, strided, let first {
+            var j = 0
+            for t in 0..<count where logits(t) != nil {
+                RMSNorm.apply(b.xs.pointer + t * d, b.hs.pointer + j * d, count: d, weight: weights.outputNorm.pointer, epsilon: config.rmsEpsilon)
+                j += 1
+            }
+            projectBatch(b.hs.pointer, stride: d, tokens: wanted, rows: b.tokenRows, pool: s.pool, output, first, vocabulary)
+        } else {
+            let h = s.h.pointer
+            for t in 0..<count {
+                guard let target = logits(t) else { continue }
+                RMSNorm.apply(b.xs.pointer + t * d, h, count: d, weight: weights.outputNorm.pointer, epsilon: config.rmsEpsilon)
+                output.apply(h, target, buffer: s.input, pool: s.pool)
+            }
         }
         s.lap(.output)
     }
