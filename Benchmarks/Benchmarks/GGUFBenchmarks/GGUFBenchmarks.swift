@@ -89,17 +89,17 @@ let benchmarks: @Sendable () -> Void = {
             }
             blackHole(out)
         }
-        guard type == .q4_0 || type == .q8_0 else { continue }
         for tokens in [2, 16, 64, 256] {
             Benchmark("kernel \(type.name) matrix-matrix, 1024x2048 x \(tokens) tokens", configuration: .init(metrics: [.wallClock])) { benchmark in
                 var out = [Float](repeating: 0, count: outputs * tokens)
                 matrix.withUnsafeBytes { w in
                     out.withUnsafeMutableBufferPointer { y in
                         for _ in benchmark.scaledIterations {
-                            if type == .q4_0 {
-                                moek_gemm_q4_0_q8_0(w.baseAddress, rowBytes, outputs, inputs, q8, offsets, inputs / 32, nil, tokens, y.baseAddress, outputs, nil)
-                            } else {
-                                moek_gemm_q8_0_q8_0(w.baseAddress, rowBytes, outputs, inputs, q8, inputs / 32, nil, tokens, y.baseAddress, outputs, nil)
+                            switch type {
+                            case .q4_0: moek_gemm_q4_0_q8_0(w.baseAddress, rowBytes, outputs, inputs, q8, offsets, inputs / 32, nil, tokens, y.baseAddress, outputs, nil)
+                            case .q8_0: moek_gemm_q8_0_q8_0(w.baseAddress, rowBytes, outputs, inputs, q8, inputs / 32, nil, tokens, y.baseAddress, outputs, nil)
+                            case .q4_K: moek_gemm_q4_K_q8_K(w.baseAddress, rowBytes, outputs, inputs, q8K, inputs / 256, nil, tokens, y.baseAddress, outputs, nil)
+                            default: moek_gemm_q6_K_q8_K(w.baseAddress, rowBytes, outputs, inputs, q8K, inputs / 256, nil, tokens, y.baseAddress, outputs, nil)
                             }
                         }
                     }
