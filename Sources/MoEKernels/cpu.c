@@ -24,6 +24,20 @@ static uint32_t detect(void) {
         || (strcmp(vendor, "HygonGenuine") == 0 && family == 0x18);
     return MOEK_CPU_AVX2_FMA | (half ? MOEK_CPU_AVX2_HALF_WIDTH : 0);
 }
+#elif defined(__aarch64__) && defined(__APPLE__)
+#include <sys/sysctl.h>
+static uint32_t detect(void) {
+    int dot = 0;
+    size_t size = sizeof dot;
+    if (sysctlbyname("hw.optional.arm.FEAT_DotProd", &dot, &size, NULL, 0) != 0) dot = 0;
+    return MOEK_CPU_NEON | (dot ? MOEK_CPU_NEON_DOTPROD : 0);
+}
+#elif defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+static uint32_t detect(void) {
+    // HWCAP_ASIMDDP (bit 20 of AT_HWCAP): the kernel reports the dot-product instructions.
+    return MOEK_CPU_NEON | ((getauxval(AT_HWCAP) & (1ul << 20)) ? MOEK_CPU_NEON_DOTPROD : 0);
+}
 #elif defined(__aarch64__)
 static uint32_t detect(void) { return MOEK_CPU_NEON; }
 #else

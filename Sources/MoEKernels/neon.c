@@ -3,8 +3,10 @@
 //
 // The quantized dot products compute each block's integer sum with NEON (exact) and finish it with
 // the same scalar float operations, in the same order, as their scalar twins, so they return the
-// scalar result bit for bit. Baseline ARMv8.0 only (no dot-product extension), so every arm64
-// CPU runs them.
+// scalar result bit for bit. They are compiled twice from neon_qdot.h: for baseline ARMv8.0
+// (every arm64 CPU), and with the dot-product extension (SDOT: sixteen byte products summed into
+// four int32 lanes in one instruction; Apple M1 and later, Cortex-A55/A76 and later, Graviton 2+),
+// used where moek_cpu_features() reports MOEK_CPU_NEON_DOTPROD. Both give the same integers.
 #include "neon.h"
 
 #if defined(__aarch64__)
@@ -17,16 +19,55 @@
 // differently.
 #pragma STDC FP_CONTRACT OFF
 
-// Σ q[i] * a[i] over 16 signed bytes (|q|, |a| <= 128: each int16 pair sum stays in range).
-static inline int32x4_t dot16_s8(int8x16_t q, int8x16_t a) {
+// Baseline: Σ q[i] * a[i] over 16 signed bytes by widening multiplies (|q|, |a| <= 128: each
+// int16 pair sum stays in range), four int32 lanes.
+static inline int32x4_t dot16_base(int8x16_t q, int8x16_t a) {
     int16x8_t p = vmull_s8(vget_low_s8(q), vget_low_s8(a));
     p = vmlal_s8(p, vget_high_s8(q), vget_high_s8(a));
     return vpaddlq_s16(p);
 }
+#define MOEK_NEON_ATTR
+#define MOEK_NEON_NAME(name) name##_base
+#define MOEK_NEON_DOT16(q, a) dot16_base(q, a)
+#include "neon_qdot.h"
+#undef MOEK_NEON_ATTR
+#undef MOEK_NEON_NAME
+#undef MOEK_NEON_DOT16
 
-// Σ q[i] * a[i] for 32 elements given as two halves of 16.
-static inline int32_t dot32_s8(int8x16_t q0, int8x16_t q1, const int8_t *a) {
-    return vaddvq_s32(vaddq_s32(dot16_s8(q0, vld1q_s8(a)), dot16_s8(q1, vld1q_s8(a + 16))));
+// The dot-product extension: the same sums (in other lanes; only their total is used).
+__attribute__((target("dotprod"))) static inline int32x4_t dot16_sdot(int8x16_t q, int8x16_t a) {
+    return vdotq_s32(vdupq_n_s32(0), q, a);
+}
+#define MOEK_NEON_ATTR __attribute__((target("dotprod")))
+#define MOEK_NEON_NAME(name) name##_sdot
+#define MOEK_NEON_DOT16(q, a) dot16_sdot(q, a)
+#include "neon_qdot.h"
+#undef MOEK_NEON_ATTR
+#undef MOEK_NEON_NAME
+#undef MOEK_NEON_DOT16
+
+static inline int has_sdot(void) { return (moek_cpu_features() & MOEK_CPU_NEON_DOTPROD) != 0; }
+
+float moek_neon_vec_dot_q8_0_q8_0(const void *w, const moek_block_q8_0 *x, size_t n) {
+    return has_sdot() ? dot_q8_0_sdot(w, x, n) : dot_q8_0_base(w, x, n);
+}
+float moek_neon_vec_dot_q4_0_q8_0(const void *w, const moek_block_q8_0 *x, size_t n) {
+    return has_sdot() ? dot_q4_0_sdot(w, x, n) : dot_q4_0_base(w, x, n);
+}
+void moek_neon_vec_dot4_q8_0_q8_0(const void *w, size_t stride, const moek_block_q8_0 *x, size_t n, float *out) {
+    if (has_sdot()) dot4_q8_0_sdot(w, stride, x, n, out); else dot4_q8_0_base(w, stride, x, n, out);
+}
+void moek_neon_vec_dot4_q4_0_q8_0(const void *w, size_t stride, const moek_block_q8_0 *x, size_t n, float *out) {
+    if (has_sdot()) dot4_q4_0_sdot(w, stride, x, n, out); else dot4_q4_0_base(w, stride, x, n, out);
+}
+float moek_neon_vec_dot_q4_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n) {
+    return has_sdot() ? dot_k4_sdot((const uint8_t *)w, x, n, 144, 16, 0) : dot_k4_base((const uint8_t *)w, x, n, 144, 16, 0);
+}
+float moek_neon_vec_dot_q5_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n) {
+    return has_sdot() ? dot_k4_sdot((const uint8_t *)w, x, n, 176, 48, 1) : dot_k4_base((const uint8_t *)w, x, n, 176, 48, 1);
+}
+float moek_neon_vec_dot_q6_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n) {
+    return has_sdot() ? dot_q6_K_sdot(w, x, n) : dot_q6_K_base(w, x, n);
 }
 
 void moek_neon_quantize_row_q8_0(const float *x, moek_block_q8_0 *y, size_t n) {
@@ -44,103 +85,6 @@ void moek_neon_quantize_row_q8_0(const float *x, moek_block_q8_0 *y, size_t n) {
             vst1_s8(y[b].qs + 4 * k, vmovn_s16(q16));
         }
     }
-}
-
-float moek_neon_vec_dot_q8_0_q8_0(const void *w, const moek_block_q8_0 *x, size_t n) {
-    const uint8_t *wb = (const uint8_t *)w;
-    float sum = 0;
-    for (size_t b = 0; b < n / 32; b++, wb += 34) {
-        uint16_t dh; memcpy(&dh, wb, 2);
-        const int32_t acc = dot32_s8(vld1q_s8((const int8_t *)(wb + 2)), vld1q_s8((const int8_t *)(wb + 18)), x[b].qs);
-        sum += moek_half_to_float(dh) * moek_half_to_float(x[b].d) * (float)acc;
-    }
-    return sum;
-}
-
-float moek_neon_vec_dot_q4_0_q8_0(const void *w, const moek_block_q8_0 *x, size_t n) {
-    const uint8_t *wb = (const uint8_t *)w;
-    const uint8x16_t low = vdupq_n_u8(0xF);
-    const int8x16_t eight = vdupq_n_s8(8);
-    float sum = 0;
-    for (size_t b = 0; b < n / 32; b++, wb += 18) {
-        uint16_t dh; memcpy(&dh, wb, 2);
-        const uint8x16_t packed = vld1q_u8(wb + 2);
-        const int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(packed, low)), eight);
-        const int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(packed, 4)), eight);
-        const int32_t acc = dot32_s8(lo, hi, x[b].qs);
-        sum += moek_half_to_float(dh) * moek_half_to_float(x[b].d) * (float)acc;
-    }
-    return sum;
-}
-
-// Q4_K and Q5_K share the layout of scales and mins (kscales.h); Q5_K adds a fifth bit per level from qh.
-static inline float dot_k4(const uint8_t *w, const moek_block_q8_K *x, size_t n, size_t blockBytes, size_t qsOffset, int fifth) {
-    const uint8_t *b = w;
-    const uint8x16_t low = vdupq_n_u8(0xF), sixteen = vdupq_n_u8(16);
-    float sum = 0;
-    for (size_t i = 0; i < n / 256; i++, b += blockBytes) {
-        const float d = moek_half_at(b) * x[i].d, dmin = moek_half_at(b + 2) * x[i].d;
-        const uint8_t *scales = b + 4, *qh = b + 16, *q = b + qsOffset;
-        const int8_t *a = x[i].qs;
-        int sumi = 0, summ = 0;
-        for (int c = 0; c < 4; c++, q += 32, a += 64) {
-            int sc1, sc2;
-            summ += chunk_scales_k4(c, scales, x[i].bsums, &sc1, &sc2);
-            const uint8x16_t q0 = vld1q_u8(q), q1 = vld1q_u8(q + 16);
-            uint8x16_t l0 = vandq_u8(q0, low), l1 = vandq_u8(q1, low), h0 = vshrq_n_u8(q0, 4), h1 = vshrq_n_u8(q1, 4);
-            if (fifth) {
-                const uint8x16_t u1 = vdupq_n_u8((uint8_t)(1u << (2 * c))), u2 = vdupq_n_u8((uint8_t)(2u << (2 * c)));
-                const uint8x16_t b0 = vld1q_u8(qh), b1 = vld1q_u8(qh + 16);
-                l0 = vorrq_u8(l0, vandq_u8(vtstq_u8(b0, u1), sixteen));
-                l1 = vorrq_u8(l1, vandq_u8(vtstq_u8(b1, u1), sixteen));
-                h0 = vorrq_u8(h0, vandq_u8(vtstq_u8(b0, u2), sixteen));
-                h1 = vorrq_u8(h1, vandq_u8(vtstq_u8(b1, u2), sixteen));
-            }
-            const int32_t s1 = dot32_s8(vreinterpretq_s8_u8(l0), vreinterpretq_s8_u8(l1), a);
-            const int32_t s2 = dot32_s8(vreinterpretq_s8_u8(h0), vreinterpretq_s8_u8(h1), a + 32);
-            sumi += sc1 * s1 + sc2 * s2;
-        }
-        sum += d * (float)sumi - dmin * (float)summ;
-    }
-    return sum;
-}
-
-float moek_neon_vec_dot_q4_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n) {
-    return dot_k4((const uint8_t *)w, x, n, 144, 16, 0);
-}
-
-float moek_neon_vec_dot_q5_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n) {
-    return dot_k4((const uint8_t *)w, x, n, 176, 48, 1);
-}
-
-float moek_neon_vec_dot_q6_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n) {
-    const uint8_t *b = (const uint8_t *)w;
-    const uint8x16_t low = vdupq_n_u8(0xF), three = vdupq_n_u8(3);
-    const int8x16_t offset = vdupq_n_s8(32);
-    float sum = 0;
-    for (size_t i = 0; i < n / 256; i++, b += 210) {
-        const uint8_t *ql = b, *qh = b + 128;
-        const int8_t *sc = (const int8_t *)(b + 192);
-        const int8_t *a = x[i].qs;
-        int sumi = 0;
-        for (int half = 0; half < 2; half++, ql += 64, qh += 32, sc += 8, a += 128) {
-            for (int g = 0; g < 2; g++) {  // elements 16g..16g+15 of each of the four quarters
-                const uint8x16_t l0 = vld1q_u8(ql + 16 * g), l1 = vld1q_u8(ql + 32 + 16 * g), h = vld1q_u8(qh + 16 * g);
-                const uint8x16_t u1 = vorrq_u8(vandq_u8(l0, low), vshlq_n_u8(vandq_u8(h, three), 4));
-                const uint8x16_t u2 = vorrq_u8(vandq_u8(l1, low), vshlq_n_u8(vandq_u8(vshrq_n_u8(h, 2), three), 4));
-                const uint8x16_t u3 = vorrq_u8(vshrq_n_u8(l0, 4), vshlq_n_u8(vandq_u8(vshrq_n_u8(h, 4), three), 4));
-                const uint8x16_t u4 = vorrq_u8(vshrq_n_u8(l1, 4), vshlq_n_u8(vshrq_n_u8(h, 6), 4));
-                const int8x16_t q1 = vsubq_s8(vreinterpretq_s8_u8(u1), offset), q2 = vsubq_s8(vreinterpretq_s8_u8(u2), offset);
-                const int8x16_t q3 = vsubq_s8(vreinterpretq_s8_u8(u3), offset), q4 = vsubq_s8(vreinterpretq_s8_u8(u4), offset);
-                sumi += sc[g] * vaddvq_s32(dot16_s8(q1, vld1q_s8(a + 16 * g)));
-                sumi += sc[g + 2] * vaddvq_s32(dot16_s8(q2, vld1q_s8(a + 32 + 16 * g)));
-                sumi += sc[g + 4] * vaddvq_s32(dot16_s8(q3, vld1q_s8(a + 64 + 16 * g)));
-                sumi += sc[g + 6] * vaddvq_s32(dot16_s8(q4, vld1q_s8(a + 96 + 16 * g)));
-            }
-        }
-        sum += moek_half_at(b + 208) * x[i].d * (float)sumi;
-    }
-    return sum;
 }
 
 float moek_neon_vec_dot_f32(const float *a, const float *b, size_t n) {

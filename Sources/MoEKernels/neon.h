@@ -8,6 +8,8 @@
 void moek_neon_quantize_row_q8_0(const float *x, moek_block_q8_0 *y, size_t n);
 float moek_neon_vec_dot_q8_0_q8_0(const void *w, const moek_block_q8_0 *x, size_t n);
 float moek_neon_vec_dot_q4_0_q8_0(const void *w, const moek_block_q8_0 *x, size_t n);
+void moek_neon_vec_dot4_q8_0_q8_0(const void *w, size_t stride, const moek_block_q8_0 *x, size_t n, float *out);
+void moek_neon_vec_dot4_q4_0_q8_0(const void *w, size_t stride, const moek_block_q8_0 *x, size_t n, float *out);
 float moek_neon_vec_dot_q4_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n);
 float moek_neon_vec_dot_q5_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n);
 float moek_neon_vec_dot_q6_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n);

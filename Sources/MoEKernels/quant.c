@@ -278,7 +278,10 @@ void moek_vec_dot4_q4_0_q8_0(const void *w, size_t stride, const moek_block_q8_0
     if (f & MOEK_CPU_AVX2_HALF_WIDTH) { vec_dot4_q4_0_q8_0_avx2_128((const uint8_t *)w, stride, x, offsets, n, out); return; }
     if (f & MOEK_CPU_AVX2_FMA) { vec_dot4_q4_0_q8_0_avx2((const uint8_t *)w, stride, x, offsets, n, out); return; }
 #endif
-    (void)offsets;  // elsewhere: four single rows through the dispatcher (NEON on arm64)
+    (void)offsets;  // elsewhere the levels are made signed instead
+#if defined(__aarch64__)
+    if (moek_cpu_features() & MOEK_CPU_NEON) { moek_neon_vec_dot4_q4_0_q8_0(w, stride, x, n, out); return; }
+#endif
     for (int k = 0; k < 4; k++) out[k] = moek_vec_dot_q4_0_q8_0((const uint8_t *)w + k * stride, x, n);
 }
 
@@ -287,6 +290,8 @@ void moek_vec_dot4_q8_0_q8_0(const void *w, size_t stride, const moek_block_q8_0
     const uint32_t f = moek_cpu_features();
     if (f & MOEK_CPU_AVX2_HALF_WIDTH) { vec_dot4_q8_0_q8_0_avx2_128((const uint8_t *)w, stride, x, n, out); return; }
     if (f & MOEK_CPU_AVX2_FMA) { vec_dot4_q8_0_q8_0_avx2((const uint8_t *)w, stride, x, n, out); return; }
+#elif defined(__aarch64__)
+    if (moek_cpu_features() & MOEK_CPU_NEON) { moek_neon_vec_dot4_q8_0_q8_0(w, stride, x, n, out); return; }
 #endif
     for (int k = 0; k < 4; k++) out[k] = moek_vec_dot_q8_0_q8_0((const uint8_t *)w + k * stride, x, n);
 }

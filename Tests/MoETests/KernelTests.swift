@@ -19,11 +19,15 @@ struct KernelTests {
     }
 
     /// Runs `body` under every kernel variant this thread can select: as detected, the 256- and
-    /// 128-bit AVX2 forms (on AVX2 machines, whichever the CPU would pick), and scalar.
+    /// 128-bit AVX2 forms (on AVX2 machines, whichever the CPU would pick), NEON without the
+    /// dot-product extension (on arm64 CPUs that have it), and scalar.
     func forEachVariant(_ body: (String) throws -> Void) rethrows {
         var variants: [(label: String, forced: UInt32, mask: UInt32)] = [("native", 0, ~0)]
         if moek_cpu_features() & MOEK_CPU_AVX2_FMA.rawValue != 0 {
             variants += [("avx2-256", 0, ~MOEK_CPU_AVX2_HALF_WIDTH.rawValue), ("avx2-128", MOEK_CPU_AVX2_HALF_WIDTH.rawValue, ~0)]
+        }
+        if moek_cpu_features() & MOEK_CPU_NEON_DOTPROD.rawValue != 0 {
+            variants.append(("neon-base", 0, ~MOEK_CPU_NEON_DOTPROD.rawValue))
         }
         variants.append(("scalar", 0, 0))
         for v in variants {

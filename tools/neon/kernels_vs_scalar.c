@@ -1,5 +1,6 @@
 // The arm64 NEON kernels against their scalar twins on random data: quantization and the quantized
-// dot products must be equal bit for bit, F32/F16 dots within 1e-4. Built and run by tools/check-neon.
+// dot products (one row, four rows, matrix-matrix) must be equal bit for bit, F32/F16 dots within
+// 1e-4 — with the dot-product extension and without. Built and run by tools/check-neon.
 #include "MoEKernels.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,8 +12,8 @@ static float nrm(void) { float u = (rnd() % 1000000) / 1e6f + 1e-7f, v = (rnd() 
 static int fails = 0;
 #define CHECK(c, ...) do { if (!(c)) { fails++; printf("FAIL " __VA_ARGS__); printf("\n"); } } while (0)
 static uint16_t h(float f) { uint16_t o; moek_f32_to_f16_scalar(&f, &o, 1); return o; }
-int main(void) {
-    printf("features %u\n", moek_cpu_features());
+static void check_all(const char *variant) {
+    printf("%s: features %u\n", variant, moek_cpu_features());
     size_t sizes[] = {32, 96, 256, 2048, 4096 + 256};
     for (int si = 0; si < 5; si++) {
         size_t n = sizes[si];
@@ -42,13 +43,36 @@ int main(void) {
         for (size_t i = 0; i < n; i++) y1[i] = y2[i] = nrm();
         moek_vec_mad_f16(y1, 0.37f, hx, n - 1); moek_vec_mad_f16_scalar(y2, 0.37f, hx, n - 1);
         CHECK(memcmp(y1, y2, 4 * n) == 0, "mad f16 n=%zu", n);
-        // 4-row and matrix-matrix entry points go through the same single-row kernels
+        // Four-row kernels on four different rows, and the matrix-matrix products (which run them
+        // once per token) on 5 rows x 3 tokens, against the scalar single-row dot products.
         float four[4]; int32_t *off = malloc(4 * n / 32); moek_q8_0_offsets(qa, n, off);
-        uint8_t *w4r = malloc(18 * n / 32 * 4); for (int r = 0; r < 4; r++) memcpy(w4r + r * 18 * n / 32, w4, 18 * n / 32);
-        moek_vec_dot4_q4_0_q8_0(w4r, 18 * n / 32, qa, off, n, four);
-        for (int r = 0; r < 4; r++) CHECK(four[r] == b, "q4_0 dot4 n=%zu row %d", n, r);
-        float g[4]; moek_gemm_q4_0_q8_0(w4r, 18 * n / 32, 4, n, qa, off, n / 32, NULL, 1, g, 4, NULL);
-        for (int r = 0; r < 4; r++) CHECK(g[r] == b, "q4_0 gemm n=%zu row %d", n, r);
+        const size_t r4 = 18 * n / 32, r8 = 34 * n / 32;
+        uint8_t *w4r = malloc(r4 * 5), *w8r = malloc(r8 * 5);
+        for (size_t i = 0; i < r4 * 5; i++) w4r[i] = rnd();
+        for (size_t i = 0; i < r8 * 5; i++) w8r[i] = rnd();
+        for (size_t blk = 0; blk < 5 * n / 32; blk++) {
+            uint16_t d = h(0.01f + (rnd() % 100) / 1000.0f); memcpy(w4r + 18 * blk, &d, 2); memcpy(w8r + 34 * blk, &d, 2);
+        }
+        moek_vec_dot4_q4_0_q8_0(w4r, r4, qa, off, n, four);
+        for (int r = 0; r < 4; r++) CHECK(four[r] == moek_vec_dot_q4_0_q8_0_scalar(w4r + r * r4, qa, n), "q4_0 dot4 n=%zu row %d", n, r);
+        moek_vec_dot4_q8_0_q8_0(w8r, r8, qa, n, four);
+        for (int r = 0; r < 4; r++) CHECK(four[r] == moek_vec_dot_q8_0_q8_0_scalar(w8r + r * r8, qa, n), "q8_0 dot4 n=%zu row %d", n, r);
+        moek_block_q8_0 *q3 = malloc(sizeof *q3 * 3 * n / 32); int32_t *o3 = malloc(4 * 3 * n / 32);
+        for (int t = 0; t < 3; t++) {
+            for (size_t i = 0; i < n; i++) x[i] = nrm();
+            moek_quantize_row_q8_0_scalar(x, q3 + t * n / 32, n);
+            moek_q8_0_offsets(q3 + t * n / 32, n, o3 + t * n / 32);
+        }
+        float g[15], g8[15];
+        moek_gemm_q4_0_q8_0(w4r, r4, 5, n, q3, o3, n / 32, NULL, 3, g, 5, NULL);
+        moek_gemm_q8_0_q8_0(w8r, r8, 5, n, q3, n / 32, NULL, 3, g8, 5, NULL);
+        for (int t = 0; t < 3; t++) {
+            for (int r = 0; r < 5; r++) {
+                CHECK(g[t * 5 + r] == moek_vec_dot_q4_0_q8_0_scalar(w4r + r * r4, q3 + t * n / 32, n), "q4_0 gemm n=%zu token %d row %d", n, t, r);
+                CHECK(g8[t * 5 + r] == moek_vec_dot_q8_0_q8_0_scalar(w8r + r * r8, q3 + t * n / 32, n), "q8_0 gemm n=%zu token %d row %d", n, t, r);
+            }
+        }
+        free(q3); free(o3); free(w4r); free(w8r); free(off);
         if (n % 256 == 0) {
             moek_block_q8_K *k8 = malloc(sizeof *k8 * n / 256); moek_quantize_row_q8_K(x, k8, n);
             size_t bytes[3] = {144, 176, 210};
@@ -69,6 +93,20 @@ int main(void) {
             }
             free(k8);
         }
+    }
+}
+
+int main(void) {
+    const uint32_t all = moek_cpu_features();
+    // Every kernel as detected (with the dot-product extension where the CPU has it: qemu's
+    // default CPU does), then with it masked off: the baseline ARMv8.0 copies.
+    check_all("detected");
+    if (all & MOEK_CPU_NEON_DOTPROD) {
+        moek_set_feature_mask(~(uint32_t)MOEK_CPU_NEON_DOTPROD);
+        check_all("without the dot-product extension");
+        moek_set_feature_mask(~0u);
+    } else {
+        printf("no dot-product extension on this CPU: only the baseline kernels were checked\n");
     }
     printf(fails ? "%d failures\n" : "all NEON kernels equal their scalar twins\n", fails);
     return fails != 0;

@@ -17,6 +17,7 @@ typedef enum moek_cpu_feature {
     // Not an instruction set but a preference: the CPU runs 256-bit AVX2 instructions as two
     // 128-bit halves (AMD's first Zen generation), so some kernels do better with 128-bit vectors.
     MOEK_CPU_AVX2_HALF_WIDTH = 1 << 2,
+    MOEK_CPU_NEON_DOTPROD = 1 << 3,  // arm64 dot-product extension (SDOT), with MOEK_CPU_NEON
 } moek_cpu_feature;
 
 /// The features detected on this machine (a bit set of moek_cpu_feature), masked by this
