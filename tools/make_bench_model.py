@@ -11,6 +11,11 @@ Weights are random quantized blocks (uniform levels, scales chosen so each weigh
 deviation ~ 1/sqrt(fan_in)); norms are 1 and routers F32, as llama.cpp keeps them. The file is
 written one tensor at a time, so memory use stays near the largest tensor (~300 MB).
 
+Types: Q4_0, Q8_0 and Q4_K make every matrix that type. Q4_K_M mixes types as llama.cpp's
+`llama-quantize ... Q4_K_M` does for these geometries: Q6_K for the output matrix, and for
+attn_v and ffn_down(_exps) in the layers that get more bits (the first and last eighth, and every
+third in between), Q4_K for everything else.
+
 Usage: python3 tools/make_bench_model.py olmoe Q4_0 bench-models/olmoe-q4_0.gguf
 """
 import argparse
@@ -50,9 +55,14 @@ def random_blocks(rng, qtype, rows, cols):
         level_std = 73.9  # int8 levels uniform over -128..127
     elif qtype == T.Q4_K:
         level_std = 4.61 * 36.4  # nibble levels times random 6-bit sub-block scales (rms ~36)
+    elif qtype == T.Q6_K:
+        level_std = 18.5 * 73.9  # levels -32..31 times random int8 sub-block scales (rms ~74)
     else:
-        raise SystemExit(f"{qtype.name} is not supported by this generator (Q4_0, Q8_0, Q4_K are)")
+        raise SystemExit(f"{qtype.name} is not supported by this generator (Q4_0, Q8_0, Q4_K, Q6_K are)")
     d = (target / level_std * rng.uniform(0.8, 1.2, size=n_blocks)).astype(np.float16)
+    if qtype == T.Q6_K:  # the super-block scale is the last field
+        raw[:, 208:210] = d.view(np.uint8).reshape(n_blocks, 2)
+        return raw.reshape(rows, cols // block * size)
     raw[:, 0:2] = d.view(np.uint8).reshape(n_blocks, 2)
     if qtype == T.Q4_K:  # dmin: the sub-block minimums pull values back towards zero
         raw[:, 2:4] = (d.astype(np.float32) * 7.5 * 36.4 / 31.5).astype(np.float16).view(np.uint8).reshape(n_blocks, 2)
@@ -62,12 +72,26 @@ def random_blocks(rng, qtype, rows, cols):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("geometry", choices=sorted(GEOMETRIES))
-    ap.add_argument("type", choices=["Q4_0", "Q8_0", "Q4_K"])
+    ap.add_argument("type", choices=["Q4_0", "Q8_0", "Q4_K", "Q4_K_M"])
     ap.add_argument("out")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     g = GEOMETRIES[args.geometry]
-    qtype = getattr(T, args.type)
+    mixed = args.type == "Q4_K_M"
+    qtype = T.Q4_K if mixed else getattr(T, args.type)
+    layers = g["layers"]
+
+    def more_bits(i):  # llama.cpp's rule for the layers whose attn_v and ffn_down get Q6_K
+        return i < layers // 8 or i >= 7 * layers // 8 or (i - layers // 8) % 3 == 2
+
+    def type_of(name):
+        if not mixed:
+            return qtype
+        if name == "output.weight":
+            return T.Q6_K
+        if name.endswith(("attn_v.weight", "ffn_down_exps.weight")) and more_bits(int(name.split(".")[1])):
+            return T.Q6_K
+        return T.Q4_K
     rng = np.random.default_rng(args.seed)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     w = gguf.GGUFWriter(args.out, arch=g["arch"])
@@ -86,7 +110,8 @@ def main():
     w.add_expert_used_count(g["used"])
     if g["arch"] != "olmoe":
         w.add_expert_feed_forward_length(g["eff"])
-    w.add_file_type({T.Q4_0: gguf.LlamaFileType.MOSTLY_Q4_0, T.Q8_0: gguf.LlamaFileType.MOSTLY_Q8_0,
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q4_K_M if mixed else
+                    {T.Q4_0: gguf.LlamaFileType.MOSTLY_Q4_0, T.Q8_0: gguf.LlamaFileType.MOSTLY_Q8_0,
                      T.Q4_K: gguf.LlamaFileType.MOSTLY_Q4_K_S}[qtype])
     tokens = byte_vocab() + [f"tok{i}" for i in range(g["vocab"] - 256 - 1)] + ["<|endoftext|>"]
     w.add_tokenizer_model("gpt2")
@@ -113,12 +138,11 @@ def main():
         plan += [(p + "ffn_norm.weight", (D,), "ones"), (p + "ffn_gate_inp.weight", (E, D), "f32"),
                  (p + "ffn_gate_exps.weight", (E, F, D), "q"), (p + "ffn_up_exps.weight", (E, F, D), "q"),
                  (p + "ffn_down_exps.weight", (E, D, F), "q")]
-    block, size = gguf.GGML_QUANT_SIZES[qtype]
     for name, shape, kind in plan:
         if kind == "q":
-            rows = int(np.prod(shape[:-1]))
+            block, size = gguf.GGML_QUANT_SIZES[type_of(name)]
             byte_shape = (*shape[:-1], shape[-1] // block * size)
-            w.add_tensor_info(name, byte_shape, np.dtype(np.uint8), int(np.prod(byte_shape)), raw_dtype=qtype)
+            w.add_tensor_info(name, byte_shape, np.dtype(np.uint8), int(np.prod(byte_shape)), raw_dtype=type_of(name))
         else:
             w.add_tensor_info(name, shape, np.dtype(np.float32), int(np.prod(shape)) * 4)
     w.write_header_to_file()
@@ -128,7 +152,7 @@ def main():
     for name, shape, kind in plan:
         if kind == "q":
             rows = int(np.prod(shape[:-1]))
-            data = random_blocks(rng, qtype, rows, shape[-1]).reshape(*shape[:-1], -1)
+            data = random_blocks(rng, type_of(name), rows, shape[-1]).reshape(*shape[:-1], -1)
         elif kind == "ones":
             data = np.ones(shape, dtype=np.float32)
         else:
