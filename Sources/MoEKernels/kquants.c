@@ -359,6 +359,8 @@ MOEK_AVX2 static void vec_dot4_q5_K_q8_K_avx2(const uint8_t *w, size_t stride, c
 void moek_vec_dot4_q4_K_q8_K(const void *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
 #if defined(__x86_64__)
     if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) { vec_dot4_q4_K_q8_K_avx2((const uint8_t *)w, stride, x, n, out); return; }
+#elif defined(__aarch64__)
+    if (moek_cpu_features() & MOEK_CPU_NEON) { moek_neon_vec_dot4_q4_K_q8_K(w, stride, x, n, out); return; }
 #endif
     for (int k = 0; k < 4; k++) out[k] = moek_vec_dot_q4_K_q8_K((const uint8_t *)w + k * stride, x, n);
 }
@@ -366,6 +368,8 @@ void moek_vec_dot4_q4_K_q8_K(const void *w, size_t stride, const moek_block_q8_K
 void moek_vec_dot4_q5_K_q8_K(const void *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
 #if defined(__x86_64__)
     if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) { vec_dot4_q5_K_q8_K_avx2((const uint8_t *)w, stride, x, n, out); return; }
+#elif defined(__aarch64__)
+    if (moek_cpu_features() & MOEK_CPU_NEON) { moek_neon_vec_dot4_q5_K_q8_K(w, stride, x, n, out); return; }
 #endif
     for (int k = 0; k < 4; k++) out[k] = moek_vec_dot_q5_K_q8_K((const uint8_t *)w + k * stride, x, n);
 }
@@ -373,6 +377,8 @@ void moek_vec_dot4_q5_K_q8_K(const void *w, size_t stride, const moek_block_q8_K
 void moek_vec_dot4_q6_K_q8_K(const void *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
 #if defined(__x86_64__)
     if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) { vec_dot4_q6_K_q8_K_avx2((const uint8_t *)w, stride, x, n, out); return; }
+#elif defined(__aarch64__)
+    if (moek_cpu_features() & MOEK_CPU_NEON) { moek_neon_vec_dot4_q6_K_q8_K(w, stride, x, n, out); return; }
 #endif
     for (int k = 0; k < 4; k++) out[k] = moek_vec_dot_q6_K_q8_K((const uint8_t *)w + k * stride, x, n);
 }

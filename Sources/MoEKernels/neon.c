@@ -69,6 +69,15 @@ float moek_neon_vec_dot_q5_K_q8_K(const void *w, const moek_block_q8_K *x, size_
 float moek_neon_vec_dot_q6_K_q8_K(const void *w, const moek_block_q8_K *x, size_t n) {
     return has_sdot() ? dot_q6_K_sdot(w, x, n) : dot_q6_K_base(w, x, n);
 }
+void moek_neon_vec_dot4_q4_K_q8_K(const void *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
+    if (has_sdot()) dot4_k4_sdot((const uint8_t *)w, stride, x, n, 144, 16, 0, out); else dot4_k4_base((const uint8_t *)w, stride, x, n, 144, 16, 0, out);
+}
+void moek_neon_vec_dot4_q5_K_q8_K(const void *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
+    if (has_sdot()) dot4_k4_sdot((const uint8_t *)w, stride, x, n, 176, 48, 1, out); else dot4_k4_base((const uint8_t *)w, stride, x, n, 176, 48, 1, out);
+}
+void moek_neon_vec_dot4_q6_K_q8_K(const void *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
+    if (has_sdot()) dot4_q6_K_sdot((const uint8_t *)w, stride, x, n, out); else dot4_q6_K_base((const uint8_t *)w, stride, x, n, out);
+}
 
 void moek_neon_quantize_row_q8_0(const float *x, moek_block_q8_0 *y, size_t n) {
     for (size_t b = 0; b < n / 32; b++) {

@@ -152,3 +152,97 @@ MOEK_NEON_ATTR static float MOEK_NEON_NAME(dot_q6_K)(const void *w, const moek_b
     }
     return sum;
 }
+
+/// Four int32 values as a vector (lane k = v[k]).
+static inline int32x4_t MOEK_NEON_NAME(lanes4)(int v0, int v1, int v2, int v3) {
+    const int32_t v[4] = {v0, v1, v2, v3};
+    return vld1q_s32(v);
+}
+
+/// Four Q4_K/Q5_K rows `stride` bytes apart: per 64-weight chunk the activations are loaded once,
+/// the four rows' sub-block sums folded into one lane per row and scaled by a vector of the rows'
+/// scales; each super-block is finished for the four rows at once with the scalar twin's float
+/// operations.
+MOEK_NEON_ATTR static void MOEK_NEON_NAME(dot4_k4)(const uint8_t *w, size_t stride, const moek_block_q8_K *x, size_t n,
+                                                   size_t blockBytes, size_t qsOffset, int fifth, float *out) {
+    const uint8x16_t low = vdupq_n_u8(0xF), sixteen = vdupq_n_u8(16);
+    float32x4_t acc = vdupq_n_f32(0);
+    for (size_t i = 0; i < n / 256; i++) {
+        const uint8_t *b = w + i * blockBytes;
+        const float32x4_t d = vmulq_n_f32(MOEK_NEON_NAME(scales4)(b, stride), x[i].d);
+        const float32x4_t dmin = vmulq_n_f32(MOEK_NEON_NAME(scales4)(b + 2, stride), x[i].d);
+        int sc[4][8], summ[4] = {0, 0, 0, 0};
+        for (int k = 0; k < 4; k++) {
+            for (int c = 0; c < 4; c++) summ[k] += chunk_scales_k4(c, b + k * stride + 4, x[i].bsums, &sc[k][2 * c], &sc[k][2 * c + 1]);
+        }
+        int32x4_t sumi = vdupq_n_s32(0);
+        for (int c = 0; c < 4; c++) {
+            const int8_t *a = x[i].qs + 64 * c;
+            const int8x16_t a0 = vld1q_s8(a), a1 = vld1q_s8(a + 16), a2 = vld1q_s8(a + 32), a3 = vld1q_s8(a + 48);
+            int32x4_t s1[4], s2[4];
+            for (int k = 0; k < 4; k++) {
+                const uint8_t *q = b + k * stride + qsOffset + 32 * c;
+                const uint8x16_t q0 = vld1q_u8(q), q1 = vld1q_u8(q + 16);
+                uint8x16_t l0 = vandq_u8(q0, low), l1 = vandq_u8(q1, low), h0 = vshrq_n_u8(q0, 4), h1 = vshrq_n_u8(q1, 4);
+                if (fifth) {
+                    const uint8_t *qh = b + k * stride + 16;
+                    const uint8x16_t u1 = vdupq_n_u8((uint8_t)(1u << (2 * c))), u2 = vdupq_n_u8((uint8_t)(2u << (2 * c)));
+                    const uint8x16_t b0 = vld1q_u8(qh), b1 = vld1q_u8(qh + 16);
+                    l0 = vorrq_u8(l0, vandq_u8(vtstq_u8(b0, u1), sixteen));
+                    l1 = vorrq_u8(l1, vandq_u8(vtstq_u8(b1, u1), sixteen));
+                    h0 = vorrq_u8(h0, vandq_u8(vtstq_u8(b0, u2), sixteen));
+                    h1 = vorrq_u8(h1, vandq_u8(vtstq_u8(b1, u2), sixteen));
+                }
+                s1[k] = vaddq_s32(MOEK_NEON_DOT16(vreinterpretq_s8_u8(l0), a0), MOEK_NEON_DOT16(vreinterpretq_s8_u8(l1), a1));
+                s2[k] = vaddq_s32(MOEK_NEON_DOT16(vreinterpretq_s8_u8(h0), a2), MOEK_NEON_DOT16(vreinterpretq_s8_u8(h1), a3));
+            }
+            sumi = vmlaq_s32(sumi, MOEK_NEON_NAME(fold4)(s1[0], s1[1], s1[2], s1[3]),
+                             MOEK_NEON_NAME(lanes4)(sc[0][2 * c], sc[1][2 * c], sc[2][2 * c], sc[3][2 * c]));
+            sumi = vmlaq_s32(sumi, MOEK_NEON_NAME(fold4)(s2[0], s2[1], s2[2], s2[3]),
+                             MOEK_NEON_NAME(lanes4)(sc[0][2 * c + 1], sc[1][2 * c + 1], sc[2][2 * c + 1], sc[3][2 * c + 1]));
+        }
+        // sum += d · float(sumi) − dmin · float(summ), per row
+        const float32x4_t fm = vcvtq_f32_s32(MOEK_NEON_NAME(lanes4)(summ[0], summ[1], summ[2], summ[3]));
+        acc = vaddq_f32(acc, vsubq_f32(vmulq_f32(d, vcvtq_f32_s32(sumi)), vmulq_f32(dmin, fm)));
+    }
+    vst1q_f32(out, acc);
+}
+
+/// Four Q6_K rows `stride` bytes apart, as dot4_k4: per 16-weight group the four rows' sums are
+/// folded to one lane per row and multiplied by a vector of the rows' int8 scales.
+MOEK_NEON_ATTR static void MOEK_NEON_NAME(dot4_q6_K)(const uint8_t *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
+    const uint8x16_t low = vdupq_n_u8(0xF), three = vdupq_n_u8(3);
+    const int8x16_t offset = vdupq_n_s8(32);
+    float32x4_t acc = vdupq_n_f32(0);
+    for (size_t i = 0; i < n / 256; i++) {
+        const uint8_t *b = w + i * 210;
+        int32x4_t sumi = vdupq_n_s32(0);
+        for (int half = 0; half < 2; half++) {
+            const int8_t *a = x[i].qs + 128 * half;
+            for (int g = 0; g < 2; g++) {  // elements 16g..16g+15 of each of the four quarters
+                int32x4_t s[4][4];         // [quarter][row]
+                for (int k = 0; k < 4; k++) {
+                    const uint8_t *ql = b + k * stride + 64 * half, *qh = b + k * stride + 128 + 32 * half;
+                    const uint8x16_t l0 = vld1q_u8(ql + 16 * g), l1 = vld1q_u8(ql + 32 + 16 * g), h = vld1q_u8(qh + 16 * g);
+                    const uint8x16_t u1 = vorrq_u8(vandq_u8(l0, low), vshlq_n_u8(vandq_u8(h, three), 4));
+                    const uint8x16_t u2 = vorrq_u8(vandq_u8(l1, low), vshlq_n_u8(vandq_u8(vshrq_n_u8(h, 2), three), 4));
+                    const uint8x16_t u3 = vorrq_u8(vshrq_n_u8(l0, 4), vshlq_n_u8(vandq_u8(vshrq_n_u8(h, 4), three), 4));
+                    const uint8x16_t u4 = vorrq_u8(vshrq_n_u8(l1, 4), vshlq_n_u8(vshrq_n_u8(h, 6), 4));
+                    s[0][k] = MOEK_NEON_DOT16(vsubq_s8(vreinterpretq_s8_u8(u1), offset), vld1q_s8(a + 16 * g));
+                    s[1][k] = MOEK_NEON_DOT16(vsubq_s8(vreinterpretq_s8_u8(u2), offset), vld1q_s8(a + 32 + 16 * g));
+                    s[2][k] = MOEK_NEON_DOT16(vsubq_s8(vreinterpretq_s8_u8(u3), offset), vld1q_s8(a + 64 + 16 * g));
+                    s[3][k] = MOEK_NEON_DOT16(vsubq_s8(vreinterpretq_s8_u8(u4), offset), vld1q_s8(a + 96 + 16 * g));
+                }
+                for (int m = 0; m < 4; m++) {
+                    const int j = 8 * half + g + 2 * m;  // the 16-weight group's scale
+                    const int8_t *sc = (const int8_t *)(b + 192 + j);
+                    sumi = vmlaq_s32(sumi, MOEK_NEON_NAME(fold4)(s[m][0], s[m][1], s[m][2], s[m][3]),
+                                     MOEK_NEON_NAME(lanes4)(sc[0], sc[stride], sc[2 * stride], sc[3 * stride]));
+                }
+            }
+        }
+        // sum += d · x.d · float(sumi), per row
+        acc = vaddq_f32(acc, vmulq_f32(vmulq_n_f32(MOEK_NEON_NAME(scales4)(b + 208, stride), x[i].d), vcvtq_f32_s32(sumi)));
+    }
+    vst1q_f32(out, acc);
+}

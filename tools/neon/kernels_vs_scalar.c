@@ -77,9 +77,12 @@ static void check_all(const char *variant) {
             moek_block_q8_K *k8 = malloc(sizeof *k8 * n / 256); moek_quantize_row_q8_K(x, k8, n);
             size_t bytes[3] = {144, 176, 210};
             for (int t = 0; t < 3; t++) {
-                uint8_t *wk = malloc(bytes[t] * n / 256);
-                for (size_t i = 0; i < bytes[t] * n / 256; i++) wk[i] = rnd();
-                for (size_t bk = 0; bk < n / 256; bk++) {
+                // Five rows: the first for the one-row kernel, four for the four-row kernel and
+                // five (4 + 1 left over) for the matrix-matrix product.
+                const size_t rowBytes = bytes[t] * n / 256;
+                uint8_t *wk = malloc(rowBytes * 5);
+                for (size_t i = 0; i < rowBytes * 5; i++) wk[i] = rnd();
+                for (size_t bk = 0; bk < 5 * n / 256; bk++) {
                     uint16_t d = h(0.001f * (1 + rnd() % 50)), m = h(0.002f * (1 + rnd() % 50));
                     if (t < 2) { memcpy(wk + bytes[t] * bk, &d, 2); memcpy(wk + bytes[t] * bk + 2, &m, 2); }
                     else memcpy(wk + bytes[t] * bk + 208, &d, 2);
@@ -89,6 +92,20 @@ static void check_all(const char *variant) {
                 else if (t == 1) { p = moek_vec_dot_q5_K_q8_K(wk, k8, n); q = moek_vec_dot_q5_K_q8_K_scalar(wk, k8, n); }
                 else { p = moek_vec_dot_q6_K_q8_K(wk, k8, n); q = moek_vec_dot_q6_K_q8_K_scalar(wk, k8, n); }
                 CHECK(p == q, "k-quant %d n=%zu %g %g", t, n, p, q);
+                float k4[4], kg[5];
+                if (t == 0) moek_vec_dot4_q4_K_q8_K(wk, rowBytes, k8, n, k4);
+                else if (t == 1) moek_vec_dot4_q5_K_q8_K(wk, rowBytes, k8, n, k4);
+                else moek_vec_dot4_q6_K_q8_K(wk, rowBytes, k8, n, k4);
+                if (t == 0) moek_gemm_q4_K_q8_K(wk, rowBytes, 5, n, k8, n / 256, NULL, 1, kg, 5, NULL);
+                else if (t == 1) moek_gemm_q5_K_q8_K(wk, rowBytes, 5, n, k8, n / 256, NULL, 1, kg, 5, NULL);
+                else moek_gemm_q6_K_q8_K(wk, rowBytes, 5, n, k8, n / 256, NULL, 1, kg, 5, NULL);
+                for (int r = 0; r < 5; r++) {
+                    const uint8_t *row = wk + r * rowBytes;
+                    const float expected = t == 0 ? moek_vec_dot_q4_K_q8_K_scalar(row, k8, n)
+                                         : t == 1 ? moek_vec_dot_q5_K_q8_K_scalar(row, k8, n) : moek_vec_dot_q6_K_q8_K_scalar(row, k8, n);
+                    if (r < 4) CHECK(k4[r] == expected, "k-quant %d dot4 n=%zu row %d %g %g", t, n, r, k4[r], expected);
+                    CHECK(kg[r] == expected, "k-quant %d gemm n=%zu row %d %g %g", t, n, r, kg[r], expected);
+                }
                 free(wk);
             }
             free(k8);
