@@ -14,6 +14,15 @@
 
 /// An IEEE half as a float.
 MOEK_AVX2_INLINE float moek_h2f(uint16_t h) { return _cvtsh_ss(h); }
+/// The IEEE half at p as a float in all four lanes. A broadcast load, so that the conversion waits
+/// on nothing: for moek_h2f clang inserts the half into whatever register is free — in the
+/// four-row kernels the accumulator — which chained every block's activation scale to the
+/// previous block's finish (Zen 1 Q4_0 decode kernel: 20.5 -> 17.5 cycles per block of four rows).
+MOEK_AVX2_INLINE __m128 moek_h2f4(const uint16_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _mm_cvtph_ps(_mm_set1_epi16((short)h));
+}
 
 /// The four half scales at p, p + stride, p + 2·stride, p + 3·stride (bytes), as floats.
 MOEK_AVX2_INLINE __m128 moek_scales4(const uint8_t *p, size_t stride) {
@@ -32,9 +41,10 @@ MOEK_AVX2_INLINE __m128i moek_fold4_256(__m256i s0, __m256i s1, __m256i s2, __m2
     return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
 }
 
-/// acc + (scales · dx) · float(sums): the scalar finish of one block, for four rows at once.
-MOEK_AVX2_INLINE __m128 moek_finish4(__m128 acc, __m128 scales, float dx, __m128i sums) {
-    return _mm_add_ps(acc, _mm_mul_ps(_mm_mul_ps(scales, _mm_set1_ps(dx)), _mm_cvtepi32_ps(sums)));
+/// acc + (scales · dx) · float(sums): the scalar finish of one block, for four rows at once (dx: the
+/// activation scale in every lane, moek_h2f4).
+MOEK_AVX2_INLINE __m128 moek_finish4(__m128 acc, __m128 scales, __m128 dx, __m128i sums) {
+    return _mm_add_ps(acc, _mm_mul_ps(_mm_mul_ps(scales, dx), _mm_cvtepi32_ps(sums)));
 }
 
 /// Q4_0: 16-bit partial sums of unsigned nibbles (lo: elements 0-15, hi: 16-31, as bytes 0..15)

@@ -114,7 +114,7 @@ MOEK_AVX2 static void gemm_q4_0_avx2(const uint8_t *w, size_t rowBytes, size_t r
                                                            moek_q4_sums16_256(_mm256_load_si256((const __m256i *)q[1][b]), a),
                                                            moek_q4_sums16_256(_mm256_load_si256((const __m256i *)q[2][b]), a),
                                                            moek_q4_sums16_256(_mm256_load_si256((const __m256i *)q[3][b]), a));
-                        a4 = moek_finish4(a4, _mm_load_ps(dw[b]), moek_h2f(xb[b].d), _mm_sub_epi32(sums, _mm_set1_epi32(ob[b])));
+                        a4 = moek_finish4(a4, _mm_load_ps(dw[b]), moek_h2f4(&xb[b].d), _mm_sub_epi32(sums, _mm_set1_epi32(ob[b])));
                     }
                     acc[i] = a4;
                 }
@@ -165,10 +165,10 @@ MOEK_AVX2_INLINE void q4_0_interleaved_tokens(const __m128i (*iq)[8], const floa
             if (count > 3) s3 = _mm_add_epi16(s3, _mm_maddubs_epi16(w, broadcast4(xb[3][b].qs + 4 * g)));
         }
         const __m128 d = _mm_load_ps(dw[b]);
-        a0 = moek_finish4(a0, d, moek_h2f(xb[0][b].d), _mm_sub_epi32(_mm_madd_epi16(s0, ones), _mm_set1_epi32(ob[0][b])));
-        if (count > 1) a1 = moek_finish4(a1, d, moek_h2f(xb[1][b].d), _mm_sub_epi32(_mm_madd_epi16(s1, ones), _mm_set1_epi32(ob[1][b])));
-        if (count > 2) a2 = moek_finish4(a2, d, moek_h2f(xb[2][b].d), _mm_sub_epi32(_mm_madd_epi16(s2, ones), _mm_set1_epi32(ob[2][b])));
-        if (count > 3) a3 = moek_finish4(a3, d, moek_h2f(xb[3][b].d), _mm_sub_epi32(_mm_madd_epi16(s3, ones), _mm_set1_epi32(ob[3][b])));
+        a0 = moek_finish4(a0, d, moek_h2f4(&xb[0][b].d), _mm_sub_epi32(_mm_madd_epi16(s0, ones), _mm_set1_epi32(ob[0][b])));
+        if (count > 1) a1 = moek_finish4(a1, d, moek_h2f4(&xb[1][b].d), _mm_sub_epi32(_mm_madd_epi16(s1, ones), _mm_set1_epi32(ob[1][b])));
+        if (count > 2) a2 = moek_finish4(a2, d, moek_h2f4(&xb[2][b].d), _mm_sub_epi32(_mm_madd_epi16(s2, ones), _mm_set1_epi32(ob[2][b])));
+        if (count > 3) a3 = moek_finish4(a3, d, moek_h2f4(&xb[3][b].d), _mm_sub_epi32(_mm_madd_epi16(s3, ones), _mm_set1_epi32(ob[3][b])));
     }
     acc[0] = a0;
     if (count > 1) acc[1] = a1;
@@ -549,7 +549,7 @@ MOEK_AVX2_INLINE void gemm_q8_0_tiles(const uint8_t *w, size_t rowBytes, size_t 
                             sums = moek_fold4(MOEK_Q8_ROW(0), MOEK_Q8_ROW(1), MOEK_Q8_ROW(2), MOEK_Q8_ROW(3));
 #undef MOEK_Q8_ROW
                         }
-                        a4 = moek_finish4(a4, _mm_load_ps(dw[b]), moek_h2f(xb[b].d), sums);
+                        a4 = moek_finish4(a4, _mm_load_ps(dw[b]), moek_h2f4(&xb[b].d), sums);
                     }
                     acc[i] = a4;
                 }

@@ -206,7 +206,7 @@ MOEK_AVX2 static void vec_dot4_q4_0_q8_0_avx2(const uint8_t *w, size_t stride, c
             s[k] = moek_q4_sums16_256(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low), a);
         }
         const __m128i sums = _mm_sub_epi32(moek_fold4_q4(s[0], s[1], s[2], s[3]), _mm_set1_epi32(offsets[b]));
-        acc = moek_finish4(acc, moek_scales4(r, stride), moek_h2f(x[b].d), sums);
+        acc = moek_finish4(acc, moek_scales4(r, stride), moek_h2f4(&x[b].d), sums);
     }
     _mm_storeu_ps(out, acc);
 }
@@ -226,7 +226,7 @@ MOEK_AVX2 static void vec_dot4_q4_0_q8_0_avx2_128(const uint8_t *w, size_t strid
             s[k] = moek_q4_sums16(_mm_and_si128(packed, low), _mm_and_si128(_mm_srli_epi16(packed, 4), low), alo, ahi);
         }
         const __m128i sums = _mm_sub_epi32(moek_fold4_q4(s[0], s[1], s[2], s[3]), _mm_set1_epi32(offsets[b]));
-        acc = moek_finish4(acc, moek_scales4(r, stride), moek_h2f(x[b].d), sums);
+        acc = moek_finish4(acc, moek_scales4(r, stride), moek_h2f4(&x[b].d), sums);
     }
     _mm_storeu_ps(out, acc);
 }
@@ -242,7 +242,7 @@ MOEK_AVX2 static void vec_dot4_q8_0_q8_0_avx2(const uint8_t *w, size_t stride, c
             _mm_prefetch((const char *)(p + 4 * stride), _MM_HINT_T0);
             s[k] = moek_q8_sums256(_mm256_loadu_si256((const __m256i *)(p + 2)), a);
         }
-        acc = moek_finish4(acc, moek_scales4(r, stride), moek_h2f(x[b].d), moek_fold4_256(s[0], s[1], s[2], s[3]));
+        acc = moek_finish4(acc, moek_scales4(r, stride), moek_h2f4(&x[b].d), moek_fold4_256(s[0], s[1], s[2], s[3]));
     }
     _mm_storeu_ps(out, acc);
 }
@@ -258,7 +258,7 @@ MOEK_AVX2 static void vec_dot4_q8_0_q8_0_avx2_128(const uint8_t *w, size_t strid
             _mm_prefetch((const char *)(p + 4 * stride), _MM_HINT_T0);
             s[k] = _mm_add_epi32(moek_q8_sums128(_mm_loadu_si128((const __m128i *)(p + 2)), alo), moek_q8_sums128(_mm_loadu_si128((const __m128i *)(p + 18)), ahi));
         }
-        acc = moek_finish4(acc, moek_scales4(r, stride), moek_h2f(x[b].d), moek_fold4(s[0], s[1], s[2], s[3]));
+        acc = moek_finish4(acc, moek_scales4(r, stride), moek_h2f4(&x[b].d), moek_fold4(s[0], s[1], s[2], s[3]));
     }
     _mm_storeu_ps(out, acc);
 }
