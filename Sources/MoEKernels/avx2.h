@@ -57,16 +57,20 @@ MOEK_AVX2_INLINE __m128i moek_q4_sums16_256(__m256i q, __m256i a) {
     const __m256i m = _mm256_maddubs_epi16(q, a);
     return _mm_add_epi16(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
 }
+/// Four rows' moek_q4_sums16 added in 16 bits, interleaved halves onto each other: row k's sums in
+/// the two int16 lanes 2k and 2k+1 (each at most 4·7680 = 30720), ready for one madd.
+MOEK_AVX2_INLINE __m128i moek_fold4_16(__m128i s0, __m128i s1, __m128i s2, __m128i s3) {
+    const __m128i a01 = _mm_add_epi16(_mm_unpacklo_epi32(s0, s1), _mm_unpackhi_epi32(s0, s1));
+    const __m128i a23 = _mm_add_epi16(_mm_unpacklo_epi32(s2, s3), _mm_unpackhi_epi32(s2, s3));
+    return _mm_add_epi16(_mm_unpacklo_epi64(a01, a23), _mm_unpackhi_epi64(a01, a23));
+}
 /// Q4_0: one int32 lane per row (row k in lane k) from four rows' moek_q4_sums16. The lanes are
 /// added in 16 bits, interleaved halves onto each other (at most 4·7680 = 30720, no overflow),
 /// and widened by one madd: fewer multiplies and no horizontal adds (the Zen 1 decode kernel 12-15%
 /// faster than with a madd per row and two rounds of hadd when rows stream from memory; no change
 /// with the matrix in L2).
 MOEK_AVX2_INLINE __m128i moek_fold4_q4(__m128i s0, __m128i s1, __m128i s2, __m128i s3) {
-    const __m128i a01 = _mm_add_epi16(_mm_unpacklo_epi32(s0, s1), _mm_unpackhi_epi32(s0, s1));
-    const __m128i a23 = _mm_add_epi16(_mm_unpacklo_epi32(s2, s3), _mm_unpackhi_epi32(s2, s3));
-    const __m128i v = _mm_add_epi16(_mm_unpacklo_epi64(a01, a23), _mm_unpackhi_epi64(a01, a23));
-    return _mm_madd_epi16(v, _mm_set1_epi16(1));
+    return _mm_madd_epi16(moek_fold4_16(s0, s1, s2, s3), _mm_set1_epi16(1));
 }
 
 /// Q8_0: 32-bit partial sums of signed weights times activations (the sign trick, as maddubs
