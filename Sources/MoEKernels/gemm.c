@@ -595,10 +595,13 @@ static void rows4_q8_0(int q4, const uint8_t *w, size_t rowBytes, size_t rows, s
 #define HALF_WIDTH_TILE_TOKENS 16
 /// Tokens from which half-width AVX2 CPUs use the interleaved Q4_0 tiles (see there).
 #define HALF_WIDTH_INTERLEAVED_TOKENS 3
-/// Tokens from which half-width AVX2 CPUs use the interleaved Q4_K and Q6_K tiles, and the Q5_K
-/// ones (whose two-token pass lost to the four-row kernel: 224-230 vs 211 µs per token).
-#define HALF_WIDTH_K_INTERLEAVED_TOKENS 2
+/// Tokens from which half-width AVX2 CPUs use the interleaved K-quant tiles. Two-token passes
+/// lost to the four-row kernel per token for Q5_K (224-230 vs 211 µs per token) and, since its
+/// four-row kernel folds in 16 bits (kquants.c), for Q4_K (134-139 vs 116-118; 3 tokens: 105 vs
+/// 112-113); Q6_K's won (222 vs 255).
+#define HALF_WIDTH_Q4_K_INTERLEAVED_TOKENS 3
 #define HALF_WIDTH_Q5_K_INTERLEAVED_TOKENS 3
+#define HALF_WIDTH_Q6_K_INTERLEAVED_TOKENS 2
 
 void moek_gemm_q4_0_q8_0(const void *w, size_t rowBytes, size_t rows, size_t n,
                          const moek_block_q8_0 *x, const int32_t *offsets, size_t xStride, const int32_t *xIndex,
@@ -640,7 +643,7 @@ void moek_gemm_q4_K_q8_K(const void *w, size_t rowBytes, size_t rows, size_t n,
                          const moek_block_q8_K *x, size_t xStride, const int32_t *xIndex,
                          size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
 #if defined(__x86_64__)
-    if ((moek_cpu_features() & MOEK_CPU_AVX2_HALF_WIDTH) && tokens >= HALF_WIDTH_K_INTERLEAVED_TOKENS) {
+    if ((moek_cpu_features() & MOEK_CPU_AVX2_HALF_WIDTH) && tokens >= HALF_WIDTH_Q4_K_INTERLEAVED_TOKENS) {
         gemm_q4_K_interleaved((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
         return;
     }
@@ -664,7 +667,7 @@ void moek_gemm_q6_K_q8_K(const void *w, size_t rowBytes, size_t rows, size_t n,
                          const moek_block_q8_K *x, size_t xStride, const int32_t *xIndex,
                          size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
 #if defined(__x86_64__)
-    if ((moek_cpu_features() & MOEK_CPU_AVX2_HALF_WIDTH) && tokens >= HALF_WIDTH_K_INTERLEAVED_TOKENS) {
+    if ((moek_cpu_features() & MOEK_CPU_AVX2_HALF_WIDTH) && tokens >= HALF_WIDTH_Q6_K_INTERLEAVED_TOKENS) {
         gemm_q6_K_interleaved((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
         return;
     }

@@ -223,7 +223,7 @@ struct KernelTests {
     func matrixMatrix(typeName: String, inputs n: Int) throws {
         let type = try #require(GGMLType(name: typeName))
         // 2 four-row groups + 3 single rows; 1-3 tokens (the small-batch paths; half-width CPUs switch
-        // to the interleaved Q4_K/Q6_K tiles at 2, Q4_0/Q5_K at 3), 6 and 11 (four-token passes with
+        // to the interleaved Q6_K tiles at 2, Q4_0/Q4_K/Q5_K at 3), 6 and 11 (four-token passes with
         // 2 and 3 left over, 11 > one 8-token tile) and 17 (where half-width CPUs switch to the Q8_0 tiles).
         for tokens in [1, 2, 3, 6, 11, 17] { try matrixMatrix(type: type, typeName: typeName, inputs: n, rows: 11, tokens: tokens) }
     }
