@@ -124,6 +124,10 @@ struct MalformedFileTests {
         expectFailure(oneTensor(shape: [1 << 63]), .invalidFile, "'t' dimension 0")
         expectFailure(oneTensor(shape: [1 << 32, 1 << 32]), .invalidFile, "'t'", "overflows")
         expectFailure(oneTensor(shape: [1 << 62]), .invalidFile, "'t'", "byte size that overflows")  // 2^62 F32s
+        // A zero dimension makes the element count 0 but not the row length or the row count.
+        expectFailure(oneTensor(shape: [1 << 62, 0]), .invalidFile, "'t'", "byte size that overflows")
+        expectFailure(oneTensor(shape: [0, 1 << 32, 1 << 32]), .invalidFile, "'t'", "overflows 64 bits")
+        expectFailure(oneTensor(shape: [1 << 32, 0, 1 << 32]), .invalidFile, "'t'", "overflows 64 bits")
         expectFailure(oneTensor(type: 4), .invalidFile, "'t' has type 4")
         expectFailure(oneTensor(type: 99), .invalidFile, "'t' has type 99")
         expectFailure(oneTensor(shape: [30], type: 2), .invalidFile, "'t'", "Q4_0 block size 32")

@@ -162,17 +162,20 @@ enum GGUFParser {
                 throw MoEError(.invalidFile, "tensor '\(name)' has \(nDims) dimensions, expected 1...\(GGUFFile.maximumDimensions)")
             }
             var shape: [Int] = []
-            var elements = 1
+            // The product of the non-zero dimensions must fit too: with a zero dimension the
+            // element count is 0, but the row length and the row count are still used apart.
+            var elements = 1, nonZero = 1
             for d in 0..<Int(nDims) {
                 let dim = try cursor.read(UInt64.self, "dimension \(d) of tensor '\(name)'")
                 guard dim <= UInt64(Int.max) else {
                     throw MoEError(.invalidFile, "tensor '\(name)' dimension \(d) is \(dim), which does not fit a signed 64-bit count")
                 }
-                let (product, overflow) = elements.multipliedReportingOverflow(by: Int(dim))
+                let (product, overflow) = nonZero.multipliedReportingOverflow(by: max(Int(dim), 1))
                 guard !overflow else {
                     throw MoEError(.invalidFile, "tensor '\(name)' has shape \(shape + [Int(dim)])..., whose element count overflows 64 bits")
                 }
-                elements = product
+                nonZero = product
+                elements *= Int(dim)
                 shape.append(Int(dim))
             }
             let rawType = try cursor.read(UInt32.self, "the type of tensor '\(name)'")
@@ -182,7 +185,7 @@ enum GGUFParser {
             guard shape[0] % type.blockSize == 0 else {
                 throw MoEError(.invalidFile, "tensor '\(name)' has rows of \(shape[0]) elements, which is not a multiple of the \(type.name) block size \(type.blockSize)")
             }
-            guard let bytes = type.byteCount(elements: elements) else {
+            guard let bytes = type.byteCount(elements: elements), type.byteCount(elements: shape[0]) != nil else {
                 throw MoEError(.invalidFile, "tensor '\(name)' of shape \(shape) and type \(type.name) has a byte size that overflows 64 bits")
             }
             let offset = try cursor.read(UInt64.self, "the data offset of tensor '\(name)'")
