@@ -211,22 +211,38 @@ MOEK_AVX2 static void vec_dot4_q4_0_q8_0_avx2(const uint8_t *w, size_t stride, c
     _mm_storeu_ps(out, acc);
 }
 
+/// One Q4_0 block of four rows (at r, r + stride, ...) against activation block xb: the four
+/// integer sums, 8·Σa already subtracted. 128-bit operations only.
+MOEK_AVX2_INLINE __m128i q4_0_sums4_128(const uint8_t *r, size_t stride, const moek_block_q8_0 *xb, int32_t offset) {
+    const __m128i low = _mm_set1_epi8(0xF);
+    const __m128i alo = _mm_loadu_si128((const __m128i *)xb->qs), ahi = _mm_loadu_si128((const __m128i *)(xb->qs + 16));
+    __m128i s[4];
+    for (int k = 0; k < 4; k++) {
+        const __m128i packed = _mm_loadu_si128((const __m128i *)(r + k * stride + 2));
+        s[k] = moek_q4_sums16(_mm_and_si128(packed, low), _mm_and_si128(_mm_srli_epi16(packed, 4), low), alo, ahi);
+    }
+    return _mm_sub_epi32(moek_fold4_q4(s[0], s[1], s[2], s[3]), _mm_set1_epi32(offset));
+}
+
+// Two blocks per pass: both blocks' integer sums are computed before either is finished, which
+// lets the two dependency chains overlap and halves the loop overhead and the prefetch test
+// (Zen 1, 1024x2048 Q4_0 matrix in L2: 126.6 -> 122.1 us; streamed on two threads: 145 -> 142;
+// olmoe Q4_0 decode 19.47 -> 20.2 t/s). The Q8_0 kernel gained nothing from the same change.
 MOEK_AVX2 static void vec_dot4_q4_0_q8_0_avx2_128(const uint8_t *w, size_t stride, const moek_block_q8_0 *x, const int32_t *offsets, size_t n, float *out) {
     __m128 acc = _mm_setzero_ps();
-    const __m128i low = _mm_set1_epi8(0xF);
-    for (size_t b = 0; b < n / 32; b++) {
-        const __m128i alo = _mm_loadu_si128((const __m128i *)x[b].qs), ahi = _mm_loadu_si128((const __m128i *)(x[b].qs + 16));
+    const size_t blocks = n / 32;
+    size_t b = 0;
+    for (; b + 2 <= blocks; b += 2) {
         const uint8_t *r = w + b * 18;
-        if (!(b & 1)) {
-            for (int k = 4; k < 8; k++) _mm_prefetch((const char *)(r + k * stride), _MM_HINT_T0);
-        }
-        __m128i s[4];
-        for (int k = 0; k < 4; k++) {
-            const __m128i packed = _mm_loadu_si128((const __m128i *)(r + k * stride + 2));
-            s[k] = moek_q4_sums16(_mm_and_si128(packed, low), _mm_and_si128(_mm_srli_epi16(packed, 4), low), alo, ahi);
-        }
-        const __m128i sums = _mm_sub_epi32(moek_fold4_q4(s[0], s[1], s[2], s[3]), _mm_set1_epi32(offsets[b]));
-        acc = moek_finish4(acc, moek_scales4(r, stride), moek_h2f4(&x[b].d), sums);
+        for (int k = 4; k < 8; k++) _mm_prefetch((const char *)(r + k * stride), _MM_HINT_T0);
+        const __m128i s0 = q4_0_sums4_128(r, stride, &x[b], offsets[b]);
+        const __m128i s1 = q4_0_sums4_128(r + 18, stride, &x[b + 1], offsets[b + 1]);
+        acc = moek_finish4(acc, moek_scales4(r, stride), moek_h2f4(&x[b].d), s0);
+        acc = moek_finish4(acc, moek_scales4(r + 18, stride), moek_h2f4(&x[b + 1].d), s1);
+    }
+    if (b < blocks) {
+        const uint8_t *r = w + b * 18;
+        acc = moek_finish4(acc, moek_scales4(r, stride), moek_h2f4(&x[b].d), q4_0_sums4_128(r, stride, &x[b], offsets[b]));
     }
     _mm_storeu_ps(out, acc);
 }
