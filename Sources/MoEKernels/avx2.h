@@ -1,7 +1,8 @@
 // Shared AVX2 pieces of the Q4_0/Q8_0 kernels (quant.c: decode; gemm.c: matrix-matrix tiles).
 // Every such kernel computes integer block sums with SIMD and finishes each block exactly as the
-// scalar code does — sum += (weight scale · activation scale) · float(block sum), in block order —
-// so all of them give the scalar result bit for bit, whatever their vector width or row count.
+// scalar code does — sum += (weight scale · activation scale) · float(block sum), in block order,
+// the add fused with the multiply (moek_finish1 in half.h) — so all of them give the scalar result
+// bit for bit, whatever their vector width or row count.
 #ifndef MOEK_AVX2_H
 #define MOEK_AVX2_H
 #if defined(__x86_64__)
@@ -45,10 +46,11 @@ MOEK_AVX2_INLINE __m128i moek_fold4_256(__m256i s0, __m256i s1, __m256i s2, __m2
     return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
 }
 
-/// acc + (scales · dx) · float(sums): the scalar finish of one block, for four rows at once (dx: the
-/// activation scale in every lane, moek_h2f4).
+/// acc + (scales · dx) · float(sums) with one rounding of the multiply-add: moek_finish1 for four
+/// rows at once (dx: the activation scale in every lane, moek_h2f4). Fused rather than a multiply
+/// and an add, one instruction fewer per block (Zen 1 olmoe Q4_0 decode about 3% faster).
 MOEK_AVX2_INLINE __m128 moek_finish4(__m128 acc, __m128 scales, __m128 dx, __m128i sums) {
-    return _mm_add_ps(acc, _mm_mul_ps(_mm_mul_ps(scales, dx), _mm_cvtepi32_ps(sums)));
+    return _mm_fmadd_ps(_mm_mul_ps(scales, dx), _mm_cvtepi32_ps(sums), acc);
 }
 
 /// Q4_0: 16-bit partial sums of unsigned nibbles (lo: elements 0-15, hi: 16-31, as bytes 0..15)

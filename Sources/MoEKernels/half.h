@@ -2,8 +2,16 @@
 #ifndef MOE_KERNELS_HALF_H
 #define MOE_KERNELS_HALF_H
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
+
+/// The finish of one Q4_0/Q8_0 block, shared by every path: sum + scale · float(blockSum) as one
+/// fused multiply-add (scale = weight scale · activation scale). The SIMD kernels use the same
+/// fused operation lane by lane (moek_finish4, vfmaq_f32), so every path rounds alike.
+static inline float moek_finish1(float sum, float scale, int32_t blockSum) {
+    return fmaf(scale, (float)blockSum, sum);
+}
 
 static inline float moek_half_to_float(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1F, man = h & 0x3FF;

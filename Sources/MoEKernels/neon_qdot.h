@@ -5,7 +5,8 @@
 //   MOEK_NEON_DOT16(q, a) four int32 lanes whose total is Σ q[i]·a[i] over 16 signed bytes
 // Every block's integer sum is exact, and each is finished with the scalar twin's float
 // operations in the same order (per row: sum += (weight scale · activation scale) · float(block
-// sum)), so both copies return the scalar result bit for bit, one row or four.
+// sum), fused into one multiply-add for Q4_0/Q8_0 as moek_finish1 does), so both copies return the
+// scalar result bit for bit, one row or four.
 
 /// Σ q[i]·a[i] for 32 elements given as two halves of 16, as four lanes.
 MOEK_NEON_ATTR static inline int32x4_t MOEK_NEON_NAME(dot32x4)(int8x16_t q0, int8x16_t q1, const int8_t *a) {
@@ -18,7 +19,7 @@ MOEK_NEON_ATTR static float MOEK_NEON_NAME(dot_q8_0)(const void *w, const moek_b
     for (size_t b = 0; b < n / 32; b++, wb += 34) {
         uint16_t dh; memcpy(&dh, wb, 2);
         const int32_t acc = vaddvq_s32(MOEK_NEON_NAME(dot32x4)(vld1q_s8((const int8_t *)(wb + 2)), vld1q_s8((const int8_t *)(wb + 18)), x[b].qs));
-        sum += moek_half_to_float(dh) * moek_half_to_float(x[b].d) * (float)acc;
+        sum = moek_finish1(sum, moek_half_to_float(dh) * moek_half_to_float(x[b].d), acc);
     }
     return sum;
 }
@@ -38,7 +39,7 @@ MOEK_NEON_ATTR static float MOEK_NEON_NAME(dot_q4_0)(const void *w, const moek_b
         int8x16_t lo, hi;
         MOEK_NEON_NAME(q4_levels)(wb + 2, &lo, &hi);
         const int32_t acc = vaddvq_s32(MOEK_NEON_NAME(dot32x4)(lo, hi, x[b].qs));
-        sum += moek_half_to_float(dh) * moek_half_to_float(x[b].d) * (float)acc;
+        sum = moek_finish1(sum, moek_half_to_float(dh) * moek_half_to_float(x[b].d), acc);
     }
     return sum;
 }
@@ -69,7 +70,7 @@ MOEK_NEON_ATTR static void MOEK_NEON_NAME(dot4_q8_0)(const void *w, size_t strid
             s[k] = vaddq_s32(MOEK_NEON_DOT16(vld1q_s8(q), a0), MOEK_NEON_DOT16(vld1q_s8(q + 16), a1));
         }
         const float32x4_t d = vmulq_n_f32(MOEK_NEON_NAME(scales4)(wb, stride), moek_half_to_float(x[b].d));
-        acc = vaddq_f32(acc, vmulq_f32(d, vcvtq_f32_s32(MOEK_NEON_NAME(fold4)(s[0], s[1], s[2], s[3]))));
+        acc = vfmaq_f32(acc, d, vcvtq_f32_s32(MOEK_NEON_NAME(fold4)(s[0], s[1], s[2], s[3])));
     }
     vst1q_f32(out, acc);
 }
@@ -86,7 +87,7 @@ MOEK_NEON_ATTR static void MOEK_NEON_NAME(dot4_q4_0)(const void *w, size_t strid
             s[k] = vaddq_s32(MOEK_NEON_DOT16(lo, a0), MOEK_NEON_DOT16(hi, a1));
         }
         const float32x4_t d = vmulq_n_f32(MOEK_NEON_NAME(scales4)(wb, stride), moek_half_to_float(x[b].d));
-        acc = vaddq_f32(acc, vmulq_f32(d, vcvtq_f32_s32(MOEK_NEON_NAME(fold4)(s[0], s[1], s[2], s[3]))));
+        acc = vfmaq_f32(acc, d, vcvtq_f32_s32(MOEK_NEON_NAME(fold4)(s[0], s[1], s[2], s[3])));
     }
     vst1q_f32(out, acc);
 }

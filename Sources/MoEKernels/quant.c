@@ -8,7 +8,8 @@
 // The SIMD kernels (AVX2 here and in gemm.c, NEON in neon.c) finish each block with the same float
 // operations as the scalar code and must round the same way: no fused multiply-adds from
 // contraction, in the scalar code or in the AVX2 functions (compiled with FMA available). Where a
-// kernel wants a fused multiply-add it says so with an intrinsic.
+// kernel wants a fused multiply-add it says so with an intrinsic (or fmaf, as the Q4_0/Q8_0 block
+// finish moek_finish1 in half.h does, on every path).
 #pragma STDC FP_CONTRACT OFF
 
 void moek_f16_to_f32(const uint16_t *src, float *dst, size_t n) {
@@ -73,7 +74,7 @@ float moek_vec_dot_q8_0_q8_0_scalar(const void *w, const moek_block_q8_0 *x, siz
         uint16_t dh; memcpy(&dh, wb, 2);
         int32_t acc = 0;
         for (int i = 0; i < 32; i++) acc += (int32_t)(int8_t)wb[2 + i] * x[b].qs[i];
-        sum += moek_half_to_float(dh) * moek_half_to_float(x[b].d) * (float)acc;
+        sum = moek_finish1(sum, moek_half_to_float(dh) * moek_half_to_float(x[b].d), acc);
     }
     return sum;
 }
@@ -88,7 +89,7 @@ float moek_vec_dot_q4_0_q8_0_scalar(const void *w, const moek_block_q8_0 *x, siz
             acc += ((wb[2 + i] & 0xF) - 8) * x[b].qs[i];
             acc += ((wb[2 + i] >> 4) - 8) * x[b].qs[i + 16];
         }
-        sum += moek_half_to_float(dh) * moek_half_to_float(x[b].d) * (float)acc;
+        sum = moek_finish1(sum, moek_half_to_float(dh) * moek_half_to_float(x[b].d), acc);
     }
     return sum;
 }
@@ -109,7 +110,7 @@ MOEK_AVX2 static inline float hsum(__m256 v) {
 
 // Q4_0 and Q8_0 kernels finish every block exactly as the scalar code does: the block's integer
 // sum, converted once, times (weight scale · activation scale), added to one float per row in
-// block order. SIMD only computes the integer sums (exact in any order), so every path here (128-
+// block order by one fused multiply-add (moek_finish1). SIMD only computes the integer sums (exact in any order), so every path here (128-
 // or 256-bit, one row or four, the matrix-matrix tiles of gemm.c, NEON) gives the scalar bits.
 MOEK_AVX2 static inline int32_t hsum_i32(__m128i v) {
     v = _mm_add_epi32(v, _mm_shuffle_epi32(v, _MM_SHUFFLE(1, 0, 3, 2)));
@@ -125,7 +126,7 @@ MOEK_AVX2 static float vec_dot_q8_0_q8_0_avx2(const void *w, const moek_block_q8
         const __m256i q = _mm256_loadu_si256((const __m256i *)(wb + 2)), a = _mm256_loadu_si256((const __m256i *)x[b].qs);
         const __m256i s = moek_q8_sums256(q, a);
         const int32_t acc = hsum_i32(_mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1)));
-        sum += moek_h2f(dh) * moek_h2f(x[b].d) * (float)acc;
+        sum = moek_finish1(sum, moek_h2f(dh) * moek_h2f(x[b].d), acc);
     }
     return sum;
 }
@@ -140,7 +141,7 @@ MOEK_AVX2 static float vec_dot_q4_0_q8_0_avx2(const void *w, const moek_block_q8
         const __m128i qlo = _mm_sub_epi8(_mm_and_si128(packed, low), eight), qhi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(packed, 4), low), eight);
         const __m128i alo = _mm_loadu_si128((const __m128i *)x[b].qs), ahi = _mm_loadu_si128((const __m128i *)(x[b].qs + 16));
         const __m128i s = _mm_add_epi32(moek_q8_sums128(qlo, alo), moek_q8_sums128(qhi, ahi));
-        sum += moek_h2f(dh) * moek_h2f(x[b].d) * (float)hsum_i32(s);
+        sum = moek_finish1(sum, moek_h2f(dh) * moek_h2f(x[b].d), hsum_i32(s));
     }
     return sum;
 }
@@ -181,8 +182,8 @@ MOEK_AVX2 static float sum_f32_avx2(const float *x, size_t n) {
 //
 // Four rows per pass: the activation block and its scale are loaded once for all four rows. Per
 // block, each row's integer products are summed into a vector, the four vectors are folded by
-// horizontal adds into one lane per row, and a single convert / multiply / add finishes all four
-// rows (the scalar finish, four lanes wide). Q4_0 nibbles stay unsigned (0..15) for maddubs and
+// unpacks and adds into one lane per row, and a single convert / multiply / fused multiply-add
+// finishes all four rows (the scalar finish, four lanes wide). Q4_0 nibbles stay unsigned (0..15) for maddubs and
 // the block's 8·Σa (moek_q8_0_offsets) is subtracted from the folded sums.
 //
 // Each kernel comes in 256-bit and 128-bit form; the 128-bit one is for CPUs that split 256-bit
