@@ -1,6 +1,5 @@
 import CMoE
 import MoE
-import Synchronization
 
 /// What a `moe_model *` points to: the open file, and the runnable model when its architecture
 /// is supported (metadata calls work on any GGUF file; sessions need the model).
@@ -9,7 +8,7 @@ final class ModelHandle: Sendable {
     let model: Result<Model, MoEError>
     /// Threads for sessions that ask for the default (0 = one per core).
     let threads: Int
-    private let vocabularyOnly = Mutex<Result<Tokenizer, MoEError>?>(nil)
+    private let vocabularyOnly = Locked<Result<Tokenizer, MoEError>?>(nil)
     init(file: GGUFFile, threads: Int = 0, options: ModelOptions = ModelOptions()) {
         self.file = file
         self.threads = threads

@@ -1,6 +1,5 @@
 import CMoE
 import MoE
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -50,7 +49,7 @@ enum Handles {
         var lastError: UInt
     }
     /// Live handles by address.
-    static let live = Mutex<[UInt: Entry]>([:])
+    static let live = Locked<[UInt: Entry]>([:])
 
     /// The handle the calling thread's current call works on.
     static let currentKey: pthread_key_t = {

@@ -101,4 +101,20 @@ struct ThreadPoolTests {
         }
         #expect(throws: MoEError.self) { try model.makeSession(contextLength: 16, threads: 0) }
     }
+
+    @Test("Locked serializes its users: 8 threads x 20,000 unsynchronized read-modify-writes lose none")
+    func lockedCounts() async {
+        let counter = Locked<Int>(0)
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    for _ in 0..<20_000 {
+                        // A plain read, a yield point for the other threads, then the write.
+                        counter.withLock { value in let read = value; value = read &+ 1 }
+                    }
+                }
+            }
+        }
+        #expect(counter.withLock { $0 } == 160_000)
+    }
 }

@@ -1,4 +1,3 @@
-import Synchronization
 
 /// A loaded model: the mapped GGUF file, its architecture, hyperparameters and bound weights.
 /// Immutable and shareable across threads; each thread evaluates through its own `Session`.
@@ -22,7 +21,7 @@ public final class Model: Sendable {
     let store: ExpertStore?
     /// The options the model was opened with.
     public let options: ModelOptions
-    private let cachedTokenizer = Mutex<Result<Tokenizer, MoEError>?>(nil)
+    private let cachedTokenizer = Locked<Result<Tokenizer, MoEError>?>(nil)
 
     /// The model's tokenizer, built from the file's vocabulary on first use and then shared.
     /// Throws when the file has no usable vocabulary (the error is remembered).
