@@ -110,8 +110,9 @@ MOEK_AVX2 static inline float hsum(__m256 v) {
 
 // Q4_0 and Q8_0 kernels finish every block exactly as the scalar code does: the block's integer
 // sum, converted once, times (weight scale · activation scale), added to one float per row in
-// block order by one fused multiply-add (moek_finish1). SIMD only computes the integer sums (exact in any order), so every path here (128-
-// or 256-bit, one row or four, the matrix-matrix tiles of gemm.c, NEON) gives the scalar bits.
+// block order by one fused multiply-add (moek_finish1). SIMD only computes the integer sums
+// (exact in any order), so every path here (128- or 256-bit, one row or four, the matrix-matrix
+// tiles of gemm.c, NEON) gives the scalar bits.
 MOEK_AVX2 static inline int32_t hsum_i32(__m128i v) {
     v = _mm_add_epi32(v, _mm_shuffle_epi32(v, _MM_SHUFFLE(1, 0, 3, 2)));
     v = _mm_add_epi32(v, _mm_shuffle_epi32(v, _MM_SHUFFLE(2, 3, 0, 1)));
@@ -183,8 +184,8 @@ MOEK_AVX2 static float sum_f32_avx2(const float *x, size_t n) {
 // Four rows per pass: the activation block and its scale are loaded once for all four rows. Per
 // block, each row's integer products are summed into a vector, the four vectors are folded by
 // unpacks and adds into one lane per row, and a single convert / multiply / fused multiply-add
-// finishes all four rows (the scalar finish, four lanes wide). Q4_0 nibbles stay unsigned (0..15) for maddubs and
-// the block's 8·Σa (moek_q8_0_offsets) is subtracted from the folded sums.
+// finishes all four rows (the scalar finish, four lanes wide). Q4_0 nibbles stay unsigned (0..15)
+// for maddubs and the block's 8·Σa (moek_q8_0_offsets) is subtracted from the folded sums.
 //
 // Each kernel comes in 256-bit and 128-bit form; the 128-bit one is for CPUs that split 256-bit
 // instructions in two (MOEK_CPU_AVX2_HALF_WIDTH), where it also needs no cross-lane insert for the

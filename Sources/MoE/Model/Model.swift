@@ -1,4 +1,3 @@
-
 /// A loaded model: the mapped GGUF file, its architecture, hyperparameters and bound weights.
 /// Immutable and shareable across threads; each thread evaluates through its own `Session`.
 ///
