@@ -89,5 +89,14 @@ MOEK_AVX2_INLINE __m128i moek_q8_sums128(__m128i q, __m128i a) {
 MOEK_AVX2_INLINE __m256i moek_q8_sums256(__m256i q, __m256i a) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(a, q)), _mm256_set1_epi16(1));
 }
+/// Rows 0-3 of a 4x4 matrix of 32-bit lanes (row k = rows[k]) as its columns.
+MOEK_AVX2_INLINE void moek_transpose4(const __m128i *rows, __m128i *columns) {
+    const __m128i a = _mm_unpacklo_epi32(rows[0], rows[1]), b = _mm_unpacklo_epi32(rows[2], rows[3]);
+    const __m128i c = _mm_unpackhi_epi32(rows[0], rows[1]), d = _mm_unpackhi_epi32(rows[2], rows[3]);
+    columns[0] = _mm_unpacklo_epi64(a, b);
+    columns[1] = _mm_unpackhi_epi64(a, b);
+    columns[2] = _mm_unpacklo_epi64(c, d);
+    columns[3] = _mm_unpackhi_epi64(c, d);
+}
 #endif
 #endif

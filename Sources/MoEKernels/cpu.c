@@ -19,10 +19,16 @@ static uint32_t detect(void) {
     if (__get_cpuid(0, &v0, &v1, &v2, &v3)) { memcpy(vendor, &v1, 4); memcpy(vendor + 4, &v3, 4); memcpy(vendor + 8, &v2, 4); }
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
     if (!((b >> 5) & 1)) return 0;
+    // AVX-512 VNNI (ECX bit 11) with F (EBX 16), BW (30) and VL (31), and the OS saving opmask
+    // and ZMM state (XCR0 bits 5-7): EVEX instructions fault without it, even at 256 bits.
+    const int avx512vnni = ((c >> 11) & 1) && ((b >> 16) & 1) && ((b >> 30) & 1) && ((b >> 31) & 1) && (lo & 0xE0) == 0xE0;
+    unsigned a1 = 0, b1, c1, d1;
+    const int avxvnni = __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1) && ((a1 >> 4) & 1);  // AVX-VNNI: leaf 7.1 EAX bit 4
     // Zen and Zen+ (family 17h, models below 30h) and Hygon's Dhyana (18h) split 256-bit ops.
     int half = (strcmp(vendor, "AuthenticAMD") == 0 && family == 0x17 && model < 0x30)
         || (strcmp(vendor, "HygonGenuine") == 0 && family == 0x18);
-    return MOEK_CPU_AVX2_FMA | (half ? MOEK_CPU_AVX2_HALF_WIDTH : 0);
+    return MOEK_CPU_AVX2_FMA | (half ? MOEK_CPU_AVX2_HALF_WIDTH : 0) | (avxvnni ? MOEK_CPU_AVX_VNNI : 0)
+        | (avx512vnni ? MOEK_CPU_AVX512_VNNI : 0);
 }
 #elif defined(__aarch64__) && defined(__APPLE__)
 #include <sys/sysctl.h>

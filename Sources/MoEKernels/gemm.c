@@ -8,19 +8,14 @@
 #include "MoEKernels.h"
 #include "half.h"
 #include "kscales.h"
+#include "vnni.h"
 #include <string.h>
 
 #include "avx2.h"
 
 #pragma STDC FP_CONTRACT OFF  // the block finish must round as the scalar code does (see quant.c)
 
-/// Blocks of 32 weights unpacked at a time (per row: 2 KiB of int8 and 64 scales, so four rows
-/// stay in L1 while every token of the tile passes over them).
-#define SEGMENT 64
-/// Tokens whose accumulators are kept per pass over a segment.
-#define TILE 8
-
-static inline size_t token_row(const int32_t *index, size_t t) { return index ? (size_t)index[t] : t; }
+#include "tiles.h"
 
 // ---- generic loops: one weight row at a time, every token against it while it is in L1 ----
 
@@ -176,16 +171,6 @@ MOEK_AVX2_INLINE void q4_0_interleaved_tokens(const __m128i (*iq)[8], const floa
     if (count > 3) acc[3] = a3;
 }
 
-/// Rows 0-3 of a 4x4 matrix of 32-bit lanes (row k = rows[k]) as its columns.
-MOEK_AVX2_INLINE void transpose4(const __m128i *rows, __m128i *columns) {
-    const __m128i a = _mm_unpacklo_epi32(rows[0], rows[1]), b = _mm_unpacklo_epi32(rows[2], rows[3]);
-    const __m128i c = _mm_unpackhi_epi32(rows[0], rows[1]), d = _mm_unpackhi_epi32(rows[2], rows[3]);
-    columns[0] = _mm_unpacklo_epi64(a, b);
-    columns[1] = _mm_unpackhi_epi64(a, b);
-    columns[2] = _mm_unpacklo_epi64(c, d);
-    columns[3] = _mm_unpackhi_epi64(c, d);
-}
-
 MOEK_AVX2 static void gemm_q4_0_interleaved(const uint8_t *w, size_t rowBytes, size_t rows, size_t n,
                                             const moek_block_q8_0 *x, const int32_t *offsets, size_t xStride, const int32_t *xIndex,
                                             size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
@@ -219,8 +204,8 @@ MOEK_AVX2 static void gemm_q4_0_interleaved(const uint8_t *w, size_t rowBytes, s
                         lo[k] = _mm_and_si128(packed, low);                     // groups 0-3
                         hi[k] = _mm_and_si128(_mm_srli_epi16(packed, 4), low);  // groups 4-7
                     }
-                    transpose4(lo, iq[b]);
-                    transpose4(hi, iq[b] + 4);
+                    moek_transpose4(lo, iq[b]);
+                    moek_transpose4(hi, iq[b] + 4);
                 }
                 for (size_t i = 0; i < tt; i += 4) {
                     const moek_block_q8_0 *xb[4];
@@ -286,10 +271,10 @@ MOEK_AVX2_INLINE void k4_interleave(const uint8_t *p, size_t rowBytes, size_t qs
         lo[k] = _mm_unpacklo_epi16(sc, sc);  // sub-blocks 0-3, each scale twice
         hi[k] = _mm_unpackhi_epi16(sc, sc);  // sub-blocks 4-7
     }
-    transpose4(lo, out->scales);
-    transpose4(hi, out->scales + 4);
+    moek_transpose4(lo, out->scales);
+    moek_transpose4(hi, out->scales + 4);
     for (int k = 0; k < 4; k++) lo[k] = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)k4_unpack(p + k * rowBytes + 4, 1)));
-    transpose4(lo, out->mins);
+    moek_transpose4(lo, out->mins);
     for (int c = 0; c < 4; c++) {
         for (int half = 0; half < 2; half++) {
             // Weights 64c + 16·half .. +15 (low nibbles, sub-block 2c) and 32 further (high nibbles).
@@ -305,8 +290,8 @@ MOEK_AVX2_INLINE void k4_interleave(const uint8_t *p, size_t rowBytes, size_t qs
                     h[k] = _mm_or_si128(h[k], _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(qh, 2 * c + 1), one), 4));
                 }
             }
-            transpose4(l, out->q[2 * c] + 4 * half);
-            transpose4(h, out->q[2 * c + 1] + 4 * half);
+            moek_transpose4(l, out->q[2 * c] + 4 * half);
+            moek_transpose4(h, out->q[2 * c + 1] + 4 * half);
         }
     }
 }
@@ -384,9 +369,9 @@ MOEK_AVX2_INLINE void q6_interleave(const uint8_t *p, size_t rowBytes, q6_interl
             hi[k] = _mm_unpackhi_epi16(sc, sc);
             off[k] = _mm_slli_epi16(sc, 5);
         }
-        transpose4(lo, out->scales + 8 * part);
-        transpose4(hi, out->scales + 8 * part + 4);
-        transpose4(off, out->offsets + 4 * part);
+        moek_transpose4(lo, out->scales + 8 * part);
+        moek_transpose4(hi, out->scales + 8 * part + 4);
+        moek_transpose4(off, out->offsets + 4 * part);
     }
     for (int h = 0; h < 2; h++) {
         for (int half = 0; half < 2; half++) {
@@ -402,7 +387,7 @@ MOEK_AVX2_INLINE void q6_interleave(const uint8_t *p, size_t rowBytes, q6_interl
                 v[2][k] = _mm_or_si128(_mm_and_si128(_mm_srli_epi16(l0, 4), low), _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(qh, 4), two), 4));
                 v[3][k] = _mm_or_si128(_mm_and_si128(_mm_srli_epi16(l1, 4), low), _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(qh, 6), two), 4));
             }
-            for (int m = 0; m < 4; m++) transpose4(v[m], out->q[8 * h + 2 * m + half]);
+            for (int m = 0; m < 4; m++) moek_transpose4(v[m], out->q[8 * h + 2 * m + half]);
         }
     }
 }
@@ -602,6 +587,8 @@ static void rows4_q8_0(int q4, const uint8_t *w, size_t rowBytes, size_t rows, s
 #define HALF_WIDTH_Q4_K_INTERLEAVED_TOKENS 3
 #define HALF_WIDTH_Q5_K_INTERLEAVED_TOKENS 3
 #define HALF_WIDTH_Q6_K_INTERLEAVED_TOKENS 2
+/// Tokens from which CPUs with vpdpbusd use its Q4_0/Q8_0 tiles (vnni_qdot.h).
+#define VNNI_TILE_TOKENS 2
 
 void moek_gemm_q4_0_q8_0(const void *w, size_t rowBytes, size_t rows, size_t n,
                          const moek_block_q8_0 *x, const int32_t *offsets, size_t xStride, const int32_t *xIndex,
@@ -612,7 +599,11 @@ void moek_gemm_q4_0_q8_0(const void *w, size_t rowBytes, size_t rows, size_t n,
         gemm_q4_0_interleaved((const uint8_t *)w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
         return;
     }
-    if ((f & MOEK_CPU_AVX2_FMA) && !(f & MOEK_CPU_AVX2_HALF_WIDTH) && tokens > 1) {
+    if (moek_has_vnni(f) && tokens >= VNNI_TILE_TOKENS) {
+        moek_vnni_gemm_q4_0(w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
+        return;
+    }
+    if ((f & MOEK_CPU_AVX2_FMA) && !(f & MOEK_CPU_AVX2_HALF_WIDTH) && !moek_has_vnni(f) && tokens > 1) {
         gemm_q4_0_avx2((const uint8_t *)w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
         return;
     }
@@ -621,7 +612,7 @@ void moek_gemm_q4_0_q8_0(const void *w, size_t rowBytes, size_t rows, size_t n,
 }
 
 void moek_gemm_q8_0_q8_0(const void *w, size_t rowBytes, size_t rows, size_t n,
-                         const moek_block_q8_0 *x, size_t xStride, const int32_t *xIndex,
+                         const moek_block_q8_0 *x, const int32_t *offsets, size_t xStride, const int32_t *xIndex,
                          size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
 #if defined(__x86_64__)
     // Below four tokens the tile's separate pass over the scales did not pay for itself (0.55 vs
@@ -631,7 +622,11 @@ void moek_gemm_q8_0_q8_0(const void *w, size_t rowBytes, size_t rows, size_t n,
         gemm_q8_0_avx2_128((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
         return;
     }
-    if ((f & MOEK_CPU_AVX2_FMA) && !(f & MOEK_CPU_AVX2_HALF_WIDTH) && tokens >= 4) {
+    if (moek_has_vnni(f) && tokens >= VNNI_TILE_TOKENS) {
+        moek_vnni_gemm_q8_0(w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
+        return;
+    }
+    if ((f & MOEK_CPU_AVX2_FMA) && !(f & MOEK_CPU_AVX2_HALF_WIDTH) && !moek_has_vnni(f) && tokens >= 4) {
         gemm_q8_0_avx2((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
         return;
     }

@@ -1,5 +1,6 @@
 #include "MoEKernels.h"
 #include "half.h"
+#include "vnni.h"
 #include "neon.h"
 #include <math.h>
 #include <string.h>
@@ -294,6 +295,7 @@ void moek_vec_dot4_q4_0_q8_0(const void *w, size_t stride, const moek_block_q8_0
 #if defined(__x86_64__)
     const uint32_t f = moek_cpu_features();
     if (f & MOEK_CPU_AVX2_HALF_WIDTH) { vec_dot4_q4_0_q8_0_avx2_128((const uint8_t *)w, stride, x, offsets, n, out); return; }
+    if (moek_has_vnni(f)) { moek_vnni_dot4_q4_0(w, stride, x, offsets, n, out); return; }
     if (f & MOEK_CPU_AVX2_FMA) { vec_dot4_q4_0_q8_0_avx2((const uint8_t *)w, stride, x, offsets, n, out); return; }
 #endif
     (void)offsets;  // elsewhere the levels are made signed instead
@@ -307,6 +309,7 @@ void moek_vec_dot4_q8_0_q8_0(const void *w, size_t stride, const moek_block_q8_0
 #if defined(__x86_64__)
     const uint32_t f = moek_cpu_features();
     if (f & MOEK_CPU_AVX2_HALF_WIDTH) { vec_dot4_q8_0_q8_0_avx2_128((const uint8_t *)w, stride, x, n, out); return; }
+    if (moek_has_vnni(f)) { moek_vnni_dot4_q8_0(w, stride, x, n, out); return; }
     if (f & MOEK_CPU_AVX2_FMA) { vec_dot4_q8_0_q8_0_avx2((const uint8_t *)w, stride, x, n, out); return; }
 #elif defined(__aarch64__)
     if (moek_cpu_features() & MOEK_CPU_NEON) { moek_neon_vec_dot4_q8_0_q8_0(w, stride, x, n, out); return; }

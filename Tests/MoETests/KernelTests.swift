@@ -19,12 +19,18 @@ struct KernelTests {
     }
 
     /// Runs `body` under every kernel variant this thread can select: as detected, the 256- and
-    /// 128-bit AVX2 forms (on AVX2 machines, whichever the CPU would pick), NEON without the
-    /// dot-product extension (on arm64 CPUs that have it), and scalar.
+    /// 128-bit AVX2 forms (on AVX2 machines, whichever the CPU would pick), the AVX-512 VNNI form
+    /// (on CPUs that also have AVX-VNNI, which is preferred), NEON without the dot-product
+    /// extension (on arm64 CPUs that have it), and scalar.
     func forEachVariant(_ body: (String) throws -> Void) rethrows {
         var variants: [(label: String, forced: UInt32, mask: UInt32)] = [("native", 0, ~0)]
-        if moek_cpu_features() & MOEK_CPU_AVX2_FMA.rawValue != 0 {
-            variants += [("avx2-256", 0, ~MOEK_CPU_AVX2_HALF_WIDTH.rawValue), ("avx2-128", MOEK_CPU_AVX2_HALF_WIDTH.rawValue, ~0)]
+        let features = moek_cpu_features()
+        let vnni = MOEK_CPU_AVX_VNNI.rawValue | MOEK_CPU_AVX512_VNNI.rawValue
+        if features & MOEK_CPU_AVX2_FMA.rawValue != 0 {
+            variants += [("avx2-256", 0, ~(MOEK_CPU_AVX2_HALF_WIDTH.rawValue | vnni)), ("avx2-128", MOEK_CPU_AVX2_HALF_WIDTH.rawValue, ~0)]
+        }
+        if features & MOEK_CPU_AVX_VNNI.rawValue != 0 && features & MOEK_CPU_AVX512_VNNI.rawValue != 0 {
+            variants.append(("avx512-vnni", 0, ~(MOEK_CPU_AVX2_HALF_WIDTH.rawValue | MOEK_CPU_AVX_VNNI.rawValue)))
         }
         if moek_cpu_features() & MOEK_CPU_NEON_DOTPROD.rawValue != 0 {
             variants.append(("neon-base", 0, ~MOEK_CPU_NEON_DOTPROD.rawValue))
@@ -34,7 +40,8 @@ struct KernelTests {
             let previousForced = moek_force_features(v.forced), previousMask = moek_set_feature_mask(v.mask)
             defer { moek_set_feature_mask(previousMask); moek_force_features(previousForced) }
             if v.label == "avx2-128" { #expect(moek_cpu_features() & MOEK_CPU_AVX2_HALF_WIDTH.rawValue != 0) }
-            if v.label == "avx2-256" { #expect(moek_cpu_features() & MOEK_CPU_AVX2_HALF_WIDTH.rawValue == 0) }
+            if v.label == "avx2-256" { #expect(moek_cpu_features() & (MOEK_CPU_AVX2_HALF_WIDTH.rawValue | vnni) == 0) }
+            if v.label == "avx512-vnni" { #expect(moek_cpu_features() & vnni == MOEK_CPU_AVX512_VNNI.rawValue) }
             try body(v.label)
         }
     }
@@ -92,7 +99,7 @@ struct KernelTests {
         }
     }
 
-    @Test("4-row kernels (256-bit, 128-bit, scalar) equal the scalar single-row dot products bit for bit", arguments: blockCounts)
+    @Test("4-row kernels (VNNI, 256-bit, 128-bit, scalar) equal the scalar single-row dot products bit for bit, Q8_0 bytes -128 and 127 included", arguments: blockCounts)
     func fourRows(blocks: Int) throws {
         let n = blocks * 32
         let x = randomRow(n, seed: 77 + UInt64(blocks))
@@ -102,7 +109,8 @@ struct KernelTests {
         #expect(offsets == xq.map { b in withUnsafeBytes(of: b.qs) { 8 * $0.bindMemory(to: Int8.self).reduce(Int32(0)) { $0 + Int32($1) } } })
         for type in [GGMLType.q4_0, .q8_0] {
             let rows = (0..<4).flatMap { randomRow(n, seed: 500 + UInt64($0)) }
-            let w = try type.quantize(rows)
+            var w = try type.quantize(rows)
+            if type == .q8_0 { Self.addExtremeQ8_0Weights(&w) }
             let stride = n / 32 * type.blockBytes
             let scalar: [Float] = w.withUnsafeBytes { p in
                 (0..<4).map { k in
@@ -233,7 +241,11 @@ struct KernelTests {
     /// super-block scales from the dequantization fixture, and Q5_K, which has no quantizer here,
     /// is random bits only.
     func matrixRows(type: GGMLType, inputs n: Int, rows: Int) throws -> [UInt8] {
-        guard [.q4_K, .q5_K, .q6_K].contains(type) else { return try type.quantize((0..<rows).flatMap { randomRow(n, seed: 300 + UInt64($0)) }) }
+        guard [.q4_K, .q5_K, .q6_K].contains(type) else {
+            var w = try type.quantize((0..<rows).flatMap { randomRow(n, seed: 300 + UInt64($0)) })
+            if type == .q8_0 { Self.addExtremeQ8_0Weights(&w) }
+            return w
+        }
         let fixture = try GGUFFile(path: Fixtures.path("gguf/dequant.gguf"))
         let first = Array(try fixture.view("\(type.name).raw").bytes.prefix(type.blockBytes))
         var g = SplitMix(seed: 41 + UInt64(n))
@@ -248,6 +260,17 @@ struct KernelTests {
             w += bits
         }
         return w
+    }
+
+    /// Sets a few weights of every Q8_0 block to -128 and 127, the ends of int8 that no quantizer
+    /// here produces but a file may hold (kernels that shift or negate bytes must handle both).
+    static func addExtremeQ8_0Weights(_ w: inout [UInt8]) {
+        for at in stride(from: 0, to: w.count, by: 34) {
+            w[at + 2] = 0x80
+            w[at + 2 + 17] = 0x80
+            w[at + 2 + 31] = 0x80
+            w[at + 2 + 9] = 0x7F
+        }
     }
 
     func matrixMatrix(type: GGMLType, typeName: String, inputs n: Int, rows: Int, tokens: Int) throws {

@@ -97,7 +97,7 @@ let benchmarks: @Sendable () -> Void = {
                         for _ in benchmark.scaledIterations {
                             switch type {
                             case .q4_0: moek_gemm_q4_0_q8_0(w.baseAddress, rowBytes, outputs, inputs, q8, offsets, inputs / 32, nil, tokens, y.baseAddress, outputs, nil)
-                            case .q8_0: moek_gemm_q8_0_q8_0(w.baseAddress, rowBytes, outputs, inputs, q8, inputs / 32, nil, tokens, y.baseAddress, outputs, nil)
+                            case .q8_0: moek_gemm_q8_0_q8_0(w.baseAddress, rowBytes, outputs, inputs, q8, offsets, inputs / 32, nil, tokens, y.baseAddress, outputs, nil)
                             case .q4_K: moek_gemm_q4_K_q8_K(w.baseAddress, rowBytes, outputs, inputs, q8K, inputs / 256, nil, tokens, y.baseAddress, outputs, nil)
                             default: moek_gemm_q6_K_q8_K(w.baseAddress, rowBytes, outputs, inputs, q8K, inputs / 256, nil, tokens, y.baseAddress, outputs, nil)
                             }

@@ -18,6 +18,10 @@ typedef enum moek_cpu_feature {
     // 128-bit halves (AMD's first Zen generation), so some kernels do better with 128-bit vectors.
     MOEK_CPU_AVX2_HALF_WIDTH = 1 << 2,
     MOEK_CPU_NEON_DOTPROD = 1 << 3,  // arm64 dot-product extension (SDOT), with MOEK_CPU_NEON
+    MOEK_CPU_AVX_VNNI = 1 << 4,      // x86-64 AVX-VNNI (VEX vpdpbusd), with MOEK_CPU_AVX2_FMA
+    // x86-64 AVX-512 VNNI with AVX-512 VL and BW, and the OS saving AVX-512 state (the kernels use
+    // its EVEX vpdpbusd at 256 bits), with MOEK_CPU_AVX2_FMA.
+    MOEK_CPU_AVX512_VNNI = 1 << 5,
 } moek_cpu_feature;
 
 /// The features detected on this machine (a bit set of moek_cpu_feature), masked by this
@@ -119,9 +123,9 @@ void moek_vec_dot4_q8_0_q8_0(const void *w, size_t stride, const moek_block_q8_0
 void moek_gemm_q4_0_q8_0(const void *w, size_t rowBytes, size_t rows, size_t n,
                          const moek_block_q8_0 *x, const int32_t *offsets, size_t xStride, const int32_t *xIndex,
                          size_t tokens, float *y, size_t yStride, const int32_t *yIndex);
-/// Q8_0 weights times Q8_0 activation rows; see moek_gemm_q4_0_q8_0.
+/// Q8_0 weights times Q8_0 activation rows (with their moek_q8_0_offsets); see moek_gemm_q4_0_q8_0.
 void moek_gemm_q8_0_q8_0(const void *w, size_t rowBytes, size_t rows, size_t n,
-                         const moek_block_q8_0 *x, size_t xStride, const int32_t *xIndex,
+                         const moek_block_q8_0 *x, const int32_t *offsets, size_t xStride, const int32_t *xIndex,
                          size_t tokens, float *y, size_t yStride, const int32_t *yIndex);
 /// K-quant weights times Q8_K activation rows (xStride in Q8_K blocks); see moek_gemm_q4_0_q8_0.
 void moek_gemm_q4_K_q8_K(const void *w, size_t rowBytes, size_t rows, size_t n,

@@ -228,7 +228,7 @@ struct Linear: @unchecked Sendable {
         let width = a.width
         switch type {
         case .q4_0: moek_gemm_q4_0_q8_0(w, rowBytes, n, inputs, a.q8_0, a.offsets, width / 32, xIndex, tokens, out, yStride, yIndex)
-        case .q8_0: moek_gemm_q8_0_q8_0(w, rowBytes, n, inputs, a.q8_0, width / 32, xIndex, tokens, out, yStride, yIndex)
+        case .q8_0: moek_gemm_q8_0_q8_0(w, rowBytes, n, inputs, a.q8_0, a.offsets, width / 32, xIndex, tokens, out, yStride, yIndex)
         case .q4_K: moek_gemm_q4_K_q8_K(w, rowBytes, n, inputs, a.q8_K, width / 256, xIndex, tokens, out, yStride, yIndex)
         case .q5_K: moek_gemm_q5_K_q8_K(w, rowBytes, n, inputs, a.q8_K, width / 256, xIndex, tokens, out, yStride, yIndex)
         case .q6_K: moek_gemm_q6_K_q8_K(w, rowBytes, n, inputs, a.q8_K, width / 256, xIndex, tokens, out, yStride, yIndex)

@@ -1,0 +1,65 @@
+// Q4_0 / Q8_0 kernels with vpdpbusd, compiled twice from vnni_qdot.h: VEX-encoded (AVX-VNNI) and
+// EVEX-encoded at 256 bits (AVX-512 VNNI + VL). The dispatchers below prefer the VEX form and
+// fall back to the EVEX one, which CPUs with AVX-512 but no AVX-VNNI (Zen 4, Ice Lake / Cascade
+// Lake servers) have. Both give the same bits as the scalar twins (see vnni_qdot.h).
+#include "vnni.h"
+
+#if defined(__x86_64__)
+#include "avx2.h"
+#include "half.h"
+#include "tiles.h"
+
+#pragma STDC FP_CONTRACT OFF  // the block finish must round as the scalar code does (see quant.c)
+
+#ifndef MOEK_VNNI_PREFETCH_BYTES
+/// How far ahead the decode kernels prefetch, in bytes of the matrix (whole rows, at least the
+/// next four). The CPUs with these instructions have more memory bandwidth and more loads in
+/// flight than the Zen 1 the older kernels' four rows were tuned on: Zen 5, one thread, Q4_0,
+/// µs per streamed matrix (1024x2048 / 2048x1024): four rows ahead (4.6 / 2.3 KiB) 46.0 / 44.9,
+/// 8 KiB 37.7-40.4 / 39.3-40.0, 16 KiB 38.1-38.5 / 39.0-39.8, 32 KiB 38.7-40.2 / 40.4-41.5;
+/// on two threads 16 KiB was the steadiest (43.5-45.3 / 42.2-45.8 vs 46.0-51.7 at four rows).
+#define MOEK_VNNI_PREFETCH_BYTES 16384
+#endif
+/// Rows ahead to prefetch for rows `stride` bytes long.
+static inline size_t prefetch_rows(size_t stride) {
+    const size_t rows = (MOEK_VNNI_PREFETCH_BYTES + stride - 1) / stride;
+    return rows < 4 ? 4 : rows;
+}
+
+#define MOEK_VNNI_ATTR __attribute__((target("avx2,fma,f16c,avxvnni")))
+#define MOEK_VNNI_NAME(name) name##_vex
+#define MOEK_DPBUSD(acc, u, s) _mm256_dpbusd_avx_epi32(acc, u, s)
+#include "vnni_qdot.h"
+#undef MOEK_VNNI_ATTR
+#undef MOEK_VNNI_NAME
+#undef MOEK_DPBUSD
+
+#define MOEK_VNNI_ATTR __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")))
+#define MOEK_VNNI_NAME(name) name##_evex
+#define MOEK_DPBUSD(acc, u, s) _mm256_dpbusd_epi32(acc, u, s)
+#include "vnni_qdot.h"
+#undef MOEK_VNNI_ATTR
+#undef MOEK_VNNI_NAME
+#undef MOEK_DPBUSD
+
+static inline int vex(void) { return (moek_cpu_features() & MOEK_CPU_AVX_VNNI) != 0; }
+
+void moek_vnni_dot4_q4_0(const void *w, size_t stride, const moek_block_q8_0 *x, const int32_t *offsets, size_t n, float *out) {
+    if (vex()) dot4_q4_0_vex((const uint8_t *)w, stride, x, offsets, n, out);
+    else dot4_q4_0_evex((const uint8_t *)w, stride, x, offsets, n, out);
+}
+void moek_vnni_dot4_q8_0(const void *w, size_t stride, const moek_block_q8_0 *x, size_t n, float *out) {
+    if (vex()) dot4_q8_0_vex((const uint8_t *)w, stride, x, n, out);
+    else dot4_q8_0_evex((const uint8_t *)w, stride, x, n, out);
+}
+void moek_vnni_gemm_q4_0(const void *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_0 *x, const int32_t *offsets,
+                         size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
+    if (vex()) gemm_q4_0_vex((const uint8_t *)w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
+    else gemm_q4_0_evex((const uint8_t *)w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
+}
+void moek_vnni_gemm_q8_0(const void *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_0 *x, const int32_t *offsets,
+                         size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
+    if (vex()) gemm_q8_0_vex((const uint8_t *)w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
+    else gemm_q8_0_evex((const uint8_t *)w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
+}
+#endif

@@ -1,0 +1,25 @@
+// x86-64 Q4_0 / Q8_0 kernels with 8-bit dot-product instructions (vnni.c); called by the
+// dispatchers in quant.c and gemm.c when moek_has_vnni(). Not part of the API.
+#ifndef MOEK_VNNI_H
+#define MOEK_VNNI_H
+#include "MoEKernels.h"
+
+/// Whether features `f` select the vpdpbusd kernels: AVX-VNNI or AVX-512 VNNI, on a CPU that
+/// runs 256-bit instructions whole.
+static inline int moek_has_vnni(uint32_t f) {
+    return (f & (MOEK_CPU_AVX_VNNI | MOEK_CPU_AVX512_VNNI)) && !(f & MOEK_CPU_AVX2_HALF_WIDTH);
+}
+
+#if defined(__x86_64__)
+/// moek_vec_dot4_q4_0_q8_0 with vpdpbusd.
+void moek_vnni_dot4_q4_0(const void *w, size_t stride, const moek_block_q8_0 *x, const int32_t *offsets, size_t n, float *out);
+/// moek_vec_dot4_q8_0_q8_0 with vpdpbusd.
+void moek_vnni_dot4_q8_0(const void *w, size_t stride, const moek_block_q8_0 *x, size_t n, float *out);
+/// moek_gemm_q4_0_q8_0 with vpdpbusd tiles.
+void moek_vnni_gemm_q4_0(const void *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_0 *x, const int32_t *offsets,
+                         size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex);
+/// moek_gemm_q8_0_q8_0 with vpdpbusd tiles.
+void moek_vnni_gemm_q8_0(const void *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_0 *x, const int32_t *offsets,
+                         size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex);
+#endif
+#endif

@@ -1,0 +1,234 @@
+// Q4_0 / Q8_0 kernels with vpdpbusd (32 unsigned-by-signed byte products summed four at a time
+// into eight int32 lanes, one instruction), included twice by vnni.c: once for AVX-VNNI (VEX
+// encoding: Intel Alder Lake and later client CPUs, AMD Zen 5) and once for AVX-512 VNNI at 256
+// bits (EVEX encoding: Intel Ice Lake and later servers, AMD Zen 4 and 5). The includer defines
+// MOEK_VNNI_ATTR (the target attribute), MOEK_VNNI_NAME(name) (a suffixed name) and
+// MOEK_DPBUSD(acc, u, s).
+//
+// No 16-bit intermediate sums, so no sign trick: Q4_0 nibbles (0..15) and Q8_0 weights shifted to
+// 0..255 (w + 128, an xor) are the unsigned operand, the activations the signed one, and the shift
+// is taken back out per block (8·Σa for Q4_0, 128·Σa for Q8_0). Integer sums are exact, and every
+// block is finished as the scalar code does (moek_finish4), so each kernel returns the scalar
+// twin's bits.
+
+#define MOEK_VNNI_INLINE static inline __attribute__((always_inline)) MOEK_VNNI_ATTR
+
+/// Two rows' pair sums ([row k: 4 lanes | row k+1: 4 lanes] each) folded to one lane per row:
+/// rows 0-3 in lanes 0-3. Unpacks, adds and a blend, no horizontal adds.
+MOEK_VNNI_INLINE __m128i MOEK_VNNI_NAME(fold_pairs)(__m256i p01, __m256i p23) {
+    const __m256i t = _mm256_add_epi32(_mm256_unpacklo_epi64(p01, p23), _mm256_unpackhi_epi64(p01, p23));
+    const __m256i u = _mm256_add_epi32(t, _mm256_shuffle_epi32(t, _MM_SHUFFLE(2, 3, 0, 1)));
+    // u: [r0 r0 r2 r2 | r1 r1 r3 r3]
+    return _mm_blend_epi32(_mm256_castsi256_si128(u), _mm256_extracti128_si256(u, 1), 0xA);
+}
+
+/// One Q4_0 block of four rows (at r, r + stride, ...) against activation block xb: the four
+/// integer sums, 8·Σa already subtracted. Rows go in pairs, one in each 128-bit half: the low
+/// nibbles (elements 0-15) of both rows against the activations' first half broadcast to both
+/// halves, the high nibbles against the second, so each pair ends with four lanes per row and the
+/// fold needs no horizontal adds.
+MOEK_VNNI_INLINE __m128i MOEK_VNNI_NAME(q4_0_sums4)(const uint8_t *r, size_t stride, const moek_block_q8_0 *xb, int32_t offset) {
+    const __m256i low = _mm256_set1_epi8(0xF), zero = _mm256_setzero_si256();
+    const __m256i alo = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)xb->qs));
+    const __m256i ahi = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(xb->qs + 16)));
+    __m256i p[2];
+    for (int j = 0; j < 2; j++) {
+        const __m256i v = _mm256_loadu2_m128i((const __m128i *)(r + (2 * j + 1) * stride + 2), (const __m128i *)(r + 2 * j * stride + 2));
+        p[j] = MOEK_DPBUSD(MOEK_DPBUSD(zero, _mm256_and_si256(v, low), alo), _mm256_and_si256(_mm256_srli_epi16(v, 4), low), ahi);
+    }
+    return _mm_sub_epi32(MOEK_VNNI_NAME(fold_pairs)(p[0], p[1]), _mm_set1_epi32(offset));
+}
+
+/// Decode: four Q4_0 rows (w, w + stride, ...) · one token, as moek_vec_dot4_q4_0_q8_0. Two
+/// blocks per pass (both blocks' sums before either finish; the prefetch once per 36 bytes).
+MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(dot4_q4_0)(const uint8_t *w, size_t stride, const moek_block_q8_0 *x,
+                                                     const int32_t *offsets, size_t n, float *out) {
+    __m128 acc = _mm_setzero_ps();
+    const size_t blocks = n / 32, ahead = prefetch_rows(stride) * stride;
+    size_t b = 0;
+    for (; b + 2 <= blocks; b += 2) {
+        const uint8_t *r = w + b * 18;
+        const char *pf = (const char *)(r + ahead);
+        _mm_prefetch(pf, _MM_HINT_T0);
+        _mm_prefetch(pf + stride, _MM_HINT_T0);
+        _mm_prefetch(pf + 2 * stride, _MM_HINT_T0);
+        _mm_prefetch(pf + 3 * stride, _MM_HINT_T0);
+        const __m128i s0 = MOEK_VNNI_NAME(q4_0_sums4)(r, stride, &x[b], offsets[b]);
+        const __m128i s1 = MOEK_VNNI_NAME(q4_0_sums4)(r + 18, stride, &x[b + 1], offsets[b + 1]);
+        acc = moek_finish4(acc, moek_scales4(r, stride), moek_h2f4(&x[b].d), s0);
+        acc = moek_finish4(acc, moek_scales4(r + 18, stride), moek_h2f4(&x[b + 1].d), s1);
+    }
+    if (b < blocks) {
+        const uint8_t *r = w + b * 18;
+        acc = moek_finish4(acc, moek_scales4(r, stride), moek_h2f4(&x[b].d), MOEK_VNNI_NAME(q4_0_sums4)(r, stride, &x[b], offsets[b]));
+    }
+    _mm_storeu_ps(out, acc);
+}
+
+/// Decode: four Q8_0 rows · one token, as moek_vec_dot4_q8_0_q8_0. Every row's sums start from
+/// −128·Σa of each lane's four activations (one vpdpbusd for all four rows), so the xor's +128
+/// cancels lane by lane and needs no offsets.
+MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(dot4_q8_0)(const uint8_t *w, size_t stride, const moek_block_q8_0 *x, size_t n, float *out) {
+    __m128 acc = _mm_setzero_ps();
+    const __m256i flip = _mm256_set1_epi8((char)0x80), zero = _mm256_setzero_si256();
+    const size_t ahead = prefetch_rows(stride);
+    for (size_t b = 0; b < n / 32; b++) {
+        const __m256i a = _mm256_loadu_si256((const __m256i *)x[b].qs);
+        const __m256i shift = MOEK_DPBUSD(zero, flip, _mm256_sub_epi8(zero, a));  // |a| <= 127: −a fits
+        const uint8_t *r = w + b * 34;
+        __m256i s[4];
+        for (int k = 0; k < 4; k++) {
+            const uint8_t *p = r + k * stride;
+            _mm_prefetch((const char *)(p + ahead * stride), _MM_HINT_T0);
+            s[k] = MOEK_DPBUSD(shift, _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(p + 2)), flip), a);
+        }
+        acc = moek_finish4(acc, moek_scales4(r, stride), moek_h2f4(&x[b].d), moek_fold4_256(s[0], s[1], s[2], s[3]));
+    }
+    _mm_storeu_ps(out, acc);
+}
+
+// Matrix-matrix tiles. Four rows' block is stored as four vectors, vector g holding, for rows 0-3,
+// elements 4g..4g+3 in lanes 0-3 and elements 16+4g..16+4g+3 in lanes 4-7 (unsigned bytes). A
+// token's activation block with dword g of each 128-bit half broadcast across that half (one
+// in-lane shuffle) is then the matching operand: four vpdpbusd leave row k's block sum split
+// between lanes k and k+4, and one add of the two halves gives the four rows in order, with no
+// horizontal adds. Each interleaved vector is loaded once for up to four tokens.
+
+/// `count` (1-4, a constant after inlining) tokens against a segment of `sb` interleaved blocks:
+/// `acc[i]` += token i's four row sums, block by block. `shift` multiplies the offsets (1 for
+/// Q4_0's 8·Σa, 16 for Q8_0's 128·Σa). With `next`, each block also prefetches the same bytes of
+/// the four rows at `next` (`rowBytes` apart), so the next tile's reads overlap this one's work.
+MOEK_VNNI_INLINE void MOEK_VNNI_NAME(tile_tokens)(const __m256i (*iq)[4], const float (*dw)[4], size_t sb,
+                                                   const moek_block_q8_0 *const *xb, const int32_t *const *ob, int shift,
+                                                   __m128 *acc, const int count, const uint8_t *next, size_t rowBytes, size_t blockBytes) {
+    const __m256i zero = _mm256_setzero_si256();
+    __m128 a[4];
+    for (int t = 0; t < count; t++) a[t] = acc[t];
+    for (size_t b = 0; b < sb; b++) {
+        if (next) {
+            for (int k = 0; k < 4; k++) {
+                const char *line = (const char *)(next + b * blockBytes + k * rowBytes);
+                _mm_prefetch(line, _MM_HINT_T0);
+                if (blockBytes > 18) _mm_prefetch(line + blockBytes - 1, _MM_HINT_T0);
+            }
+        }
+        __m256i act[4], s[4];
+        for (int t = 0; t < count; t++) {
+            act[t] = _mm256_loadu_si256((const __m256i *)xb[t][b].qs);
+            s[t] = zero;
+        }
+#define MOEK_VNNI_GROUP(g)                                                                  \
+        {                                                                                   \
+            const __m256i q = _mm256_load_si256(&iq[b][g]);                                 \
+            for (int t = 0; t < count; t++)                                                 \
+                s[t] = MOEK_DPBUSD(s[t], q, _mm256_shuffle_epi32(act[t], (g) * 0x55));     \
+        }
+        MOEK_VNNI_GROUP(0) MOEK_VNNI_GROUP(1) MOEK_VNNI_GROUP(2) MOEK_VNNI_GROUP(3)
+#undef MOEK_VNNI_GROUP
+        const __m128 d = _mm_load_ps(dw[b]);
+        for (int t = 0; t < count; t++) {
+            const __m128i sums = _mm_add_epi32(_mm256_castsi256_si128(s[t]), _mm256_extracti128_si256(s[t], 1));
+            a[t] = moek_finish4(a[t], d, moek_h2f4(&xb[t][b].d), _mm_sub_epi32(sums, _mm_set1_epi32(shift * ob[t][b])));
+        }
+    }
+    for (int t = 0; t < count; t++) acc[t] = a[t];
+}
+
+/// Rows 0-3 (as 256-bit vectors of eight dwords) transposed within each 128-bit half: out[g]
+/// holds dword g of every row in its low half and dword 4 + g in its high half.
+MOEK_VNNI_INLINE void MOEK_VNNI_NAME(transpose4x2)(const __m256i *rows, __m256i *out) {
+    const __m256i a = _mm256_unpacklo_epi32(rows[0], rows[1]), b = _mm256_unpacklo_epi32(rows[2], rows[3]);
+    const __m256i c = _mm256_unpackhi_epi32(rows[0], rows[1]), d = _mm256_unpackhi_epi32(rows[2], rows[3]);
+    out[0] = _mm256_unpacklo_epi64(a, b);
+    out[1] = _mm256_unpackhi_epi64(a, b);
+    out[2] = _mm256_unpacklo_epi64(c, d);
+    out[3] = _mm256_unpackhi_epi64(c, d);
+}
+
+/// Q4_0 (q4 = 1) or Q8_0 (q4 = 0) weight rows times several tokens, as moek_gemm_q4_0_q8_0: four
+/// rows at a time, each segment of their blocks interleaved once (Q4_0 nibbles unpacked, Q8_0
+/// bytes shifted to unsigned) and then passed over by every token of the tile.
+MOEK_VNNI_INLINE void MOEK_VNNI_NAME(gemm_tiles)(const int q4, const uint8_t *w, size_t rowBytes, size_t rows, size_t n,
+                                                  const moek_block_q8_0 *x, const int32_t *offsets, size_t xStride,
+                                                  const int32_t *xIndex, size_t tokens, float *y, size_t yStride,
+                                                  const int32_t *yIndex) {
+    const size_t nb = n / 32, blockBytes = q4 ? 18 : 34;
+    const int shift = q4 ? 1 : 16;
+    _Alignas(32) __m256i iq[SEGMENT][4];
+    _Alignas(16) float dw[SEGMENT][4];
+    __m128 acc[TILE];
+    const __m256i low = _mm256_set1_epi8(0xF), flip = _mm256_set1_epi8((char)0x80);
+    size_t r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const uint8_t *w0 = w + r * rowBytes;
+        for (size_t t0 = 0; t0 < tokens; t0 += TILE) {
+            const size_t tt = tokens - t0 < TILE ? tokens - t0 : TILE;
+            for (size_t i = 0; i < tt; i++) acc[i] = _mm_setzero_ps();
+            for (size_t s = 0; s < nb; s += SEGMENT) {
+                const size_t sb = nb - s < SEGMENT ? nb - s : SEGMENT;
+                const uint8_t *p = w0 + s * blockBytes;
+                // The next four rows' segment: during the first token pass when there is one tile,
+                // in a burst up front when there are several (as gemm.c's interleaved Q4_0 tiles).
+                const uint8_t *next = tokens <= TILE ? p + 4 * rowBytes : NULL;
+                if (!next)
+                    for (int k = 0; k < 4; k++)
+                        for (size_t line = 0; line < sb * blockBytes; line += 64)
+                            _mm_prefetch((const char *)(p + (4 + k) * rowBytes + line), _MM_HINT_T0);
+                for (size_t b = 0; b < sb; b++, p += blockBytes) {
+                    _mm_store_ps(dw[b], moek_scales4(p, rowBytes));
+                    __m256i v[4];
+                    if (q4) {
+                        __m128i packed[4], t[4];
+                        for (int k = 0; k < 4; k++) packed[k] = _mm_loadu_si128((const __m128i *)(p + k * rowBytes + 2));
+                        moek_transpose4(packed, t);
+                        for (int g = 0; g < 4; g++) v[g] = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t[g], 4), t[g]), low);
+                    } else {
+                        __m256i q[4];
+                        for (int k = 0; k < 4; k++) q[k] = _mm256_loadu_si256((const __m256i *)(p + k * rowBytes + 2));
+                        MOEK_VNNI_NAME(transpose4x2)(q, v);
+                        for (int g = 0; g < 4; g++) v[g] = _mm256_xor_si256(v[g], flip);
+                    }
+                    for (int g = 0; g < 4; g++) _mm256_store_si256(&iq[b][g], v[g]);
+                }
+                for (size_t i = 0; i < tt; i += 4) {
+                    const moek_block_q8_0 *xb[4];
+                    const int32_t *ob[4];
+                    const int count = tt - i < 4 ? (int)(tt - i) : 4;
+                    for (int j = 0; j < count; j++) {
+                        const size_t xi = token_row(xIndex, t0 + i + j);
+                        xb[j] = x + xi * xStride + s;
+                        ob[j] = offsets + xi * xStride + s;
+                    }
+                    const __m256i (*q)[4] = (const __m256i (*)[4])iq;
+                    const float (*d)[4] = (const float (*)[4])dw;
+                    const uint8_t *pf = i == 0 ? next : NULL;
+                    switch (count) {
+                    case 4: MOEK_VNNI_NAME(tile_tokens)(q, d, sb, xb, ob, shift, acc + i, 4, pf, rowBytes, blockBytes); break;
+                    case 3: MOEK_VNNI_NAME(tile_tokens)(q, d, sb, xb, ob, shift, acc + i, 3, pf, rowBytes, blockBytes); break;
+                    case 2: MOEK_VNNI_NAME(tile_tokens)(q, d, sb, xb, ob, shift, acc + i, 2, pf, rowBytes, blockBytes); break;
+                    default: MOEK_VNNI_NAME(tile_tokens)(q, d, sb, xb, ob, shift, acc + i, 1, pf, rowBytes, blockBytes); break;
+                    }
+                }
+            }
+            for (size_t i = 0; i < tt; i++) _mm_storeu_ps(y + token_row(yIndex, t0 + i) * yStride + r, acc[i]);
+        }
+    }
+    if (r < rows)
+        for (size_t k = r; k < rows; k++)
+            for (size_t t = 0; t < tokens; t++)
+                y[token_row(yIndex, t) * yStride + k] = q4 ? moek_vec_dot_q4_0_q8_0(w + k * rowBytes, x + token_row(xIndex, t) * xStride, n)
+                                                           : moek_vec_dot_q8_0_q8_0(w + k * rowBytes, x + token_row(xIndex, t) * xStride, n);
+}
+
+MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(gemm_q4_0)(const uint8_t *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_0 *x,
+                                                     const int32_t *offsets, size_t xStride, const int32_t *xIndex, size_t tokens,
+                                                     float *y, size_t yStride, const int32_t *yIndex) {
+    MOEK_VNNI_NAME(gemm_tiles)(1, w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
+}
+MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(gemm_q8_0)(const uint8_t *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_0 *x,
+                                                     const int32_t *offsets, size_t xStride, const int32_t *xIndex, size_t tokens,
+                                                     float *y, size_t yStride, const int32_t *yIndex) {
+    MOEK_VNNI_NAME(gemm_tiles)(0, w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
+}
+
+#undef MOEK_VNNI_INLINE
