@@ -21,6 +21,27 @@ struct ThreadPoolTests {
         #expect(Array(UnsafeBufferPointer(start: counts, count: 257)) == expected)
     }
 
+    @Test("matrices split into chunks that cover every row once, 2-4 tasks per thread, a multiple of the threads where one fits")
+    func chunking() {
+        // (rows, threads, matrices) -> chunks per matrix: olmoe's 16 gate/up matrices of 1024 rows
+        // and 8 down matrices on two threads whole; Q/K/V in two chunks each (6 tasks, not 9).
+        let cases: [(rows: Int, threads: Int, matrices: Int, chunks: Int)] = [
+            (1024, 2, 16, 1), (2048, 2, 8, 1), (2048, 2, 3, 2), (2048, 2, 1, 4), (50304, 16, 1, 32),
+            (1024, 16, 16, 2), (1024, 16, 18, 2), (1024, 3, 2, 3), (1024, 1, 1, 1), (40, 8, 1, 2), (8, 4, 1, 1),
+        ]
+        for c in cases {
+            let chunks = Linear.chunkCount(rows: c.rows, threads: c.threads, matrices: c.matrices)
+            #expect(chunks == c.chunks, "\(c)")
+            var covered = 0
+            for i in 0..<chunks {
+                let range = Linear.chunk(i, of: chunks, rows: c.rows)
+                #expect(range.lowerBound == covered)
+                covered = range.upperBound
+            }
+            #expect(covered == c.rows)
+        }
+    }
+
     @Test("a loop of zero does nothing, and the pool survives long idle gaps (workers asleep)")
     func zeroAndIdle() async throws {
         let pool = ThreadPool(threads: 2)

@@ -238,10 +238,10 @@ extension Model {
             if let c, let yc { c.apply(rows: 0..<c.outputs, s.input, yc) }
             return
         }
-        let threads = s.pool.threads
-        let na = Linear.chunkCount(rows: a.outputs, threads: threads)
-        let nb = Linear.chunkCount(rows: b.outputs, threads: threads)
-        let nc = c.map { Linear.chunkCount(rows: $0.outputs, threads: threads) } ?? 0
+        let threads = s.pool.threads, matrices = c == nil ? 2 : 3
+        let na = Linear.chunkCount(rows: a.outputs, threads: threads, matrices: matrices)
+        let nb = Linear.chunkCount(rows: b.outputs, threads: threads, matrices: matrices)
+        let nc = c.map { Linear.chunkCount(rows: $0.outputs, threads: threads, matrices: matrices) } ?? 0
         s.pool.parallelFor(na + nb + nc) { task in
             if task < na {
                 a.apply(rows: Linear.chunk(task, of: na, rows: a.outputs), s.input, ya)
@@ -441,7 +441,7 @@ extension Model {
             let m = matrices(indices[t])
             if m.gate.format == .dequantizeRows || m.up.format == .dequantizeRows || m.down.format == .dequantizeRows { serial = true }
         }
-        let chunks = serial ? 1 : Linear.chunkCount(rows: config.expertFeedForward, threads: pool.threads)
+        let chunks = serial ? 1 : Linear.chunkCount(rows: config.expertFeedForward, threads: pool.threads, matrices: 2 * count)
         func run(_ n: Int, _ body: (Int) -> Void) {
             if serial { for i in 0..<n { body(i) } } else { pool.parallelFor(n, body) }
         }
@@ -462,7 +462,7 @@ extension Model {
             for r in 0..<f { gs[r] = gs[r] / (1 + expf(-gs[r])) * us[r] }
             s.hidden[i].prepare(gs, count: f, for: m.down.format)
         }
-        let outChunks = serial ? 1 : Linear.chunkCount(rows: d, threads: pool.threads)
+        let outChunks = serial ? 1 : Linear.chunkCount(rows: d, threads: pool.threads, matrices: count)
         run(count * outChunks) { task in
             let i = indices[task / outChunks]
             let rows = Linear.chunk(task % outChunks, of: outChunks, rows: d)

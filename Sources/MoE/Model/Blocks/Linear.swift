@@ -256,11 +256,20 @@ struct Linear: @unchecked Sendable {
         }
     }
 
-    /// How many chunks to split `rows` into: a few per thread so uneven progress balances,
-    /// but at least 16 rows each so the hand-out cost stays small.
-    static func chunkCount(rows: Int, threads: Int) -> Int {
+    /// How many chunks to split each of `matrices` matrices of `rows` rows into, when all of them
+    /// go to the pool in one loop: two to four tasks per thread in all, a multiple of the thread
+    /// count where one is in that range (equal tasks then end together), and at least 16 rows
+    /// each so the hand-out cost stays small. No more than that: each chunk's decode kernel
+    /// prefetches rows past its end that it does not use, and misses its own first rows.
+    /// (olmoe Q4_0 decode on Zen 5, 2 threads: eight chunks per matrix 50.4 t/s, one per expert
+    /// matrix 62.6.)
+    static func chunkCount(rows: Int, threads: Int, matrices: Int = 1) -> Int {
         guard threads > 1 else { return 1 }
-        return max(1, min(threads * 4, rows / 16))
+        let fewest = (threads * 2 + matrices - 1) / matrices, most = (threads * 4 + matrices - 1) / matrices
+        var chunks = fewest
+        while chunks < most && (chunks * matrices) % threads != 0 { chunks += 1 }
+        if (chunks * matrices) % threads != 0 { chunks = fewest }
+        return max(1, min(chunks, rows / 16))
     }
 
     /// The rows of chunk `c` out of `chunks`.
