@@ -4,6 +4,7 @@
 #include "half.h"
 #include "neon.h"
 #include "kscales.h"
+#include "vnni.h"
 
 // No fused multiply-adds from contraction: the AVX2 paths finish each block with the same scalar
 // float operations as the scalar twins, and must round the same way to be bit-for-bit equal.
@@ -424,6 +425,7 @@ void moek_vec_dot4_q4_K_q8_K(const void *w, size_t stride, const moek_block_q8_K
 #if defined(__x86_64__)
     const uint32_t f = moek_cpu_features();
     if (f & MOEK_CPU_AVX2_HALF_WIDTH) { vec_dot4_q4_K_q8_K_avx2_128((const uint8_t *)w, stride, x, n, out); return; }
+    if (moek_has_vnni(f)) { moek_vnni_dot4_q4_K(w, stride, x, n, out); return; }
     if (f & MOEK_CPU_AVX2_FMA) { vec_dot4_q4_K_q8_K_avx2((const uint8_t *)w, stride, x, n, out); return; }
 #elif defined(__aarch64__)
     if (moek_cpu_features() & MOEK_CPU_NEON) { moek_neon_vec_dot4_q4_K_q8_K(w, stride, x, n, out); return; }
@@ -433,6 +435,7 @@ void moek_vec_dot4_q4_K_q8_K(const void *w, size_t stride, const moek_block_q8_K
 
 void moek_vec_dot4_q5_K_q8_K(const void *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
 #if defined(__x86_64__)
+    if (moek_has_vnni(moek_cpu_features())) { moek_vnni_dot4_q5_K(w, stride, x, n, out); return; }
     if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) { vec_dot4_q5_K_q8_K_avx2((const uint8_t *)w, stride, x, n, out); return; }
 #elif defined(__aarch64__)
     if (moek_cpu_features() & MOEK_CPU_NEON) { moek_neon_vec_dot4_q5_K_q8_K(w, stride, x, n, out); return; }

@@ -7,6 +7,7 @@
 #if defined(__x86_64__)
 #include "avx2.h"
 #include "half.h"
+#include "kscales.h"
 #include "tiles.h"
 
 #pragma STDC FP_CONTRACT OFF  // the block finish must round as the scalar code does (see quant.c)
@@ -29,18 +30,22 @@ static inline size_t prefetch_rows(size_t stride) {
 #define MOEK_VNNI_ATTR __attribute__((target("avx2,fma,f16c,avxvnni")))
 #define MOEK_VNNI_NAME(name) name##_vex
 #define MOEK_DPBUSD(acc, u, s) _mm256_dpbusd_avx_epi32(acc, u, s)
+#define MOEK_DPWSSD(acc, a, b) _mm256_dpwssd_avx_epi32(acc, a, b)
 #include "vnni_qdot.h"
 #undef MOEK_VNNI_ATTR
 #undef MOEK_VNNI_NAME
 #undef MOEK_DPBUSD
+#undef MOEK_DPWSSD
 
 #define MOEK_VNNI_ATTR __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")))
 #define MOEK_VNNI_NAME(name) name##_evex
 #define MOEK_DPBUSD(acc, u, s) _mm256_dpbusd_epi32(acc, u, s)
+#define MOEK_DPWSSD(acc, a, b) _mm256_dpwssd_epi32(acc, a, b)
 #include "vnni_qdot.h"
 #undef MOEK_VNNI_ATTR
 #undef MOEK_VNNI_NAME
 #undef MOEK_DPBUSD
+#undef MOEK_DPWSSD
 
 static inline int vex(void) { return (moek_cpu_features() & MOEK_CPU_AVX_VNNI) != 0; }
 
@@ -51,6 +56,14 @@ void moek_vnni_dot4_q4_0(const void *w, size_t stride, const moek_block_q8_0 *x,
 void moek_vnni_dot4_q8_0(const void *w, size_t stride, const moek_block_q8_0 *x, size_t n, float *out) {
     if (vex()) dot4_q8_0_vex((const uint8_t *)w, stride, x, n, out);
     else dot4_q8_0_evex((const uint8_t *)w, stride, x, n, out);
+}
+void moek_vnni_dot4_q4_K(const void *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
+    if (vex()) dot4_q4_K_vex((const uint8_t *)w, stride, x, n, out);
+    else dot4_q4_K_evex((const uint8_t *)w, stride, x, n, out);
+}
+void moek_vnni_dot4_q5_K(const void *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
+    if (vex()) dot4_q5_K_vex((const uint8_t *)w, stride, x, n, out);
+    else dot4_q5_K_evex((const uint8_t *)w, stride, x, n, out);
 }
 void moek_vnni_gemm_q4_0(const void *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_0 *x, const int32_t *offsets,
                          size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {

@@ -1,4 +1,4 @@
-// x86-64 Q4_0 / Q8_0 kernels with 8-bit dot-product instructions (vnni.c); called by the
+// x86-64 Q4_0 / Q8_0 / Q4_K / Q5_K kernels with 8-bit dot-product instructions (vnni.c); called by the
 // dispatchers in quant.c and gemm.c when moek_has_vnni(). Not part of the API.
 #ifndef MOEK_VNNI_H
 #define MOEK_VNNI_H
@@ -15,6 +15,10 @@ static inline int moek_has_vnni(uint32_t f) {
 void moek_vnni_dot4_q4_0(const void *w, size_t stride, const moek_block_q8_0 *x, const int32_t *offsets, size_t n, float *out);
 /// moek_vec_dot4_q8_0_q8_0 with vpdpbusd.
 void moek_vnni_dot4_q8_0(const void *w, size_t stride, const moek_block_q8_0 *x, size_t n, float *out);
+/// moek_vec_dot4_q4_K_q8_K with vpdpbusd / vpdpwssd.
+void moek_vnni_dot4_q4_K(const void *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out);
+/// moek_vec_dot4_q5_K_q8_K with vpdpbusd / vpdpwssd.
+void moek_vnni_dot4_q5_K(const void *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out);
 /// moek_gemm_q4_0_q8_0 with vpdpbusd tiles.
 void moek_vnni_gemm_q4_0(const void *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_0 *x, const int32_t *offsets,
                          size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex);

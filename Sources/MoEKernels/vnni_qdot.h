@@ -87,6 +87,104 @@ MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(dot4_q8_0)(const uint8_t *w, size_t st
     _mm_storeu_ps(out, acc);
 }
 
+/// Bit `bit` (0-7, a constant after unrolling) of every byte of h, as 16 or 0: one shift of the
+/// 16-bit lanes (by at most four, so no bit crosses into the other byte at bit 4) and a mask.
+MOEK_VNNI_INLINE __m256i MOEK_VNNI_NAME(bit_to_16)(__m256i h, const int bit) {
+    const __m256i moved = bit <= 4 ? _mm256_slli_epi16(h, 4 - bit) : _mm256_srli_epi16(h, bit - 4);
+    return _mm256_and_si256(moved, _mm256_set1_epi8(16));
+}
+
+/// Chunk c (elements 64c..64c+63) of a Q4_K/Q5_K block of four rows (at b, b + stride, ...) against
+/// activations a: s[j] (rows 2j, 2j+1) += each row's scaled sums of sub-blocks 2c and 2c+1, four
+/// lanes per row. `pick` selects the two scales from sc; `high` holds the rows' qh (Q5_K).
+MOEK_VNNI_INLINE void MOEK_VNNI_NAME(k4_chunk)(const uint8_t *b, size_t stride, size_t qsOffset, const int8_t *a, __m256i pick,
+                                                const int c, const __m256i (*high)[2], const int fifth_bit, const __m256i *sc,
+                                                __m256i *s) {
+    const __m256i low = _mm256_set1_epi8(0xF), zero = _mm256_setzero_si256();
+    __m256i av[4];
+    for (int q = 0; q < 4; q++) av[q] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(a + 16 * q)));
+    for (int j = 0; j < 2; j++) {
+        const uint8_t *r = b + 2 * j * stride + qsOffset + 32 * c;
+        const __m256i v0 = _mm256_loadu2_m128i((const __m128i *)(r + stride), (const __m128i *)r);
+        const __m256i v1 = _mm256_loadu2_m128i((const __m128i *)(r + stride + 16), (const __m128i *)(r + 16));
+        __m256i l0 = _mm256_and_si256(v0, low), l1 = _mm256_and_si256(v1, low);
+        __m256i h0 = _mm256_and_si256(_mm256_srli_epi16(v0, 4), low), h1 = _mm256_and_si256(_mm256_srli_epi16(v1, 4), low);
+        if (fifth_bit) {  // bit 2c (low nibbles) or 2c+1 (high) of each qh byte, moved to bit 4
+            l0 = _mm256_or_si256(l0, MOEK_VNNI_NAME(bit_to_16)(high[j][0], 2 * c));
+            l1 = _mm256_or_si256(l1, MOEK_VNNI_NAME(bit_to_16)(high[j][1], 2 * c));
+            h0 = _mm256_or_si256(h0, MOEK_VNNI_NAME(bit_to_16)(high[j][0], 2 * c + 1));
+            h1 = _mm256_or_si256(h1, MOEK_VNNI_NAME(bit_to_16)(high[j][1], 2 * c + 1));
+        }
+        const __m256i slo = MOEK_DPBUSD(MOEK_DPBUSD(zero, l0, av[0]), l1, av[1]);
+        const __m256i shi = MOEK_DPBUSD(MOEK_DPBUSD(zero, h0, av[2]), h1, av[3]);
+        s[j] = MOEK_DPWSSD(s[j], _mm256_packs_epi32(slo, shi), _mm256_shuffle_epi8(sc[j], pick));
+    }
+}
+
+/// Decode: four Q4_K (`fifth_bit` 0) or Q5_K (1) rows · one token, as moek_vec_dot4_q4_K_q8_K.
+/// Rows in pairs as in dot4_q4_0: per 64-element chunk, vpdpbusd gives each row four lanes of
+/// its low-nibble sub-block (2c) and four of its high-nibble one (2c+1), every lane a sum of eight
+/// products (at most 8·31·127 = 31496: int16 holds it), so one pack to int16 and one vpdpwssd
+/// against the two sub-blocks' 6-bit scales accumulates the scaled sums in int32. The minimums'
+/// part and the float finish are the AVX2 kernel's (the scalar twin's operations).
+MOEK_VNNI_INLINE void MOEK_VNNI_NAME(dot4_k4)(const uint8_t *w, size_t stride, const moek_block_q8_K *x, size_t n,
+                                               const int fifth_bit, float *out) {
+    const size_t blockBytes = fifth_bit ? 176 : 144, qsOffset = fifth_bit ? 48 : 16;
+    const size_t ahead = prefetch_rows(stride) * stride;
+    const __m256i zero = _mm256_setzero_si256();
+    __m128 acc = _mm_setzero_ps();
+    for (size_t i = 0; i < n / 256; i++) {
+        const uint8_t *b = w + i * blockBytes;
+        for (int k = 0; k < 4; k++) {
+            const char *pf = (const char *)(b + ahead + k * stride);
+            for (size_t line = 0; line < blockBytes; line += 64) _mm_prefetch(pf + line, _MM_HINT_T0);
+            _mm_prefetch(pf + blockBytes - 1, _MM_HINT_T0);
+        }
+        const __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)x[i].bsums), _mm_loadu_si128((const __m128i *)(x[i].bsums + 8)));
+        __m128i sm[4];
+        __m256i sc[2];  // rows 2j and 2j+1: their eight scales as int16, one row per 128-bit half
+        for (int k = 0; k < 4; k++)
+            sm[k] = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)k4_unpack(b + k * stride + 4, 1))), pairs);
+        for (int j = 0; j < 2; j++)
+            sc[j] = _mm256_cvtepu8_epi16(_mm_set_epi64x((long long)k4_unpack(b + (2 * j + 1) * stride + 4, 0),
+                                                        (long long)k4_unpack(b + 2 * j * stride + 4, 0)));
+        __m256i high[2][2];
+        if (fifth_bit)
+            for (int j = 0; j < 2; j++)
+                for (int h = 0; h < 2; h++)
+                    high[j][h] = _mm256_loadu2_m128i((const __m128i *)(b + (2 * j + 1) * stride + 16 + 16 * h),
+                                                     (const __m128i *)(b + 2 * j * stride + 16 + 16 * h));
+        __m256i s[2] = {zero, zero};
+        // Byte shuffle putting the int16 scale of sub-block 2c in elements 0-3 of each half and
+        // that of 2c+1 in elements 4-7 (for c = 0; each chunk moves it on by four bytes).
+        const __m256i pick = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3);
+        // Q5_K unrolled, so that its bit shifts are constants (Zen 5: 58-62 -> 48 µs per matrix);
+        // Q4_K was faster rolled (32 vs 34-36).
+        if (fifth_bit) {
+#pragma clang loop unroll(full)
+            for (int c = 0; c < 4; c++)
+                MOEK_VNNI_NAME(k4_chunk)(b, stride, qsOffset, x[i].qs + 64 * c, _mm256_add_epi8(pick, _mm256_set1_epi8((char)(4 * c))), c, (const __m256i (*)[2])high, 1, sc, s);
+        } else {
+#pragma clang loop unroll(disable)
+            for (int c = 0; c < 4; c++)
+                MOEK_VNNI_NAME(k4_chunk)(b, stride, qsOffset, x[i].qs + 64 * c, _mm256_add_epi8(pick, _mm256_set1_epi8((char)(4 * c))), c, (const __m256i (*)[2])high, 0, sc, s);
+        }
+        const __m128i sumi = MOEK_VNNI_NAME(fold_pairs)(s[0], s[1]), summ = moek_fold4(sm[0], sm[1], sm[2], sm[3]);
+        const __m128 xd = _mm_set1_ps(x[i].d);
+        const __m128 d = _mm_mul_ps(moek_scales4(b, stride), xd), dmin = _mm_mul_ps(moek_scales4(b + 2, stride), xd);
+        // sum += d * (float)sumi - dmin * (float)summ, per row
+        acc = _mm_add_ps(acc, _mm_sub_ps(_mm_mul_ps(d, _mm_cvtepi32_ps(sumi)), _mm_mul_ps(dmin, _mm_cvtepi32_ps(summ))));
+    }
+    _mm_storeu_ps(out, acc);
+}
+
+MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(dot4_q4_K)(const uint8_t *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
+    MOEK_VNNI_NAME(dot4_k4)(w, stride, x, n, 0, out);
+}
+MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(dot4_q5_K)(const uint8_t *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
+    MOEK_VNNI_NAME(dot4_k4)(w, stride, x, n, 1, out);
+}
+
 // Matrix-matrix tiles. Four rows' block is stored as four vectors, vector g holding, for rows 0-3,
 // elements 4g..4g+3 in lanes 0-3 and elements 16+4g..16+4g+3 in lanes 4-7 (unsigned bytes). A
 // token's activation block with dword g of each 128-bit half broadcast across that half (one
