@@ -1,0 +1,72 @@
+// Q4_K matrix-matrix tiles with vpdpbusd, included twice by gemm.c (as vnni_qdot.h by vnni.c:
+// MOEK_VNNI_ATTR, MOEK_VNNI_NAME, MOEK_DPBUSD) after the interleaved K-quant layout it reads.
+//
+// The four rows' super-blocks are interleaved as for the half-width tiles (k4_interleave: per
+// sub-block j and group g, weights 4g..4g+3 of rows 0-3). Groups g and g+4 of a sub-block form
+// one 256-bit operand, matched by the token's 32 activations of that sub-block with dword g of
+// each 128-bit half broadcast across it (one in-lane shuffle); four vpdpbusd leave row k's
+// sub-block sum split between lanes k and k+4, at most 16·15·127 = 30480 each, so one madd
+// against the rows' scales (as (scale, 0) int16 pairs) scales it exactly. Q5_K's 31 would not fit
+// and stays on the half-width tiles. Minimums and the float finish are k4_interleaved_tokens's,
+// the scalar twin's operations, so the bits are the one-token kernels'.
+
+#define MOEK_VNNI_INLINE static inline __attribute__((always_inline)) MOEK_VNNI_ATTR
+
+MOEK_VNNI_INLINE void MOEK_VNNI_NAME(k4_tokens_body)(const k4_interleaved *blocks, size_t sb, const moek_block_q8_K *const *xb,
+                                                      __m128 *acc, const int count, const uint8_t *next, size_t rowBytes) {
+    const __m256i lowHalf = _mm256_set1_epi32(0xFFFF), zero = _mm256_setzero_si256();
+    __m128 a[4];
+    for (int t = 0; t < count; t++) a[t] = acc[t];
+    for (size_t i = 0; i < sb; i++) {
+        const k4_interleaved *blk = &blocks[i];
+        if (next) prefetch_block4(next + i * 144, rowBytes, 144);
+        __m128i summ[4];
+        __m256i sumi[4];
+        for (int t = 0; t < count; t++) {
+            const __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)xb[t][i].bsums), _mm_loadu_si128((const __m128i *)(xb[t][i].bsums + 8)));
+            __m128i m = _mm_madd_epi16(blk->mins[0], _mm_shuffle_epi32(pairs, 0x00));
+            m = _mm_add_epi32(m, _mm_madd_epi16(blk->mins[1], _mm_shuffle_epi32(pairs, 0x55)));
+            m = _mm_add_epi32(m, _mm_madd_epi16(blk->mins[2], _mm_shuffle_epi32(pairs, 0xAA)));
+            summ[t] = _mm_add_epi32(m, _mm_madd_epi16(blk->mins[3], _mm_shuffle_epi32(pairs, 0xFF)));
+            sumi[t] = zero;
+        }
+        for (int j = 0; j < 8; j++) {
+            const __m256i sc = _mm256_and_si256(_mm256_broadcastsi128_si256(blk->scales[j]), lowHalf);
+            __m256i s[4], act[4];
+            for (int t = 0; t < count; t++) {
+                s[t] = zero;
+                act[t] = _mm256_loadu_si256((const __m256i *)(xb[t][i].qs + 32 * j));
+            }
+#define MOEK_VNNI_K4_GROUP(g)                                                                          \
+            {                                                                                          \
+                const __m256i q = _mm256_loadu2_m128i(&blk->q[j][(g) + 4], &blk->q[j][g]);            \
+                for (int t = 0; t < count; t++)                                                        \
+                    s[t] = MOEK_DPBUSD(s[t], q, _mm256_shuffle_epi32(act[t], (g) * 0x55));             \
+            }
+            MOEK_VNNI_K4_GROUP(0) MOEK_VNNI_K4_GROUP(1) MOEK_VNNI_K4_GROUP(2) MOEK_VNNI_K4_GROUP(3)
+#undef MOEK_VNNI_K4_GROUP
+            for (int t = 0; t < count; t++) sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(s[t], sc));
+        }
+        for (int t = 0; t < count; t++) {
+            const __m128i si = _mm_add_epi32(_mm256_castsi256_si128(sumi[t]), _mm256_extracti128_si256(sumi[t], 1));
+            // sum += d · x.d · float(sumi) − dmin · x.d · float(summ), per row
+            const __m128 xd = _mm_set1_ps(xb[t][i].d);
+            const __m128 d = _mm_mul_ps(blk->d, xd), dmin = _mm_mul_ps(blk->dmin, xd);
+            a[t] = _mm_add_ps(a[t], _mm_sub_ps(_mm_mul_ps(d, _mm_cvtepi32_ps(si)), _mm_mul_ps(dmin, _mm_cvtepi32_ps(summ[t]))));
+        }
+    }
+    for (int t = 0; t < count; t++) acc[t] = a[t];
+}
+
+/// `count` (1-4) tokens against a segment of interleaved Q4_K super-blocks, as k4_interleaved_tokens.
+MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(k4_tokens)(const k4_interleaved *blocks, size_t sb, const moek_block_q8_K *const *xb,
+                                                     __m128 *acc, int count, const uint8_t *next, size_t rowBytes) {
+    switch (count) {
+    case 4: MOEK_VNNI_NAME(k4_tokens_body)(blocks, sb, xb, acc, 4, next, rowBytes); break;
+    case 3: MOEK_VNNI_NAME(k4_tokens_body)(blocks, sb, xb, acc, 3, next, rowBytes); break;
+    case 2: MOEK_VNNI_NAME(k4_tokens_body)(blocks, sb, xb, acc, 2, next, rowBytes); break;
+    default: MOEK_VNNI_NAME(k4_tokens_body)(blocks, sb, xb, acc, 1, next, rowBytes); break;
+    }
+}
+
+#undef MOEK_VNNI_INLINE
