@@ -12,7 +12,7 @@ import Darwin
 /// `moe bench`: prompt processing and decode speed, llama-bench style, with the decode roofline.
 enum BenchCommand {
     static let usage = """
-        usage: moe bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] [--parallel N] [--no-overlap] [-o md|json|csv]
+        usage: moe bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] [--parallel N] [--overlap | --no-overlap] [-o md|json|csv]
                          [--profile] [--expert-memory SIZE] [--expert-policy lru|lfu] [--expert-profile F] [--no-prefetch]
 
         Measures prompt processing (ppP: P random tokens evaluated in one call) and decode (tgN:
@@ -31,8 +31,10 @@ enum BenchCommand {
           -r N        repetitions (default 5)
           --parallel N  also decode N sequences together (one step of each per pass, every
                       weight read once for all), reported as aggregate tokens/s: test "tgN xP".
-                      The batch runs as two halves half a layer apart, one half's attention
-                      overlapping the other's experts (without --expert-memory)
+                      On more than two threads the batch runs as two halves half a layer
+                      apart, one half's attention overlapping the other's experts (without
+                      --expert-memory); on two it runs as one (the overlap measured slower)
+          --overlap   run the --parallel batch as overlapped halves whatever the threads
           --no-overlap  run the --parallel batch as one, every expert read once for all
           -o FORMAT   md (default), json or csv
           --profile   record every routing decision (as moe profile does), to measure its cost
@@ -58,7 +60,7 @@ enum BenchCommand {
     }
 
     static func run(_ args: [String], environment: [String: String]) throws -> Int32 {
-        let p = try Arguments(args, valued: StoreFlags.valued.union(["--model", "-p", "-n", "-t", "-r", "-o", "--parallel"]), flags: StoreFlags.flags.union(["--help", "--profile", "--no-overlap"]),
+        let p = try Arguments(args, valued: StoreFlags.valued.union(["--model", "-p", "-n", "-t", "-r", "-o", "--parallel"]), flags: StoreFlags.flags.union(["--help", "--profile", "--overlap", "--no-overlap"]),
                               aliases: ["-m": "--model", "-h": "--help"])
         if p.flags.contains("--help") { print(usage); return 0 }
         guard p.positionals.isEmpty else { throw UsageError(message: "unexpected argument '\(p.positionals[0])'") }
@@ -75,7 +77,11 @@ enum BenchCommand {
         let format = p.values["-o"] ?? "md"
         guard ["md", "json", "csv"].contains(format) else { throw UsageError(message: "-o takes md, json or csv") }
 
-        let profile = p.flags.contains("--profile"), overlap = !p.flags.contains("--no-overlap")
+        guard !(p.flags.contains("--overlap") && p.flags.contains("--no-overlap")) else {
+            throw UsageError(message: "--overlap and --no-overlap contradict each other; give one")
+        }
+        let profile = p.flags.contains("--profile")
+        let overlap: Bool? = p.flags.contains("--overlap") ? true : p.flags.contains("--no-overlap") ? false : nil
         let model = try StoreFlags.open(path, p)
         let summary = ModelSummary(file: model.file)
         var generator = SystemRandomNumberGenerator()

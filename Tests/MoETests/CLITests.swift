@@ -68,6 +68,14 @@ struct CLITests {
         #expect(md.stdout.contains("tg2 x2 time per token: attention"))
         let plain = try run(["bench", "-m", model, "-p", "0", "-n", "2", "-r", "1", "-t", "2", "--parallel", "2", "--no-overlap"])
         #expect(plain.status == 0 && plain.stdout.contains("| tg2 x2 |") && !plain.stdout.contains("halves overlapped"))
+        // Two threads run the batch as one unless told otherwise (the halves' overlap is only
+        // reported when it ran); --overlap asks for the halves, and contradicting flags are an error.
+        #expect(!Session.overlapsByDefault(threads: 2) && Session.overlapsByDefault(threads: 3))
+        let twoThreads = try run(["bench", "-m", model, "-p", "0", "-n", "2", "-r", "1", "-t", "2", "--parallel", "2"])
+        #expect(twoThreads.status == 0 && !twoThreads.stdout.contains("halves overlapped"))
+        let forced = try run(["bench", "-m", model, "-p", "0", "-n", "2", "-r", "1", "-t", "2", "--parallel", "2", "--overlap"])
+        #expect(forced.status == 0 && forced.stdout.contains("| tg2 x2 |"))
+        #expect(try run(["bench", "-m", model, "--parallel", "2", "--overlap", "--no-overlap"]).status == 2)
         #expect(try run(["bench", "-m", model, "--parallel", "0"]).status == 2)
         #expect(try run(["bench", "-m", model, "--parallel", "65"]).status == 2)
     }

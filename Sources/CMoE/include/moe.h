@@ -163,7 +163,7 @@ moe_status moe_session_eval(moe_session *session, const int32_t *tokens, size_t 
 /**
  * Evaluates one token for each of n sessions in a single pass (batched decode): token i at
  * sessions[i]'s next position, against its own KV cache. Every weight is read once for the whole
- * batch (with more than one thread and no expert budget the batch runs as two halves half a layer
+ * batch (with more than two threads and no expert budget the batch runs as two halves half a layer
  * apart, one half's attention overlapping the other's experts, and an expert both halves chose is
  * read once per half; otherwise every chosen expert once for all); each session keeps its logits as
  * moe_session_eval(session, &token, 1, 0) would (read them with moe_session_logits), bit for bit.
