@@ -349,21 +349,6 @@ MOEK_AVX2_INLINE void k4_interleaved_tokens(const k4_interleaved *blocks, size_t
     for (int t = 0; t < count; t++) acc[t] = a[t];
 }
 
-#define MOEK_VNNI_ATTR __attribute__((target("avx2,fma,f16c,avxvnni")))
-#define MOEK_VNNI_NAME(name) name##_vex
-#define MOEK_DPBUSD(acc, u, s) _mm256_dpbusd_avx_epi32(acc, u, s)
-#include "vnni_ktiles.h"
-#undef MOEK_VNNI_ATTR
-#undef MOEK_VNNI_NAME
-#undef MOEK_DPBUSD
-#define MOEK_VNNI_ATTR __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")))
-#define MOEK_VNNI_NAME(name) name##_evex
-#define MOEK_DPBUSD(acc, u, s) _mm256_dpbusd_epi32(acc, u, s)
-#include "vnni_ktiles.h"
-#undef MOEK_VNNI_ATTR
-#undef MOEK_VNNI_NAME
-#undef MOEK_DPBUSD
-
 /// Four Q6_K rows' super-block, interleaved (1424 bytes).
 typedef struct {
     __m128i q[16][4];    ///< 16-weight sub-block j, group g: weights 4g..4g+3 of rows 0-3 (levels 0..63)
@@ -445,8 +430,23 @@ MOEK_AVX2_INLINE void q6_interleaved_tokens(const q6_interleaved *blocks, size_t
     for (int t = 0; t < count; t++) acc[t] = a[t];
 }
 
+#define MOEK_VNNI_ATTR __attribute__((target("avx2,fma,f16c,avxvnni")))
+#define MOEK_VNNI_NAME(name) name##_vex
+#define MOEK_DPBUSD(acc, u, s) _mm256_dpbusd_avx_epi32(acc, u, s)
+#include "vnni_ktiles.h"
+#undef MOEK_VNNI_ATTR
+#undef MOEK_VNNI_NAME
+#undef MOEK_DPBUSD
+#define MOEK_VNNI_ATTR __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")))
+#define MOEK_VNNI_NAME(name) name##_evex
+#define MOEK_DPBUSD(acc, u, s) _mm256_dpbusd_epi32(acc, u, s)
+#include "vnni_ktiles.h"
+#undef MOEK_VNNI_ATTR
+#undef MOEK_VNNI_NAME
+#undef MOEK_DPBUSD
+
 /// The interleaved K-quant tiles: `kind` 4 (Q4_K), 5 (Q5_K) or 6 (Q6_K), a constant in each caller;
-/// `vnni` (Q4_K only): 1 or 2 for the vpdpbusd tiles in VEX or EVEX form (vnni_ktiles.h).
+/// `vnni` (Q4_K, Q6_K): 1 or 2 for the vpdpbusd tiles in VEX or EVEX form (vnni_ktiles.h).
 MOEK_AVX2_INLINE void gemm_k_interleaved(const uint8_t *w, size_t rowBytes, size_t rows, size_t n,
                                          const moek_block_q8_K *x, size_t xStride, const int32_t *xIndex,
                                          size_t tokens, float *y, size_t yStride, const int32_t *yIndex, const int kind,
@@ -481,8 +481,10 @@ MOEK_AVX2_INLINE void gemm_k_interleaved(const uint8_t *w, size_t rowBytes, size
                     const uint8_t *pf = i == 0 ? next : NULL;
 #define MOEK_K_TOKENS(c) (kind == 6 ? q6_interleaved_tokens(q6, sb, xb, acc + i, c, pf, rowBytes) \
                                     : k4_interleaved_tokens(k4, sb, xb, acc + i, c, kind == 5, pf, rowBytes, blockBytes))
-                    if (vnni == 1) { k4_tokens_vex(k4, sb, xb, acc + i, count, pf, rowBytes); continue; }
-                    if (vnni == 2) { k4_tokens_evex(k4, sb, xb, acc + i, count, pf, rowBytes); continue; }
+                    if (vnni == 1 && kind == 4) { k4_tokens_vex(k4, sb, xb, acc + i, count, pf, rowBytes); continue; }
+                    if (vnni == 2 && kind == 4) { k4_tokens_evex(k4, sb, xb, acc + i, count, pf, rowBytes); continue; }
+                    if (vnni == 1 && kind == 6) { k6_tokens_vex(q6, sb, xb, acc + i, count, pf, rowBytes); continue; }
+                    if (vnni == 2 && kind == 6) { k6_tokens_evex(q6, sb, xb, acc + i, count, pf, rowBytes); continue; }
                     switch (count) {
                     case 4: MOEK_K_TOKENS(4); break;
                     case 3: MOEK_K_TOKENS(3); break;
@@ -518,6 +520,12 @@ MOEK_AVX2 static void gemm_q5_K_interleaved(const uint8_t *w, size_t rowBytes, s
 MOEK_AVX2 static void gemm_q6_K_interleaved(const uint8_t *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_K *x,
                                             size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
     gemm_k_interleaved(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 6, 0);
+}
+MOEK_AVX2 static void gemm_q6_K_vnni(const uint8_t *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_K *x,
+                                     size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
+    const int vex = (moek_cpu_features() & MOEK_CPU_AVX_VNNI) != 0;
+    if (vex) gemm_k_interleaved(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 6, 1);
+    else gemm_k_interleaved(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 6, 2);
 }
 
 // Q8_0: the int8 weights need no unpacking, so each token reads them straight from the segment
@@ -616,6 +624,8 @@ static void rows4_q8_0(int q4, const uint8_t *w, size_t rowBytes, size_t rows, s
 #define VNNI_TILE_TOKENS 2
 /// Tokens from which CPUs with vpdpbusd use its Q4_K tiles (vnni_ktiles.h).
 #define VNNI_Q4_K_TILE_TOKENS 2
+/// Tokens from which CPUs with vpdpbusd use its Q6_K tiles (vnni_ktiles.h).
+#define VNNI_Q6_K_TILE_TOKENS 2
 
 void moek_gemm_q4_0_q8_0(const void *w, size_t rowBytes, size_t rows, size_t n,
                          const moek_block_q8_0 *x, const int32_t *offsets, size_t xStride, const int32_t *xIndex,
@@ -693,6 +703,10 @@ void moek_gemm_q6_K_q8_K(const void *w, size_t rowBytes, size_t rows, size_t n,
                          const moek_block_q8_K *x, size_t xStride, const int32_t *xIndex,
                          size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
 #if defined(__x86_64__)
+    if (moek_has_vnni(moek_cpu_features()) && tokens >= VNNI_Q6_K_TILE_TOKENS) {
+        gemm_q6_K_vnni((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
+        return;
+    }
     if ((moek_cpu_features() & MOEK_CPU_AVX2_HALF_WIDTH) && tokens >= HALF_WIDTH_Q6_K_INTERLEAVED_TOKENS) {
         gemm_q6_K_interleaved((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
         return;

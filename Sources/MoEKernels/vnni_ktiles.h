@@ -1,4 +1,4 @@
-// Q4_K matrix-matrix tiles with vpdpbusd, included twice by gemm.c (as vnni_qdot.h by vnni.c:
+// Q4_K and Q6_K matrix-matrix tiles with vpdpbusd, included twice by gemm.c (as vnni_qdot.h by vnni.c:
 // MOEK_VNNI_ATTR, MOEK_VNNI_NAME, MOEK_DPBUSD) after the interleaved K-quant layout it reads.
 //
 // The four rows' super-blocks are interleaved as for the half-width tiles (k4_interleave: per
@@ -66,6 +66,70 @@ MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(k4_tokens)(const k4_interleaved *block
     case 3: MOEK_VNNI_NAME(k4_tokens_body)(blocks, sb, xb, acc, 3, next, rowBytes); break;
     case 2: MOEK_VNNI_NAME(k4_tokens_body)(blocks, sb, xb, acc, 2, next, rowBytes); break;
     default: MOEK_VNNI_NAME(k4_tokens_body)(blocks, sb, xb, acc, 1, next, rowBytes); break;
+    }
+}
+
+/// Q6_K: sub-blocks j and j+1 (16 weights each) share a vector, the token's 32 activations of the
+/// two with dword g of each half broadcast, so four vpdpbusd give rows 0-3's sums of sub-block j
+/// in lanes 0-3 and of j+1 in lanes 4-7 (at most 16·63·127 = 128016: int32, multiplied by the
+/// rows' int8 scales with vpmulld). The levels' offset and the finish are q6_interleaved_tokens's.
+MOEK_VNNI_INLINE void MOEK_VNNI_NAME(k6_tokens_body)(const q6_interleaved *blocks, size_t sb, const moek_block_q8_K *const *xb,
+                                                      __m128 *acc, const int count, const uint8_t *next, size_t rowBytes) {
+    const __m256i zero = _mm256_setzero_si256();
+    __m128 a[4];
+    for (int t = 0; t < count; t++) a[t] = acc[t];
+    for (size_t i = 0; i < sb; i++) {
+        const q6_interleaved *blk = &blocks[i];
+        if (next) prefetch_block4(next + i * 210, rowBytes, 210);
+        __m128i offset[4];
+        __m256i sumi[4];
+        for (int t = 0; t < count; t++) {
+            const __m128i b0 = _mm_loadu_si128((const __m128i *)xb[t][i].bsums), b1 = _mm_loadu_si128((const __m128i *)(xb[t][i].bsums + 8));
+            __m128i o = _mm_madd_epi16(blk->offsets[0], _mm_shuffle_epi32(b0, 0x00));
+            o = _mm_add_epi32(o, _mm_madd_epi16(blk->offsets[1], _mm_shuffle_epi32(b0, 0x55)));
+            o = _mm_add_epi32(o, _mm_madd_epi16(blk->offsets[2], _mm_shuffle_epi32(b0, 0xAA)));
+            o = _mm_add_epi32(o, _mm_madd_epi16(blk->offsets[3], _mm_shuffle_epi32(b0, 0xFF)));
+            o = _mm_add_epi32(o, _mm_madd_epi16(blk->offsets[4], _mm_shuffle_epi32(b1, 0x00)));
+            o = _mm_add_epi32(o, _mm_madd_epi16(blk->offsets[5], _mm_shuffle_epi32(b1, 0x55)));
+            o = _mm_add_epi32(o, _mm_madd_epi16(blk->offsets[6], _mm_shuffle_epi32(b1, 0xAA)));
+            offset[t] = _mm_add_epi32(o, _mm_madd_epi16(blk->offsets[7], _mm_shuffle_epi32(b1, 0xFF)));
+            sumi[t] = zero;
+        }
+        for (int j = 0; j < 16; j += 2) {
+            // Row k's int8 scale, sign-extended from the high 16 bits of lane k, for j and j+1.
+            const __m256i sc = _mm256_srai_epi32(_mm256_set_m128i(blk->scales[j + 1], blk->scales[j]), 16);
+            __m256i s[4], act[4];
+            for (int t = 0; t < count; t++) {
+                s[t] = zero;
+                act[t] = _mm256_loadu_si256((const __m256i *)(xb[t][i].qs + 16 * j));
+            }
+#define MOEK_VNNI_K6_GROUP(g)                                                                          \
+            {                                                                                          \
+                const __m256i q = _mm256_loadu2_m128i(&blk->q[j + 1][g], &blk->q[j][g]);              \
+                for (int t = 0; t < count; t++)                                                        \
+                    s[t] = MOEK_DPBUSD(s[t], q, _mm256_shuffle_epi32(act[t], (g) * 0x55));             \
+            }
+            MOEK_VNNI_K6_GROUP(0) MOEK_VNNI_K6_GROUP(1) MOEK_VNNI_K6_GROUP(2) MOEK_VNNI_K6_GROUP(3)
+#undef MOEK_VNNI_K6_GROUP
+            for (int t = 0; t < count; t++) sumi[t] = _mm256_add_epi32(sumi[t], _mm256_mullo_epi32(s[t], sc));
+        }
+        for (int t = 0; t < count; t++) {
+            const __m128i si = _mm_sub_epi32(_mm_add_epi32(_mm256_castsi256_si128(sumi[t]), _mm256_extracti128_si256(sumi[t], 1)), offset[t]);
+            // sum += d · x.d · float(sumi), per row
+            a[t] = _mm_add_ps(a[t], _mm_mul_ps(_mm_mul_ps(blk->d, _mm_set1_ps(xb[t][i].d)), _mm_cvtepi32_ps(si)));
+        }
+    }
+    for (int t = 0; t < count; t++) acc[t] = a[t];
+}
+
+/// `count` (1-4) tokens against a segment of interleaved Q6_K super-blocks, as q6_interleaved_tokens.
+MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(k6_tokens)(const q6_interleaved *blocks, size_t sb, const moek_block_q8_K *const *xb,
+                                                     __m128 *acc, int count, const uint8_t *next, size_t rowBytes) {
+    switch (count) {
+    case 4: MOEK_VNNI_NAME(k6_tokens_body)(blocks, sb, xb, acc, 4, next, rowBytes); break;
+    case 3: MOEK_VNNI_NAME(k6_tokens_body)(blocks, sb, xb, acc, 3, next, rowBytes); break;
+    case 2: MOEK_VNNI_NAME(k6_tokens_body)(blocks, sb, xb, acc, 2, next, rowBytes); break;
+    default: MOEK_VNNI_NAME(k6_tokens_body)(blocks, sb, xb, acc, 1, next, rowBytes); break;
     }
 }
 
