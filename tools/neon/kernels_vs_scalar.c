@@ -65,7 +65,7 @@ static void check_all(const char *variant) {
         }
         float g[15], g8[15];
         moek_gemm_q4_0_q8_0(w4r, r4, 5, n, q3, o3, n / 32, NULL, 3, g, 5, NULL);
-        moek_gemm_q8_0_q8_0(w8r, r8, 5, n, q3, n / 32, NULL, 3, g8, 5, NULL);
+        moek_gemm_q8_0_q8_0(w8r, r8, 5, n, q3, o3, n / 32, NULL, 3, g8, 5, NULL);
         for (int t = 0; t < 3; t++) {
             for (int r = 0; r < 5; r++) {
                 CHECK(g[t * 5 + r] == moek_vec_dot_q4_0_q8_0_scalar(w4r + r * r4, q3 + t * n / 32, n), "q4_0 gemm n=%zu token %d row %d", n, t, r);
