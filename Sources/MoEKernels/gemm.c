@@ -305,6 +305,17 @@ MOEK_AVX2_INLINE void prefetch_block4(const uint8_t *p, size_t rowBytes, size_t 
     }
 }
 
+/// The minimums' term of four interleaved Q4_K/Q5_K rows' super-block (the scalar code's summ),
+/// one lane per row: the activation sums of sub-blocks 2c, 2c+1 in lane c, against each row's
+/// two minimums.
+MOEK_AVX2_INLINE __m128i k4_mins_sum(const k4_interleaved *blk, const int16_t *bsums) {
+    const __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)bsums), _mm_loadu_si128((const __m128i *)(bsums + 8)));
+    __m128i m = _mm_madd_epi16(blk->mins[0], _mm_shuffle_epi32(pairs, 0x00));
+    m = _mm_add_epi32(m, _mm_madd_epi16(blk->mins[1], _mm_shuffle_epi32(pairs, 0x55)));
+    m = _mm_add_epi32(m, _mm_madd_epi16(blk->mins[2], _mm_shuffle_epi32(pairs, 0xAA)));
+    return _mm_add_epi32(m, _mm_madd_epi16(blk->mins[3], _mm_shuffle_epi32(pairs, 0xFF)));
+}
+
 /// `count` (1-4, a constant after inlining) tokens against a segment of interleaved Q4_K/Q5_K
 /// super-blocks, as q4_0_interleaved_tokens.
 MOEK_AVX2_INLINE void k4_interleaved_tokens(const k4_interleaved *blocks, size_t sb, const moek_block_q8_K *const *xb, __m128 *acc,
@@ -316,12 +327,7 @@ MOEK_AVX2_INLINE void k4_interleaved_tokens(const k4_interleaved *blocks, size_t
         if (next) prefetch_block4(next + i * blockBytes, rowBytes, blockBytes);
         __m128i sumi[4], summ[4];
         for (int t = 0; t < count; t++) {
-            // The activation sums of sub-blocks 2c, 2c+1 in lane c, against each row's two minimums.
-            const __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)xb[t][i].bsums), _mm_loadu_si128((const __m128i *)(xb[t][i].bsums + 8)));
-            __m128i m = _mm_madd_epi16(blk->mins[0], _mm_shuffle_epi32(pairs, 0x00));
-            m = _mm_add_epi32(m, _mm_madd_epi16(blk->mins[1], _mm_shuffle_epi32(pairs, 0x55)));
-            m = _mm_add_epi32(m, _mm_madd_epi16(blk->mins[2], _mm_shuffle_epi32(pairs, 0xAA)));
-            summ[t] = _mm_add_epi32(m, _mm_madd_epi16(blk->mins[3], _mm_shuffle_epi32(pairs, 0xFF)));
+            summ[t] = k4_mins_sum(blk, xb[t][i].bsums);
             sumi[t] = _mm_setzero_si128();
         }
         for (int j = 0; j < 8; j++) {
@@ -392,6 +398,20 @@ MOEK_AVX2_INLINE void q6_interleave(const uint8_t *p, size_t rowBytes, q6_interl
     }
 }
 
+/// The levels' offset of four interleaved Q6_K rows' super-block, one lane per row: 32 · Σ scale ·
+/// (activation sum of its 16 weights).
+MOEK_AVX2_INLINE __m128i q6_level_offset(const q6_interleaved *blk, const int16_t *bsums) {
+    const __m128i b0 = _mm_loadu_si128((const __m128i *)bsums), b1 = _mm_loadu_si128((const __m128i *)(bsums + 8));
+    __m128i o = _mm_madd_epi16(blk->offsets[0], _mm_shuffle_epi32(b0, 0x00));
+    o = _mm_add_epi32(o, _mm_madd_epi16(blk->offsets[1], _mm_shuffle_epi32(b0, 0x55)));
+    o = _mm_add_epi32(o, _mm_madd_epi16(blk->offsets[2], _mm_shuffle_epi32(b0, 0xAA)));
+    o = _mm_add_epi32(o, _mm_madd_epi16(blk->offsets[3], _mm_shuffle_epi32(b0, 0xFF)));
+    o = _mm_add_epi32(o, _mm_madd_epi16(blk->offsets[4], _mm_shuffle_epi32(b1, 0x00)));
+    o = _mm_add_epi32(o, _mm_madd_epi16(blk->offsets[5], _mm_shuffle_epi32(b1, 0x55)));
+    o = _mm_add_epi32(o, _mm_madd_epi16(blk->offsets[6], _mm_shuffle_epi32(b1, 0xAA)));
+    return _mm_add_epi32(o, _mm_madd_epi16(blk->offsets[7], _mm_shuffle_epi32(b1, 0xFF)));
+}
+
 /// `count` (1-4) tokens against a segment of interleaved Q6_K super-blocks.
 MOEK_AVX2_INLINE void q6_interleaved_tokens(const q6_interleaved *blocks, size_t sb, const moek_block_q8_K *const *xb, __m128 *acc,
                                             const int count, const uint8_t *next, size_t rowBytes) {
@@ -402,17 +422,8 @@ MOEK_AVX2_INLINE void q6_interleaved_tokens(const q6_interleaved *blocks, size_t
         if (next) prefetch_block4(next + i * 210, rowBytes, 210);
         __m128i sumi[4];
         for (int t = 0; t < count; t++) {
-            // The levels' offset: 32 · Σ scale · (activation sum of its 16 weights), subtracted up front.
-            const __m128i b0 = _mm_loadu_si128((const __m128i *)xb[t][i].bsums), b1 = _mm_loadu_si128((const __m128i *)(xb[t][i].bsums + 8));
-            __m128i o = _mm_madd_epi16(blk->offsets[0], _mm_shuffle_epi32(b0, 0x00));
-            o = _mm_add_epi32(o, _mm_madd_epi16(blk->offsets[1], _mm_shuffle_epi32(b0, 0x55)));
-            o = _mm_add_epi32(o, _mm_madd_epi16(blk->offsets[2], _mm_shuffle_epi32(b0, 0xAA)));
-            o = _mm_add_epi32(o, _mm_madd_epi16(blk->offsets[3], _mm_shuffle_epi32(b0, 0xFF)));
-            o = _mm_add_epi32(o, _mm_madd_epi16(blk->offsets[4], _mm_shuffle_epi32(b1, 0x00)));
-            o = _mm_add_epi32(o, _mm_madd_epi16(blk->offsets[5], _mm_shuffle_epi32(b1, 0x55)));
-            o = _mm_add_epi32(o, _mm_madd_epi16(blk->offsets[6], _mm_shuffle_epi32(b1, 0xAA)));
-            o = _mm_add_epi32(o, _mm_madd_epi16(blk->offsets[7], _mm_shuffle_epi32(b1, 0xFF)));
-            sumi[t] = _mm_sub_epi32(_mm_setzero_si128(), o);
+            // The levels' offset, subtracted up front.
+            sumi[t] = _mm_sub_epi32(_mm_setzero_si128(), q6_level_offset(blk, xb[t][i].bsums));
         }
         for (int j = 0; j < 16; j++) {
             for (int g = 0; g < 4; g += 2) {
@@ -507,10 +518,14 @@ MOEK_AVX2 static void gemm_q4_K_interleaved(const uint8_t *w, size_t rowBytes, s
                                             size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
     gemm_k_interleaved(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 4, 0);
 }
-MOEK_AVX2 static void gemm_q4_K_vnni(const uint8_t *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_K *x,
-                                     size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
+/// The vpdpbusd K-quant tiles (`q6`: Q6_K, else Q4_K), VEX form where the CPU has it.
+MOEK_AVX2 static void gemm_k_vnni(const uint8_t *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_K *x,
+                                  size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex,
+                                  int q6) {
     const int vex = (moek_cpu_features() & MOEK_CPU_AVX_VNNI) != 0;
-    if (vex) gemm_k_interleaved(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 4, 1);
+    if (q6 && vex) gemm_k_interleaved(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 6, 1);
+    else if (q6) gemm_k_interleaved(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 6, 2);
+    else if (vex) gemm_k_interleaved(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 4, 1);
     else gemm_k_interleaved(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 4, 2);
 }
 MOEK_AVX2 static void gemm_q5_K_interleaved(const uint8_t *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_K *x,
@@ -520,12 +535,6 @@ MOEK_AVX2 static void gemm_q5_K_interleaved(const uint8_t *w, size_t rowBytes, s
 MOEK_AVX2 static void gemm_q6_K_interleaved(const uint8_t *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_K *x,
                                             size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
     gemm_k_interleaved(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 6, 0);
-}
-MOEK_AVX2 static void gemm_q6_K_vnni(const uint8_t *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_K *x,
-                                     size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
-    const int vex = (moek_cpu_features() & MOEK_CPU_AVX_VNNI) != 0;
-    if (vex) gemm_k_interleaved(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 6, 1);
-    else gemm_k_interleaved(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 6, 2);
 }
 
 // Q8_0: the int8 weights need no unpacking, so each token reads them straight from the segment
@@ -676,7 +685,7 @@ void moek_gemm_q4_K_q8_K(const void *w, size_t rowBytes, size_t rows, size_t n,
                          size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
 #if defined(__x86_64__)
     if (moek_has_vnni(moek_cpu_features()) && tokens >= VNNI_Q4_K_TILE_TOKENS) {
-        gemm_q4_K_vnni((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
+        gemm_k_vnni((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 0);
         return;
     }
     if ((moek_cpu_features() & MOEK_CPU_AVX2_HALF_WIDTH) && tokens >= HALF_WIDTH_Q4_K_INTERLEAVED_TOKENS) {
@@ -704,7 +713,7 @@ void moek_gemm_q6_K_q8_K(const void *w, size_t rowBytes, size_t rows, size_t n,
                          size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
 #if defined(__x86_64__)
     if (moek_has_vnni(moek_cpu_features()) && tokens >= VNNI_Q6_K_TILE_TOKENS) {
-        gemm_q6_K_vnni((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
+        gemm_k_vnni((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 1);
         return;
     }
     if ((moek_cpu_features() & MOEK_CPU_AVX2_HALF_WIDTH) && tokens >= HALF_WIDTH_Q6_K_INTERLEAVED_TOKENS) {

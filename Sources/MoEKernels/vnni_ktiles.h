@@ -23,11 +23,7 @@ MOEK_VNNI_INLINE void MOEK_VNNI_NAME(k4_tokens_body)(const k4_interleaved *block
         __m128i summ[4];
         __m256i sumi[4];
         for (int t = 0; t < count; t++) {
-            const __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)xb[t][i].bsums), _mm_loadu_si128((const __m128i *)(xb[t][i].bsums + 8)));
-            __m128i m = _mm_madd_epi16(blk->mins[0], _mm_shuffle_epi32(pairs, 0x00));
-            m = _mm_add_epi32(m, _mm_madd_epi16(blk->mins[1], _mm_shuffle_epi32(pairs, 0x55)));
-            m = _mm_add_epi32(m, _mm_madd_epi16(blk->mins[2], _mm_shuffle_epi32(pairs, 0xAA)));
-            summ[t] = _mm_add_epi32(m, _mm_madd_epi16(blk->mins[3], _mm_shuffle_epi32(pairs, 0xFF)));
+            summ[t] = k4_mins_sum(blk, xb[t][i].bsums);
             sumi[t] = zero;
         }
         for (int j = 0; j < 8; j++) {
@@ -84,15 +80,7 @@ MOEK_VNNI_INLINE void MOEK_VNNI_NAME(k6_tokens_body)(const q6_interleaved *block
         __m128i offset[4];
         __m256i sumi[4];
         for (int t = 0; t < count; t++) {
-            const __m128i b0 = _mm_loadu_si128((const __m128i *)xb[t][i].bsums), b1 = _mm_loadu_si128((const __m128i *)(xb[t][i].bsums + 8));
-            __m128i o = _mm_madd_epi16(blk->offsets[0], _mm_shuffle_epi32(b0, 0x00));
-            o = _mm_add_epi32(o, _mm_madd_epi16(blk->offsets[1], _mm_shuffle_epi32(b0, 0x55)));
-            o = _mm_add_epi32(o, _mm_madd_epi16(blk->offsets[2], _mm_shuffle_epi32(b0, 0xAA)));
-            o = _mm_add_epi32(o, _mm_madd_epi16(blk->offsets[3], _mm_shuffle_epi32(b0, 0xFF)));
-            o = _mm_add_epi32(o, _mm_madd_epi16(blk->offsets[4], _mm_shuffle_epi32(b1, 0x00)));
-            o = _mm_add_epi32(o, _mm_madd_epi16(blk->offsets[5], _mm_shuffle_epi32(b1, 0x55)));
-            o = _mm_add_epi32(o, _mm_madd_epi16(blk->offsets[6], _mm_shuffle_epi32(b1, 0xAA)));
-            offset[t] = _mm_add_epi32(o, _mm_madd_epi16(blk->offsets[7], _mm_shuffle_epi32(b1, 0xFF)));
+            offset[t] = q6_level_offset(blk, xb[t][i].bsums);
             sumi[t] = zero;
         }
         for (int j = 0; j < 16; j += 2) {
