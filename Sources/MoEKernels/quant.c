@@ -305,6 +305,14 @@ void moek_vec_dot4_q4_0_q8_0(const void *w, size_t stride, const moek_block_q8_0
     for (int k = 0; k < 4; k++) out[k] = moek_vec_dot_q4_0_q8_0((const uint8_t *)w + k * stride, x, n);
 }
 
+void moek_vec_dot8_q4_0_q8_0(const void *w, size_t stride, const moek_block_q8_0 *x, const int32_t *offsets, size_t n, float *out) {
+#if defined(__x86_64__)
+    if (moek_has_vnni(moek_cpu_features())) { moek_vnni_dot8_q4_0(w, stride, x, offsets, n, out); return; }
+#endif
+    moek_vec_dot4_q4_0_q8_0(w, stride, x, offsets, n, out);
+    moek_vec_dot4_q4_0_q8_0((const uint8_t *)w + 4 * stride, stride, x, offsets, n, out + 4);
+}
+
 void moek_vec_dot4_q8_0_q8_0(const void *w, size_t stride, const moek_block_q8_0 *x, size_t n, float *out) {
 #if defined(__x86_64__)
     const uint32_t f = moek_cpu_features();

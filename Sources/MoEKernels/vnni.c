@@ -53,6 +53,10 @@ void moek_vnni_dot4_q4_0(const void *w, size_t stride, const moek_block_q8_0 *x,
     if (vex()) dot4_q4_0_vex((const uint8_t *)w, stride, x, offsets, n, out);
     else dot4_q4_0_evex((const uint8_t *)w, stride, x, offsets, n, out);
 }
+void moek_vnni_dot8_q4_0(const void *w, size_t stride, const moek_block_q8_0 *x, const int32_t *offsets, size_t n, float *out) {
+    if (vex()) dot8_q4_0_vex((const uint8_t *)w, stride, x, offsets, n, out);
+    else dot8_q4_0_evex((const uint8_t *)w, stride, x, offsets, n, out);
+}
 void moek_vnni_dot4_q8_0(const void *w, size_t stride, const moek_block_q8_0 *x, size_t n, float *out) {
     if (vex()) dot4_q8_0_vex((const uint8_t *)w, stride, x, n, out);
     else dot4_q8_0_evex((const uint8_t *)w, stride, x, n, out);

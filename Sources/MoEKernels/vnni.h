@@ -13,6 +13,8 @@ static inline int moek_has_vnni(uint32_t f) {
 #if defined(__x86_64__)
 /// moek_vec_dot4_q4_0_q8_0 with vpdpbusd.
 void moek_vnni_dot4_q4_0(const void *w, size_t stride, const moek_block_q8_0 *x, const int32_t *offsets, size_t n, float *out);
+/// moek_vec_dot8_q4_0_q8_0 with vpdpbusd.
+void moek_vnni_dot8_q4_0(const void *w, size_t stride, const moek_block_q8_0 *x, const int32_t *offsets, size_t n, float *out);
 /// moek_vec_dot4_q8_0_q8_0 with vpdpbusd.
 void moek_vnni_dot4_q8_0(const void *w, size_t stride, const moek_block_q8_0 *x, size_t n, float *out);
 /// moek_vec_dot4_q4_K_q8_K with vpdpbusd / vpdpwssd.

@@ -65,6 +65,52 @@ MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(dot4_q4_0)(const uint8_t *w, size_t st
     _mm_storeu_ps(out, acc);
 }
 
+/// One Q4_0 block of eight rows against activation block xb: the eight integer sums (8·Σa
+/// subtracted), four row pairs as in q4_0_sums4.
+MOEK_VNNI_INLINE __m256i MOEK_VNNI_NAME(q4_0_sums8)(const uint8_t *r, size_t stride, const moek_block_q8_0 *xb, int32_t offset) {
+    const __m256i low = _mm256_set1_epi8(0xF), zero = _mm256_setzero_si256();
+    const __m256i alo = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)xb->qs));
+    const __m256i ahi = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(xb->qs + 16)));
+    __m256i p[4];
+    for (int j = 0; j < 4; j++) {
+        const __m256i v = _mm256_loadu2_m128i((const __m128i *)(r + (2 * j + 1) * stride + 2), (const __m128i *)(r + 2 * j * stride + 2));
+        p[j] = MOEK_DPBUSD(MOEK_DPBUSD(zero, _mm256_and_si256(v, low), alo), _mm256_and_si256(_mm256_srli_epi16(v, 4), low), ahi);
+    }
+    const __m256i f = _mm256_set_m128i(MOEK_VNNI_NAME(fold_pairs)(p[2], p[3]), MOEK_VNNI_NAME(fold_pairs)(p[0], p[1]));
+    return _mm256_sub_epi32(f, _mm256_set1_epi32(offset));
+}
+/// The eight half scales at p, p + stride, ... p + 7·stride, as floats.
+MOEK_VNNI_INLINE __m256 MOEK_VNNI_NAME(scales8)(const uint8_t *p, size_t stride) {
+    return _mm256_set_m128(moek_scales4(p + 4 * stride, stride), moek_scales4(p, stride));
+}
+/// Decode: eight Q4_0 rows · one token, as moek_vec_dot8_q4_0_q8_0. One activation load, scale
+/// conversion and loop step per eight rows instead of four, the finish eight lanes wide (the
+/// same per-lane operations as moek_finish4): one thread, Zen 5, µs per streamed matrix,
+/// 1024x2048 41.4-43.5 -> 33.1-34.4, 2048x1024 45.8-47.4 -> 33.9-34.7.
+MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(dot8_q4_0)(const uint8_t *w, size_t stride, const moek_block_q8_0 *x,
+                                                     const int32_t *offsets, size_t n, float *out) {
+    __m256 acc = _mm256_setzero_ps();
+    const size_t blocks = n / 32, ahead = prefetch_rows(stride) * stride;
+    size_t b = 0;
+    for (; b + 2 <= blocks; b += 2) {
+        const uint8_t *r = w + b * 18;
+        const char *pf = (const char *)(r + ahead);
+        for (int k = 0; k < 8; k++) _mm_prefetch(pf + k * stride, _MM_HINT_T0);
+        const __m256i s0 = MOEK_VNNI_NAME(q4_0_sums8)(r, stride, &x[b], offsets[b]);
+        const __m256i s1 = MOEK_VNNI_NAME(q4_0_sums8)(r + 18, stride, &x[b + 1], offsets[b + 1]);
+        const __m256 d0 = _mm256_mul_ps(MOEK_VNNI_NAME(scales8)(r, stride), _mm256_set1_ps(moek_h2f(x[b].d)));
+        const __m256 d1 = _mm256_mul_ps(MOEK_VNNI_NAME(scales8)(r + 18, stride), _mm256_set1_ps(moek_h2f(x[b + 1].d)));
+        acc = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(s0), acc);
+        acc = _mm256_fmadd_ps(d1, _mm256_cvtepi32_ps(s1), acc);
+    }
+    if (b < blocks) {
+        const uint8_t *r = w + b * 18;
+        const __m256 d0 = _mm256_mul_ps(MOEK_VNNI_NAME(scales8)(r, stride), _mm256_set1_ps(moek_h2f(x[b].d)));
+        acc = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(MOEK_VNNI_NAME(q4_0_sums8)(r, stride, &x[b], offsets[b])), acc);
+    }
+    _mm256_storeu_ps(out, acc);
+}
+
 /// Decode: four Q8_0 rows · one token, as moek_vec_dot4_q8_0_q8_0. Every row's sums start from
 /// −128·Σa of each lane's four activations (one vpdpbusd for all four rows), so the xor's +128
 /// cancels lane by lane and needs no offsets.

@@ -99,7 +99,7 @@ struct KernelTests {
         }
     }
 
-    @Test("4-row kernels (VNNI, 256-bit, 128-bit, scalar) equal the scalar single-row dot products bit for bit, Q8_0 bytes -128 and 127 included", arguments: blockCounts)
+    @Test("4-row kernels (VNNI, 256-bit, 128-bit, scalar) and the Q4_0 8-row entry point equal the scalar single-row dot products bit for bit, Q8_0 bytes -128 and 127 included", arguments: blockCounts)
     func fourRows(blocks: Int) throws {
         let n = blocks * 32
         let x = randomRow(n, seed: 77 + UInt64(blocks))
@@ -117,7 +117,7 @@ struct KernelTests {
                     type == .q4_0 ? moek_vec_dot_q4_0_q8_0_scalar(p.baseAddress! + k * stride, xq, n) : moek_vec_dot_q8_0_q8_0_scalar(p.baseAddress! + k * stride, xq, n)
                 }
             }
-            forEachVariant { variant in
+            try forEachVariant { variant in
                 var four = [Float](repeating: 0, count: 4)
                 let singles: [Float] = w.withUnsafeBytes { p in
                     if type == .q4_0 { moek_vec_dot4_q4_0_q8_0(p.baseAddress, stride, xq, offsets, n, &four) } else { moek_vec_dot4_q8_0_q8_0(p.baseAddress, stride, xq, n, &four) }
@@ -126,6 +126,15 @@ struct KernelTests {
                     }
                 }
                 #expect(four.map(\.bitPattern) == scalar.map(\.bitPattern), "\(type.name) \(variant) four rows")
+                if type == .q4_0 {  // the eight-row entry point: eight distinct rows
+                    var eight = [Float](repeating: 0, count: 8)
+                    let w8 = try GGMLType.q4_0.quantize((0..<8).flatMap { randomRow(n, seed: 600 + UInt64($0)) })
+                    let expected: [Float] = w8.withUnsafeBytes { p in
+                        moek_vec_dot8_q4_0_q8_0(p.baseAddress, stride, xq, offsets, n, &eight)
+                        return (0..<8).map { k in moek_vec_dot_q4_0_q8_0_scalar(p.baseAddress! + k * stride, xq, n) }
+                    }
+                    #expect(eight.map(\.bitPattern) == expected.map(\.bitPattern), "q4_0 \(variant) eight rows")
+                }
                 #expect(singles.map(\.bitPattern) == scalar.map(\.bitPattern), "\(type.name) \(variant) single rows")
             }
         }

@@ -107,6 +107,10 @@ float moek_sum_f32(const float *x, size_t n);
 /// form (and the matrix-matrix tiles) returns exactly the scalar single-row result.
 void moek_vec_dot4_q4_0_q8_0(const void *w, size_t stride, const moek_block_q8_0 *x, const int32_t *offsets, size_t n, float *out);
 
+/// moek_vec_dot4_q4_0_q8_0 for eight rows (w, w + stride, ... w + 7·stride): out[0..7]. Where the
+/// CPU has an eight-row kernel (vpdpbusd) it runs it, else two four-row calls; the same bits.
+void moek_vec_dot8_q4_0_q8_0(const void *w, size_t stride, const moek_block_q8_0 *x, const int32_t *offsets, size_t n, float *out);
+
 /// Per activation block, 8 * Σ qs (one int32 per block): the correction that lets Q4_0 kernels
 /// multiply unsigned nibbles and subtract the offset of 8 once per block.
 void moek_q8_0_offsets(const moek_block_q8_0 *x, size_t n, int32_t *offsets);

@@ -180,10 +180,17 @@ struct Linear: @unchecked Sendable {
         }
     }
 
-    /// `y[r] = W[r] · a` for the rows in `rows`; four rows at a time where a 4-row kernel exists.
+    /// `y[r] = W[r] · a` for the rows in `rows`; eight rows at a time for Q4_0, four where a
+    /// 4-row kernel exists.
     @inline(__always)
     func apply(rows: Range<Int>, _ a: ActivationBuffer, _ y: UnsafeMutablePointer<Float>) {
         var r = rows.lowerBound
+        if type == .q4_0 {
+            while r + 8 <= rows.upperBound {
+                moek_vec_dot8_q4_0_q8_0(base + r * rowBytes, rowBytes, a.q8_0, a.offsets, inputs, y + r)
+                r += 8
+            }
+        }
         if hasFourRowKernel {
             while r + 4 <= rows.upperBound {
                 dot4(r, a, y + r)
@@ -200,6 +207,23 @@ struct Linear: @unchecked Sendable {
     @inline(__always)
     func accumulate(rows: Range<Int>, _ a: ActivationBuffer, weight: Float, into y: UnsafeMutablePointer<Float>) {
         var r = rows.lowerBound
+        if type == .q4_0 {
+            var out: (Float, Float, Float, Float, Float, Float, Float, Float) = (0, 0, 0, 0, 0, 0, 0, 0)
+            while r + 8 <= rows.upperBound {
+                withUnsafeMutableBytes(of: &out) {
+                    moek_vec_dot8_q4_0_q8_0(base + r * rowBytes, rowBytes, a.q8_0, a.offsets, inputs, $0.baseAddress!.assumingMemoryBound(to: Float.self))
+                }
+                y[r] += weight * out.0
+                y[r + 1] += weight * out.1
+                y[r + 2] += weight * out.2
+                y[r + 3] += weight * out.3
+                y[r + 4] += weight * out.4
+                y[r + 5] += weight * out.5
+                y[r + 6] += weight * out.6
+                y[r + 7] += weight * out.7
+                r += 8
+            }
+        }
         if hasFourRowKernel {
             var out: (Float, Float, Float, Float) = (0, 0, 0, 0)
             while r + 4 <= rows.upperBound {
