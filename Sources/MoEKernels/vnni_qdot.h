@@ -22,21 +22,30 @@ MOEK_VNNI_INLINE __m128i MOEK_VNNI_NAME(fold_pairs)(__m256i p01, __m256i p23) {
     return _mm_blend_epi32(_mm256_castsi256_si128(u), _mm256_extracti128_si256(u, 1), 0xA);
 }
 
+/// Rows r and r + stride of a Q4_0 block against activation halves alo / ahi (each broadcast to
+/// both 128-bit halves): row r's sums in lanes 0-3, the next row's in lanes 4-7. The low nibbles
+/// (elements 0-15) go against the first half, the high nibbles against the second, so a pair
+/// ends with four lanes per row and the fold needs no horizontal adds.
+MOEK_VNNI_INLINE __m256i MOEK_VNNI_NAME(q4_0_pair)(const uint8_t *r, size_t stride, __m256i alo, __m256i ahi) {
+    const __m256i low = _mm256_set1_epi8(0xF);
+    const __m256i v = _mm256_loadu2_m128i((const __m128i *)(r + stride + 2), (const __m128i *)(r + 2));
+    return MOEK_DPBUSD(MOEK_DPBUSD(_mm256_setzero_si256(), _mm256_and_si256(v, low), alo), _mm256_and_si256(_mm256_srli_epi16(v, 4), low), ahi);
+}
+
+/// Activation block xb's first (lo) and second (hi) 16 bytes, each in both 128-bit halves.
+MOEK_VNNI_INLINE void MOEK_VNNI_NAME(q8_halves)(const moek_block_q8_0 *xb, __m256i *lo, __m256i *hi) {
+    *lo = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)xb->qs));
+    *hi = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(xb->qs + 16)));
+}
+
 /// One Q4_0 block of four rows (at r, r + stride, ...) against activation block xb: the four
-/// integer sums, 8·Σa already subtracted. Rows go in pairs, one in each 128-bit half: the low
-/// nibbles (elements 0-15) of both rows against the activations' first half broadcast to both
-/// halves, the high nibbles against the second, so each pair ends with four lanes per row and the
-/// fold needs no horizontal adds.
+/// integer sums, 8·Σa already subtracted.
 MOEK_VNNI_INLINE __m128i MOEK_VNNI_NAME(q4_0_sums4)(const uint8_t *r, size_t stride, const moek_block_q8_0 *xb, int32_t offset) {
-    const __m256i low = _mm256_set1_epi8(0xF), zero = _mm256_setzero_si256();
-    const __m256i alo = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)xb->qs));
-    const __m256i ahi = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(xb->qs + 16)));
-    __m256i p[2];
-    for (int j = 0; j < 2; j++) {
-        const __m256i v = _mm256_loadu2_m128i((const __m128i *)(r + (2 * j + 1) * stride + 2), (const __m128i *)(r + 2 * j * stride + 2));
-        p[j] = MOEK_DPBUSD(MOEK_DPBUSD(zero, _mm256_and_si256(v, low), alo), _mm256_and_si256(_mm256_srli_epi16(v, 4), low), ahi);
-    }
-    return _mm_sub_epi32(MOEK_VNNI_NAME(fold_pairs)(p[0], p[1]), _mm_set1_epi32(offset));
+    __m256i alo, ahi;
+    MOEK_VNNI_NAME(q8_halves)(xb, &alo, &ahi);
+    const __m128i f = MOEK_VNNI_NAME(fold_pairs)(MOEK_VNNI_NAME(q4_0_pair)(r, stride, alo, ahi),
+                                                 MOEK_VNNI_NAME(q4_0_pair)(r + 2 * stride, stride, alo, ahi));
+    return _mm_sub_epi32(f, _mm_set1_epi32(offset));
 }
 
 /// Decode: four Q4_0 rows (w, w + stride, ...) · one token, as moek_vec_dot4_q4_0_q8_0. Two
@@ -68,14 +77,9 @@ MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(dot4_q4_0)(const uint8_t *w, size_t st
 /// One Q4_0 block of eight rows against activation block xb: the eight integer sums (8·Σa
 /// subtracted), four row pairs as in q4_0_sums4.
 MOEK_VNNI_INLINE __m256i MOEK_VNNI_NAME(q4_0_sums8)(const uint8_t *r, size_t stride, const moek_block_q8_0 *xb, int32_t offset) {
-    const __m256i low = _mm256_set1_epi8(0xF), zero = _mm256_setzero_si256();
-    const __m256i alo = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)xb->qs));
-    const __m256i ahi = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(xb->qs + 16)));
-    __m256i p[4];
-    for (int j = 0; j < 4; j++) {
-        const __m256i v = _mm256_loadu2_m128i((const __m128i *)(r + (2 * j + 1) * stride + 2), (const __m128i *)(r + 2 * j * stride + 2));
-        p[j] = MOEK_DPBUSD(MOEK_DPBUSD(zero, _mm256_and_si256(v, low), alo), _mm256_and_si256(_mm256_srli_epi16(v, 4), low), ahi);
-    }
+    __m256i alo, ahi, p[4];
+    MOEK_VNNI_NAME(q8_halves)(xb, &alo, &ahi);
+    for (int j = 0; j < 4; j++) p[j] = MOEK_VNNI_NAME(q4_0_pair)(r + 2 * j * stride, stride, alo, ahi);
     const __m256i f = _mm256_set_m128i(MOEK_VNNI_NAME(fold_pairs)(p[2], p[3]), MOEK_VNNI_NAME(fold_pairs)(p[0], p[1]));
     return _mm256_sub_epi32(f, _mm256_set1_epi32(offset));
 }

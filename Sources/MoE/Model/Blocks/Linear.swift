@@ -211,16 +211,10 @@ struct Linear: @unchecked Sendable {
             var out: (Float, Float, Float, Float, Float, Float, Float, Float) = (0, 0, 0, 0, 0, 0, 0, 0)
             while r + 8 <= rows.upperBound {
                 withUnsafeMutableBytes(of: &out) {
-                    moek_vec_dot8_q4_0_q8_0(base + r * rowBytes, rowBytes, a.q8_0, a.offsets, inputs, $0.baseAddress!.assumingMemoryBound(to: Float.self))
+                    let o = $0.baseAddress!.assumingMemoryBound(to: Float.self)
+                    moek_vec_dot8_q4_0_q8_0(base + r * rowBytes, rowBytes, a.q8_0, a.offsets, inputs, o)
+                    for k in 0..<8 { y[r + k] += weight * o[k] }
                 }
-                y[r] += weight * out.0
-                y[r + 1] += weight * out.1
-                y[r + 2] += weight * out.2
-                y[r + 3] += weight * out.3
-                y[r + 4] += weight * out.4
-                y[r + 5] += weight * out.5
-                y[r + 6] += weight * out.6
-                y[r + 7] += weight * out.7
                 r += 8
             }
         }
