@@ -239,10 +239,12 @@ struct KernelTests {
           arguments: gemmCases)
     func matrixMatrix(typeName: String, inputs n: Int) throws {
         let type = try #require(GGMLType(name: typeName))
-        // 2 four-row groups + 3 single rows; 1-3 tokens (the small-batch paths; half-width CPUs switch
-        // to the interleaved Q6_K tiles at 2, Q4_0/Q4_K/Q5_K at 3), 6 and 11 (four-token passes with
-        // 2 and 3 left over, 11 > one 8-token tile) and 17 (where half-width CPUs switch to the Q8_0 tiles).
-        for tokens in [1, 2, 3, 6, 11, 17] { try matrixMatrix(type: type, typeName: typeName, inputs: n, rows: 11, tokens: tokens) }
+        // 19 rows in two ranges, 0..<6 and 6..<19: one eight-row group (the Q4_0 decode kernel per
+        // token), two four-row groups and three single rows; 1-3 tokens (the small-batch paths;
+        // half-width CPUs switch to the interleaved Q6_K tiles at 2, Q4_0/Q4_K/Q5_K at 3, VNNI CPUs
+        // to their Q4_0 tiles at 3), 6 and 11 (four-token passes with 2 and 3 left over, 11 > one
+        // 8-token tile) and 17 (where half-width CPUs switch to the Q8_0 tiles).
+        for tokens in [1, 2, 3, 6, 11, 17] { try matrixMatrix(type: type, typeName: typeName, inputs: n, rows: 19, tokens: tokens) }
     }
 
     /// `rows` weight rows of `n` inputs: quantized random values; for the K-quants every other row
