@@ -67,7 +67,7 @@ static void gemm_rows4_q8_K(rows4_dot_q8_K dot4, row_dot_q8_K dot, const uint8_t
 // Each tile keeps one float vector per token, which is also the four outputs.
 //
 // Q4_0: per segment the four rows' nibbles are unpacked to bytes (0..15, elements 0-15 then
-// 16-31) and their scales converted, once per tile of tokens; the block's 8·Σa offset is
+// 16-31) and their scales converted, once for all tokens; the block's 8·Σa offset is
 // subtracted from the folded sums as in moek_vec_dot4_q4_0_q8_0. CPUs that split 256-bit units
 // use the interleaved tiles below instead.
 MOEK_AVX2 static void gemm_q4_0_avx2(const uint8_t *w, size_t rowBytes, size_t rows, size_t n,
@@ -81,23 +81,23 @@ MOEK_AVX2 static void gemm_q4_0_avx2(const uint8_t *w, size_t rowBytes, size_t r
     size_t r = 0;
     for (; r + 4 <= rows; r += 4) {
         const uint8_t *w0 = w + r * rowBytes;
-        for (size_t t0 = 0; t0 < tokens; t0 += TILE) {
-            const size_t tt = tokens - t0 < TILE ? tokens - t0 : TILE;
-            for (size_t i = 0; i < tt; i++) acc[i] = _mm_setzero_ps();
-            for (size_t s = 0; s < nb; s += SEGMENT) {
-                const size_t sb = nb - s < SEGMENT ? nb - s : SEGMENT;
-                for (int k = 0; k < 4; k++) {
-                    const uint8_t *p = w0 + k * rowBytes + s * 18;
-                    // The next four rows, as in moek_vec_dot4_q4_0_q8_0 (every line of them).
-                    for (size_t line = 0; line < sb * 18; line += 64) _mm_prefetch((const char *)(p + 4 * rowBytes + line), _MM_HINT_T0);
-                    for (size_t b = 0; b < sb; b++, p += 18) {
-                        uint16_t dh; memcpy(&dh, p, 2);
-                        dw[b][k] = moek_h2f(dh);
-                        const __m128i packed = _mm_loadu_si128((const __m128i *)(p + 2));
-                        _mm_store_si128((__m128i *)q[k][b], _mm_and_si128(packed, low));
-                        _mm_store_si128((__m128i *)(q[k][b] + 16), _mm_and_si128(_mm_srli_epi16(packed, 4), low));
-                    }
+        for (size_t s = 0; s < nb; s += SEGMENT) {
+            const size_t sb = nb - s < SEGMENT ? nb - s : SEGMENT;
+            for (int k = 0; k < 4; k++) {
+                const uint8_t *p = w0 + k * rowBytes + s * 18;
+                // The next four rows, as in moek_vec_dot4_q4_0_q8_0 (every line of them).
+                for (size_t line = 0; line < sb * 18; line += 64) _mm_prefetch((const char *)(p + 4 * rowBytes + line), _MM_HINT_T0);
+                for (size_t b = 0; b < sb; b++, p += 18) {
+                    uint16_t dh; memcpy(&dh, p, 2);
+                    dw[b][k] = moek_h2f(dh);
+                    const __m128i packed = _mm_loadu_si128((const __m128i *)(p + 2));
+                    _mm_store_si128((__m128i *)q[k][b], _mm_and_si128(packed, low));
+                    _mm_store_si128((__m128i *)(q[k][b] + 16), _mm_and_si128(_mm_srli_epi16(packed, 4), low));
                 }
+            }
+            for (size_t t0 = 0; t0 < tokens; t0 += TILE) {
+                const size_t tt = tokens - t0 < TILE ? tokens - t0 : TILE;
+                for (size_t i = 0; i < tt; i++) acc[i] = tile_resume(s, y + token_row(yIndex, t0 + i) * yStride + r);
                 for (size_t i = 0; i < tt; i++) {
                     const size_t xi = token_row(xIndex, t0 + i);
                     const moek_block_q8_0 *xb = x + xi * xStride + s;
@@ -113,8 +113,8 @@ MOEK_AVX2 static void gemm_q4_0_avx2(const uint8_t *w, size_t rowBytes, size_t r
                     }
                     acc[i] = a4;
                 }
+                for (size_t i = 0; i < tt; i++) _mm_storeu_ps(y + token_row(yIndex, t0 + i) * yStride + r, acc[i]);
             }
-            for (size_t i = 0; i < tt; i++) _mm_storeu_ps(y + token_row(yIndex, t0 + i) * yStride + r, acc[i]);
         }
     }
     if (r < rows) gemm_loop_q8_0(moek_vec_dot_q4_0_q8_0, w + r * rowBytes, rowBytes, rows - r, n, x, xStride, xIndex, tokens, y + r, yStride, yIndex);
@@ -182,31 +182,31 @@ MOEK_AVX2 static void gemm_q4_0_interleaved(const uint8_t *w, size_t rowBytes, s
     size_t r = 0;
     for (; r + 4 <= rows; r += 4) {
         const uint8_t *w0 = w + r * rowBytes;
-        for (size_t t0 = 0; t0 < tokens; t0 += TILE) {
-            const size_t tt = tokens - t0 < TILE ? tokens - t0 : TILE;
-            for (size_t i = 0; i < tt; i++) acc[i] = _mm_setzero_ps();
-            for (size_t s = 0; s < nb; s += SEGMENT) {
-                const size_t sb = nb - s < SEGMENT ? nb - s : SEGMENT;
-                const uint8_t *p = w0 + s * 18;
-                // The next four rows' segment: spread over the first token pass when there is only
-                // one (one matrix, one thread: 1 token 0.33 vs 0.43 ms, 2: 0.39 vs 0.48, 4: 0.61 vs
-                // 0.65), in a burst up front when there are several (spread, 32 tokens took 4.0
-                // instead of 3.6 ms).
-                const uint8_t *next = tokens <= TILE ? p + 4 * rowBytes : NULL;
-                if (!next)
-                    for (int k = 0; k < 4; k++)
-                        for (size_t line = 0; line < sb * 18; line += 64) _mm_prefetch((const char *)(p + (4 + k) * rowBytes + line), _MM_HINT_T0);
-                for (size_t b = 0; b < sb; b++, p += 18) {
-                    _mm_store_ps(dw[b], moek_scales4(p, rowBytes));
-                    __m128i lo[4], hi[4];
-                    for (int k = 0; k < 4; k++) {
-                        const __m128i packed = _mm_loadu_si128((const __m128i *)(p + k * rowBytes + 2));
-                        lo[k] = _mm_and_si128(packed, low);                     // groups 0-3
-                        hi[k] = _mm_and_si128(_mm_srli_epi16(packed, 4), low);  // groups 4-7
-                    }
-                    moek_transpose4(lo, iq[b]);
-                    moek_transpose4(hi, iq[b] + 4);
+        for (size_t s = 0; s < nb; s += SEGMENT) {
+            const size_t sb = nb - s < SEGMENT ? nb - s : SEGMENT;
+            const uint8_t *p = w0 + s * 18;
+            // The next four rows' segment: spread over the first token pass when there is only
+            // one (one matrix, one thread: 1 token 0.33 vs 0.43 ms, 2: 0.39 vs 0.48, 4: 0.61 vs
+            // 0.65), in a burst up front when there are several (spread, 32 tokens took 4.0
+            // instead of 3.6 ms).
+            const uint8_t *next = tokens <= TILE ? p + 4 * rowBytes : NULL;
+            if (!next)
+                for (int k = 0; k < 4; k++)
+                    for (size_t line = 0; line < sb * 18; line += 64) _mm_prefetch((const char *)(p + (4 + k) * rowBytes + line), _MM_HINT_T0);
+            for (size_t b = 0; b < sb; b++, p += 18) {
+                _mm_store_ps(dw[b], moek_scales4(p, rowBytes));
+                __m128i lo[4], hi[4];
+                for (int k = 0; k < 4; k++) {
+                    const __m128i packed = _mm_loadu_si128((const __m128i *)(p + k * rowBytes + 2));
+                    lo[k] = _mm_and_si128(packed, low);                     // groups 0-3
+                    hi[k] = _mm_and_si128(_mm_srli_epi16(packed, 4), low);  // groups 4-7
                 }
+                moek_transpose4(lo, iq[b]);
+                moek_transpose4(hi, iq[b] + 4);
+            }
+            for (size_t t0 = 0; t0 < tokens; t0 += TILE) {
+                const size_t tt = tokens - t0 < TILE ? tokens - t0 : TILE;
+                for (size_t i = 0; i < tt; i++) acc[i] = tile_resume(s, y + token_row(yIndex, t0 + i) * yStride + r);
                 for (size_t i = 0; i < tt; i += 4) {
                     const moek_block_q8_0 *xb[4];
                     const int32_t *ob[4];
@@ -225,8 +225,8 @@ MOEK_AVX2 static void gemm_q4_0_interleaved(const uint8_t *w, size_t rowBytes, s
                     default: q4_0_interleaved_tokens(q, d, sb, xb, ob, acc + i, 1, i == 0 ? next : NULL, rowBytes); break;
                     }
                 }
+                for (size_t i = 0; i < tt; i++) _mm_storeu_ps(y + token_row(yIndex, t0 + i) * yStride + r, acc[i]);
             }
-            for (size_t i = 0; i < tt; i++) _mm_storeu_ps(y + token_row(yIndex, t0 + i) * yStride + r, acc[i]);
         }
     }
     if (r < rows) gemm_loop_q8_0(moek_vec_dot_q4_0_q8_0, w + r * rowBytes, rowBytes, rows - r, n, x, xStride, xIndex, tokens, y + r, yStride, yIndex);
@@ -470,21 +470,21 @@ MOEK_AVX2_INLINE void gemm_k_interleaved(const uint8_t *w, size_t rowBytes, size
     size_t r = 0;
     for (; r + 4 <= rows; r += 4) {
         const uint8_t *w0 = w + r * rowBytes;
-        for (size_t t0 = 0; t0 < tokens; t0 += TILE) {
-            const size_t tt = tokens - t0 < TILE ? tokens - t0 : TILE;
-            for (size_t i = 0; i < tt; i++) acc[i] = _mm_setzero_ps();
-            for (size_t s = 0; s < nb; s += K_SEGMENT) {
-                const size_t sb = nb - s < K_SEGMENT ? nb - s : K_SEGMENT;
-                const uint8_t *p = w0 + s * blockBytes;
-                // The next four rows: spread over the first token pass, or up front (as the Q4_0 tiles).
-                const uint8_t *next = tokens <= TILE ? p + 4 * rowBytes : NULL;
-                if (!next)
-                    for (int k = 0; k < 4; k++)
-                        for (size_t line = 0; line < sb * blockBytes; line += 64) _mm_prefetch((const char *)(p + (4 + k) * rowBytes + line), _MM_HINT_T0);
-                for (size_t b = 0; b < sb; b++) {
-                    if (kind == 6) q6_interleave(p + b * blockBytes, rowBytes, &q6[b]);
-                    else k4_interleave(p + b * blockBytes, rowBytes, kind == 5 ? 48 : 16, kind == 5, &k4[b]);
-                }
+        for (size_t s = 0; s < nb; s += K_SEGMENT) {
+            const size_t sb = nb - s < K_SEGMENT ? nb - s : K_SEGMENT;
+            const uint8_t *p = w0 + s * blockBytes;
+            // The next four rows: spread over the first token pass, or up front (as the Q4_0 tiles).
+            const uint8_t *next = tokens <= TILE ? p + 4 * rowBytes : NULL;
+            if (!next)
+                for (int k = 0; k < 4; k++)
+                    for (size_t line = 0; line < sb * blockBytes; line += 64) _mm_prefetch((const char *)(p + (4 + k) * rowBytes + line), _MM_HINT_T0);
+            for (size_t b = 0; b < sb; b++) {
+                if (kind == 6) q6_interleave(p + b * blockBytes, rowBytes, &q6[b]);
+                else k4_interleave(p + b * blockBytes, rowBytes, kind == 5 ? 48 : 16, kind == 5, &k4[b]);
+            }
+            for (size_t t0 = 0; t0 < tokens; t0 += TILE) {
+                const size_t tt = tokens - t0 < TILE ? tokens - t0 : TILE;
+                for (size_t i = 0; i < tt; i++) acc[i] = tile_resume(s, y + token_row(yIndex, t0 + i) * yStride + r);
                 for (size_t i = 0; i < tt; i += 4) {
                     const moek_block_q8_K *xb[4];
                     const int count = tt - i < 4 ? (int)(tt - i) : 4;
@@ -504,8 +504,8 @@ MOEK_AVX2_INLINE void gemm_k_interleaved(const uint8_t *w, size_t rowBytes, size
                     }
 #undef MOEK_K_TOKENS
                 }
+                for (size_t i = 0; i < tt; i++) _mm_storeu_ps(y + token_row(yIndex, t0 + i) * yStride + r, acc[i]);
             }
-            for (size_t i = 0; i < tt; i++) _mm_storeu_ps(y + token_row(yIndex, t0 + i) * yStride + r, acc[i]);
         }
     }
     if (r < rows) {
@@ -548,16 +548,16 @@ MOEK_AVX2_INLINE void gemm_q8_0_tiles(const uint8_t *w, size_t rowBytes, size_t 
     size_t r = 0;
     for (; r + 4 <= rows; r += 4) {
         const uint8_t *w0 = w + r * rowBytes;
-        for (size_t t0 = 0; t0 < tokens; t0 += TILE) {
-            const size_t tt = tokens - t0 < TILE ? tokens - t0 : TILE;
-            for (size_t i = 0; i < tt; i++) acc[i] = _mm_setzero_ps();
-            for (size_t s = 0; s < nb; s += SEGMENT) {
-                const size_t sb = nb - s < SEGMENT ? nb - s : SEGMENT;
-                for (int k = 0; k < 4; k++) {
-                    const uint8_t *p = w0 + k * rowBytes + s * 34;
-                    for (size_t line = 0; line < sb * 34; line += 64) _mm_prefetch((const char *)(p + 4 * rowBytes + line), _MM_HINT_T0);
-                    for (size_t b = 0; b < sb; b++, p += 34) { uint16_t dh; memcpy(&dh, p, 2); dw[b][k] = moek_h2f(dh); }
-                }
+        for (size_t s = 0; s < nb; s += SEGMENT) {
+            const size_t sb = nb - s < SEGMENT ? nb - s : SEGMENT;
+            for (int k = 0; k < 4; k++) {
+                const uint8_t *p = w0 + k * rowBytes + s * 34;
+                for (size_t line = 0; line < sb * 34; line += 64) _mm_prefetch((const char *)(p + 4 * rowBytes + line), _MM_HINT_T0);
+                for (size_t b = 0; b < sb; b++, p += 34) { uint16_t dh; memcpy(&dh, p, 2); dw[b][k] = moek_h2f(dh); }
+            }
+            for (size_t t0 = 0; t0 < tokens; t0 += TILE) {
+                const size_t tt = tokens - t0 < TILE ? tokens - t0 : TILE;
+                for (size_t i = 0; i < tt; i++) acc[i] = tile_resume(s, y + token_row(yIndex, t0 + i) * yStride + r);
                 for (size_t i = 0; i < tt; i++) {
                     const moek_block_q8_0 *xb = x + token_row(xIndex, t0 + i) * xStride + s;
                     __m128 a4 = acc[i];
@@ -580,8 +580,8 @@ MOEK_AVX2_INLINE void gemm_q8_0_tiles(const uint8_t *w, size_t rowBytes, size_t 
                     }
                     acc[i] = a4;
                 }
+                for (size_t i = 0; i < tt; i++) _mm_storeu_ps(y + token_row(yIndex, t0 + i) * yStride + r, acc[i]);
             }
-            for (size_t i = 0; i < tt; i++) _mm_storeu_ps(y + token_row(yIndex, t0 + i) * yStride + r, acc[i]);
         }
     }
     if (r < rows) gemm_loop_q8_0(moek_vec_dot_q8_0_q8_0, w + r * rowBytes, rowBytes, rows - r, n, x, xStride, xIndex, tokens, y + r, yStride, yIndex);

@@ -7,9 +7,19 @@
 /// Blocks of 32 weights unpacked at a time (per row: 2 KiB of int8 and 64 scales, so four rows
 /// stay in L1 while every token of the tile passes over them).
 #define SEGMENT 64
-/// Tokens whose accumulators are kept per pass over a segment.
+/// Tokens whose accumulators are kept per pass over a segment. The tiles loop segments outside
+/// tiles, so each segment is unpacked once for all tokens (olmoe Q4_K, 512-token prompt: unpacking
+/// per tile of 8 tokens took as long as the products); a tile's sums wait in its output rows
+/// between segments (see tile_resume).
 #define TILE 8
 
 /// Activation / output row of token t: index[t], or t without an index.
 static inline size_t token_row(const int32_t *index, size_t t) { return index ? (size_t)index[t] : t; }
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+/// Four rows' sums of one token before `segment`: zero before the first, else what the previous
+/// segment stored at `y` (a float store and load are exact, so the sums' bits are unchanged).
+static inline __m128 tile_resume(size_t segment, const float *y) { return segment == 0 ? _mm_setzero_ps() : _mm_loadu_ps(y); }
+#endif
 #endif

@@ -309,35 +309,35 @@ MOEK_VNNI_INLINE void MOEK_VNNI_NAME(gemm_tiles)(const int q4, const uint8_t *w,
     size_t r = 0;
     for (; r + 4 <= rows; r += 4) {
         const uint8_t *w0 = w + r * rowBytes;
-        for (size_t t0 = 0; t0 < tokens; t0 += TILE) {
-            const size_t tt = tokens - t0 < TILE ? tokens - t0 : TILE;
-            for (size_t i = 0; i < tt; i++) acc[i] = _mm_setzero_ps();
-            for (size_t s = 0; s < nb; s += SEGMENT) {
-                const size_t sb = nb - s < SEGMENT ? nb - s : SEGMENT;
-                const uint8_t *p = w0 + s * blockBytes;
-                // The next four rows' segment: during the first token pass when there is one tile,
-                // in a burst up front when there are several (as gemm.c's interleaved Q4_0 tiles).
-                const uint8_t *next = tokens <= TILE ? p + 4 * rowBytes : NULL;
-                if (!next)
-                    for (int k = 0; k < 4; k++)
-                        for (size_t line = 0; line < sb * blockBytes; line += 64)
-                            _mm_prefetch((const char *)(p + (4 + k) * rowBytes + line), _MM_HINT_T0);
-                for (size_t b = 0; b < sb; b++, p += blockBytes) {
-                    _mm_store_ps(dw[b], moek_scales4(p, rowBytes));
-                    __m256i v[4];
-                    if (q4) {
-                        __m128i packed[4], t[4];
-                        for (int k = 0; k < 4; k++) packed[k] = _mm_loadu_si128((const __m128i *)(p + k * rowBytes + 2));
-                        moek_transpose4(packed, t);
-                        for (int g = 0; g < 4; g++) v[g] = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t[g], 4), t[g]), low);
-                    } else {
-                        __m256i q[4];
-                        for (int k = 0; k < 4; k++) q[k] = _mm256_loadu_si256((const __m256i *)(p + k * rowBytes + 2));
-                        MOEK_VNNI_NAME(transpose4x2)(q, v);
-                        for (int g = 0; g < 4; g++) v[g] = _mm256_xor_si256(v[g], flip);
-                    }
-                    for (int g = 0; g < 4; g++) _mm256_store_si256(&iq[b][g], v[g]);
+        for (size_t s = 0; s < nb; s += SEGMENT) {
+            const size_t sb = nb - s < SEGMENT ? nb - s : SEGMENT;
+            const uint8_t *p = w0 + s * blockBytes;
+            // The next four rows' segment: during the first token pass when there is one tile,
+            // in a burst up front when there are several (as gemm.c's interleaved Q4_0 tiles).
+            const uint8_t *next = tokens <= TILE ? p + 4 * rowBytes : NULL;
+            if (!next)
+                for (int k = 0; k < 4; k++)
+                    for (size_t line = 0; line < sb * blockBytes; line += 64)
+                        _mm_prefetch((const char *)(p + (4 + k) * rowBytes + line), _MM_HINT_T0);
+            for (size_t b = 0; b < sb; b++, p += blockBytes) {
+                _mm_store_ps(dw[b], moek_scales4(p, rowBytes));
+                __m256i v[4];
+                if (q4) {
+                    __m128i packed[4], t[4];
+                    for (int k = 0; k < 4; k++) packed[k] = _mm_loadu_si128((const __m128i *)(p + k * rowBytes + 2));
+                    moek_transpose4(packed, t);
+                    for (int g = 0; g < 4; g++) v[g] = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t[g], 4), t[g]), low);
+                } else {
+                    __m256i q[4];
+                    for (int k = 0; k < 4; k++) q[k] = _mm256_loadu_si256((const __m256i *)(p + k * rowBytes + 2));
+                    MOEK_VNNI_NAME(transpose4x2)(q, v);
+                    for (int g = 0; g < 4; g++) v[g] = _mm256_xor_si256(v[g], flip);
                 }
+                for (int g = 0; g < 4; g++) _mm256_store_si256(&iq[b][g], v[g]);
+            }
+            for (size_t t0 = 0; t0 < tokens; t0 += TILE) {
+                const size_t tt = tokens - t0 < TILE ? tokens - t0 : TILE;
+                for (size_t i = 0; i < tt; i++) acc[i] = tile_resume(s, y + token_row(yIndex, t0 + i) * yStride + r);
                 for (size_t i = 0; i < tt; i += 4) {
                     const moek_block_q8_0 *xb[4];
                     const int32_t *ob[4];
@@ -357,8 +357,8 @@ MOEK_VNNI_INLINE void MOEK_VNNI_NAME(gemm_tiles)(const int q4, const uint8_t *w,
                     default: MOEK_VNNI_NAME(tile_tokens)(q, d, sb, xb, ob, shift, acc + i, 1, pf, rowBytes, blockBytes); break;
                     }
                 }
+                for (size_t i = 0; i < tt; i++) _mm_storeu_ps(y + token_row(yIndex, t0 + i) * yStride + r, acc[i]);
             }
-            for (size_t i = 0; i < tt; i++) _mm_storeu_ps(y + token_row(yIndex, t0 + i) * yStride + r, acc[i]);
         }
     }
     if (r < rows)
