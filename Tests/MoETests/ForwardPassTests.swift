@@ -89,6 +89,25 @@ struct SessionTests {
         #expect(all == stepped)
     }
 
+    @Test("a prompt longer than one step gives the logits of the same tokens in short calls, and a session's buffers grow for it")
+    func promptLongerThanOneStep() throws {
+        let count = Model.promptStep + 45
+        let prompt = (0..<count).map { Int32(($0 * 7919 + 11) % model.config.vocabulary) }
+        let whole = try model.makeSession(contextLength: count).evaluate(prompt, logits: .all)
+        // A session whose buffers were made for a short prompt first, then the rest at once.
+        let growing = try model.makeSession(contextLength: count)
+        var parts = try growing.evaluate(Array(prompt[..<10]), logits: .all)
+        parts += try growing.evaluate(Array(prompt[10...]), logits: .all)
+        let grownSame = parts == whole  // (a Bool, so a failure does not print 300 rows of logits)
+        #expect(grownSame, "10 tokens, then \(count - 10) at once")
+        // Calls shorter than a step.
+        let short = try model.makeSession(contextLength: count)
+        var pieces: [Float] = []
+        for first in stride(from: 0, to: count, by: 40) { pieces += try short.evaluate(Array(prompt[first..<min(first + 40, count)]), logits: .all) }
+        let shortSame = pieces == whole
+        #expect(shortSame, "calls of 40 tokens")
+    }
+
     @Test("truncate and reset forget tokens, and re-evaluation repeats the same logits")
     func truncateAndReset() throws {
         let s = try model.makeSession(contextLength: 32)

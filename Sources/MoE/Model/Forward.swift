@@ -97,13 +97,18 @@ final class ForwardState {
         return made.pointer
     }
 
-    /// The most tokens `batchBuffers` holds: `Model.batchCapacity`, half of it for a lane state.
+    /// The most tokens one batch may have: the larger of `Model.promptStep` and
+    /// `Model.batchCapacity`; half of the latter for a lane state.
     let batchCapacity: Int
 
-    /// The batched path's buffers (allocated on first use, for `batchCapacity` tokens).
-    func batchBuffers(model: Model) -> BatchBuffers {
-        if let batchStorage { return batchStorage }
-        let made = BatchBuffers(capacity: batchCapacity, config: model.config, hiddenSize: hiddenSize, widest: model.weights.widestInput)
+    /// The batched path's buffers for at least `tokens` tokens (at most `batchCapacity`): made on
+    /// first use for max(tokens, 64), and made again, larger, only when a batch outgrows them, so
+    /// short prompts and small decode batches never pay for a full prompt step.
+    func batchBuffers(model: Model, tokens: Int) -> BatchBuffers {
+        if let batchStorage, batchStorage.capacity >= tokens { return batchStorage }
+        let capacity = min(batchCapacity, max(tokens, 64))
+        batchStorage = nil  // the old buffers go before the new ones are zeroed
+        let made = BatchBuffers(capacity: capacity, config: model.config, hiddenSize: hiddenSize, widest: model.weights.widestInput)
         batchStorage = made
         return made
     }
@@ -121,7 +126,7 @@ final class ForwardState {
     }
 
     convenience init(model: Model, contextLength: Int, threads: Int) {
-        self.init(model: model, contextLength: contextLength, pool: ThreadPool(threads: threads), batchCapacity: Model.batchCapacity)
+        self.init(model: model, contextLength: contextLength, pool: ThreadPool(threads: threads), batchCapacity: max(Model.promptStep, Model.batchCapacity))
     }
 
     init(model: Model, contextLength: Int, pool: ThreadPool, batchCapacity: Int) {

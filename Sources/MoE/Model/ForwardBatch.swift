@@ -10,9 +10,11 @@ import Darwin
 
 /// Buffers for evaluating a batch of tokens layer by layer: each token's residual stream, block
 /// input, projections and routing, each (token, rank) pair's expert activations and output, and
-/// the converted activation rows the matrix-matrix kernels read. Allocated once per session for
-/// `capacity` tokens, on the first prompt.
+/// the converted activation rows the matrix-matrix kernels read. Allocated per session for
+/// `capacity` tokens on the first batch, again (larger) when a longer step comes.
 final class BatchBuffers {
+    /// The most tokens these buffers hold.
+    let capacity: Int
     let xs, hs, weights, out, gate, up, ffnOut, q, k, v, attention: FloatStorage
     let ids: UnsafeMutablePointer<Int32>
     /// Where each token's rows start in its owner's routing log (when it records).
@@ -39,6 +41,7 @@ final class BatchBuffers {
     let taskPairs: UnsafeMutablePointer<Int>
 
     init(capacity: Int, config c: ModelConfig, hiddenSize: Int, widest: Int) {
+        self.capacity = capacity
         let d = c.embedding, e = max(c.experts, 1), n = capacity * max(c.expertsUsed, 1)
         xs = FloatStorage(zeros: capacity * d)
         hs = FloatStorage(zeros: capacity * d)
@@ -90,9 +93,16 @@ final class BatchBuffers {
 }
 
 extension Model {
-    /// The most tokens one batched step evaluates (longer prompts go in steps of this size), and the
-    /// most sessions `Session.evaluate(together:tokens:)` takes.
+    /// The most sessions `Session.evaluate(together:tokens:)` takes.
     public static let batchCapacity = 64
+
+    /// The most prompt tokens one batched step evaluates; longer prompts go in steps of this size.
+    /// Larger steps read each expert once for more tokens and unpack each weight segment once for
+    /// more tiles; the step's buffers grow with it (about 190 KiB per token for OLMoE-1B-7B, so
+    /// 48 MiB at 256), allocated for the longest step a session has run. olmoe pp512, 2 threads,
+    /// Zen 5, medians of 5: Q8_0 125.3 t/s in steps of 64, 134.3 in steps of 256; Q4_K_M 131.8 /
+    /// 139.7; 512 was no faster than 256.
+    public static let promptStep = 256
 
     /// Runs `tokens` (at positions `position`, `position + 1`, ...) through every layer, layer by
     /// layer. Each weight matrix is applied to the whole batch at once with the matrix-matrix
@@ -115,7 +125,7 @@ extension Model {
                  state s: ForwardState, logits: (Int) -> UnsafeMutablePointer<Float>?) throws(MoEError) {
         let count = tokens.count
         precondition(count <= s.batchCapacity)
-        let b = s.batchBuffers(model: self)
+        let b = s.batchBuffers(model: self, tokens: count)
         s.startLaps()
         s.timings.tokens += count
         embed(tokens, buffers: b, owners: owners, state: s)
@@ -142,7 +152,7 @@ extension Model {
         let count = tokens.count, first = count - count / 2, second = count / 2
         precondition(count <= s.batchCapacity && second >= 1 && canOverlap)
         let lane = s.laneState(model: self)
-        let a = s.batchBuffers(model: self), b = lane.batchBuffers(model: self)
+        let a = s.batchBuffers(model: self, tokens: first), b = lane.batchBuffers(model: self, tokens: second)
         let began = moek_monotonic_ns(), phasesBefore = s.timings.total
         func positionsB(_ t: Int) -> Int { positions(first + t) }
         func ownersB(_ t: Int) -> ForwardState { owners(first + t) }

@@ -72,11 +72,11 @@ public final class Session {
                 position += 1
                 return
             }
-            // Prompts go layer by layer in steps of up to Model.batchCapacity tokens.
+            // Prompts go layer by layer in steps of up to Model.promptStep tokens.
             try tokens.withUnsafeBufferPointer { (all) throws(MoEError) in
                 var first = 0
                 while first < all.count {
-                    let n = min(Model.batchCapacity, all.count - first)
+                    let n = min(Model.promptStep, all.count - first)
                     let step = UnsafeBufferPointer(rebasing: all[first..<(first + n)])
                     let base = first
                     try model.forward(batch: step, position: position, state: state) { t in
