@@ -649,9 +649,10 @@ static void rows4_q8_0(int q4, const uint8_t *w, size_t rowBytes, size_t rows, s
 /// Tokens from which CPUs with vpdpbusd use its Q8_0 tiles (vnni_qdot.h).
 #define VNNI_TILE_TOKENS 2
 /// Tokens from which CPUs with vpdpbusd use its Q4_0 tiles: below, the eight-row decode kernel
-/// once per token (Zen 5, one thread, 1024x2048 streamed: two tokens 60.0 vs 75.6 µs; three
-/// tokens from L3 88.6 vs 77.6).
-#define VNNI_Q4_0_TILE_TOKENS 3
+/// once per token. Zen 5, one thread, a 1024x2048 matrix for two tokens: the decode kernel twice
+/// 60.0 µs streamed against 75.6 for the four-row tiles (so tiles began at 3), then the
+/// eight-row tiles 63.6-63.7 streamed and 55.4-56.0 from L3 against 67.6-71.6 / 60.7-62.0.
+#define VNNI_Q4_0_TILE_TOKENS 2
 /// Tokens from which CPUs with vpdpbusd use its Q4_K tiles (vnni_ktiles.h).
 #define VNNI_Q4_K_TILE_TOKENS 2
 /// Tokens from which CPUs with vpdpbusd use its Q6_K tiles (vnni_ktiles.h).
