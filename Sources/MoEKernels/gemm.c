@@ -189,10 +189,7 @@ MOEK_AVX2 static void gemm_q4_0_interleaved(const uint8_t *w, size_t rowBytes, s
             // one (one matrix, one thread: 1 token 0.33 vs 0.43 ms, 2: 0.39 vs 0.48, 4: 0.61 vs
             // 0.65), in a burst up front when there are several (spread, 32 tokens took 4.0
             // instead of 3.6 ms).
-            const uint8_t *next = tokens <= TILE ? p + 4 * rowBytes : NULL;
-            if (!next)
-                for (int k = 0; k < 4; k++)
-                    for (size_t line = 0; line < sb * 18; line += 64) _mm_prefetch((const char *)(p + (4 + k) * rowBytes + line), _MM_HINT_T0);
+            const uint8_t *next = tile_next_rows(p, rowBytes, 4, sb * 18, tokens);
             for (size_t b = 0; b < sb; b++, p += 18) {
                 _mm_store_ps(dw[b], moek_scales4(p, rowBytes));
                 __m128i lo[4], hi[4];
@@ -474,10 +471,7 @@ MOEK_AVX2_INLINE void gemm_k_interleaved(const uint8_t *w, size_t rowBytes, size
             const size_t sb = nb - s < K_SEGMENT ? nb - s : K_SEGMENT;
             const uint8_t *p = w0 + s * blockBytes;
             // The next four rows: spread over the first token pass, or up front (as the Q4_0 tiles).
-            const uint8_t *next = tokens <= TILE ? p + 4 * rowBytes : NULL;
-            if (!next)
-                for (int k = 0; k < 4; k++)
-                    for (size_t line = 0; line < sb * blockBytes; line += 64) _mm_prefetch((const char *)(p + (4 + k) * rowBytes + line), _MM_HINT_T0);
+            const uint8_t *next = tile_next_rows(p, rowBytes, 4, sb * blockBytes, tokens);
             for (size_t b = 0; b < sb; b++) {
                 if (kind == 6) q6_interleave(p + b * blockBytes, rowBytes, &q6[b]);
                 else k4_interleave(p + b * blockBytes, rowBytes, kind == 5 ? 48 : 16, kind == 5, &k4[b]);

@@ -21,5 +21,17 @@ static inline size_t token_row(const int32_t *index, size_t t) { return index ? 
 /// Four rows' sums of one token before `segment`: zero before the first, else what the previous
 /// segment stored at `y` (a float store and load are exact, so the sums' bits are unchanged).
 static inline __m128 tile_resume(size_t segment, const float *y) { return segment == 0 ? _mm_setzero_ps() : _mm_loadu_ps(y); }
+
+/// The next row group's segment for a tile pass to prefetch as it goes: `p + rows * rowBytes`
+/// when one tile of tokens passes over the current group (its pass spreads the prefetch); with
+/// several tiles, every cache line of the next `rows` rows' `bytes` is prefetched here up front
+/// (spread, 32 tokens of a Zen 1 Q4_0 matrix took 4.0 instead of 3.6 ms) and NULL is returned.
+static inline const uint8_t *tile_next_rows(const uint8_t *p, size_t rowBytes, int rows, size_t bytes, size_t tokens) {
+    const uint8_t *next = p + rows * rowBytes;
+    if (tokens <= TILE) return next;
+    for (int k = 0; k < rows; k++)
+        for (size_t line = 0; line < bytes; line += 64) _mm_prefetch((const char *)(next + k * rowBytes + line), _MM_HINT_T0);
+    return NULL;
+}
 #endif
 #endif

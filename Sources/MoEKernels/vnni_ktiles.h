@@ -144,11 +144,7 @@ MOEK_VNNI_ATTR static size_t MOEK_VNNI_NAME(gemm_q4_K_rows8)(const uint8_t *w, s
         for (size_t s = 0; s < nb; s += K_SEGMENT) {
             const size_t sb = nb - s < K_SEGMENT ? nb - s : K_SEGMENT;
             const uint8_t *p = w0 + s * 144;
-            // The next eight rows: spread over the first token pass, or up front.
-            const uint8_t *next = tokens <= TILE ? p + 8 * rowBytes : NULL;
-            if (!next)
-                for (int k = 0; k < 8; k++)
-                    for (size_t line = 0; line < sb * 144; line += 64) _mm_prefetch((const char *)(p + (8 + k) * rowBytes + line), _MM_HINT_T0);
+            const uint8_t *next = tile_next_rows(p, rowBytes, 8, sb * 144, tokens);
             for (size_t b = 0; b < sb; b++) {
                 k4_interleave(p + b * 144, rowBytes, 16, 0, &lo[b]);
                 k4_interleave(p + 4 * rowBytes + b * 144, rowBytes, 16, 0, &hi[b]);

@@ -363,11 +363,7 @@ MOEK_VNNI_INLINE void MOEK_VNNI_NAME(gemm_tiles)(const int q4, const uint8_t *w,
             const uint8_t *p = w0 + s * blockBytes;
             // The next four rows' segment: during the first token pass when there is one tile,
             // in a burst up front when there are several (as gemm.c's interleaved Q4_0 tiles).
-            const uint8_t *next = tokens <= TILE ? p + 4 * rowBytes : NULL;
-            if (!next)
-                for (int k = 0; k < 4; k++)
-                    for (size_t line = 0; line < sb * blockBytes; line += 64)
-                        _mm_prefetch((const char *)(p + (4 + k) * rowBytes + line), _MM_HINT_T0);
+            const uint8_t *next = tile_next_rows(p, rowBytes, 4, sb * blockBytes, tokens);
             for (size_t b = 0; b < sb; b++, p += blockBytes) {
                 _mm_store_ps(dw[b], moek_scales4(p, rowBytes));
                 __m256i v[4];
@@ -439,11 +435,7 @@ MOEK_VNNI_INLINE size_t MOEK_VNNI_NAME(gemm_tiles8)(const int q4, const uint8_t 
             const uint8_t *p = w0 + s * blockBytes;
             // The next eight rows' segment: during the first token pass when there is one tile,
             // in a burst up front when there are several.
-            const uint8_t *next = tokens <= TILE ? p + 8 * rowBytes : NULL;
-            if (!next)
-                for (int k = 0; k < 8; k++)
-                    for (size_t line = 0; line < sb * blockBytes; line += 64)
-                        _mm_prefetch((const char *)(p + (8 + k) * rowBytes + line), _MM_HINT_T0);
+            const uint8_t *next = tile_next_rows(p, rowBytes, 8, sb * blockBytes, tokens);
             for (size_t b = 0; b < sb; b++, p += blockBytes) {
                 _mm_store_ps(dw[b], moek_scales4(p, rowBytes));
                 _mm_store_ps(dw[b] + 4, moek_scales4(p + 4 * rowBytes, rowBytes));
