@@ -130,45 +130,6 @@ MOEK_VNNI_INLINE void MOEK_VNNI_NAME(k4x8_tokens_body)(const k4_interleaved *lo,
     for (int t = 0; t < count; t++) acc[t] = a[t];
 }
 
-/// Q4_K rows eight at a time (the tiles above, two four-row groups per pass); returns how many
-/// rows it did (a multiple of 8), the rest left to the four-row tiles.
-MOEK_VNNI_ATTR static size_t MOEK_VNNI_NAME(gemm_q4_K_rows8)(const uint8_t *w, size_t rowBytes, size_t rows, size_t n,
-                                                             const moek_block_q8_K *x, size_t xStride, const int32_t *xIndex,
-                                                             size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
-    const size_t nb = n / 256;
-    k4_interleaved lo[K_SEGMENT], hi[K_SEGMENT];
-    __m256 acc[TILE];
-    size_t r = 0;
-    for (; r + 8 <= rows; r += 8) {
-        const uint8_t *w0 = w + r * rowBytes;
-        for (size_t s = 0; s < nb; s += K_SEGMENT) {
-            const size_t sb = nb - s < K_SEGMENT ? nb - s : K_SEGMENT;
-            const uint8_t *p = w0 + s * 144;
-            const uint8_t *next = tile_next_rows(p, rowBytes, 8, sb * 144, tokens);
-            for (size_t b = 0; b < sb; b++) {
-                k4_interleave(p + b * 144, rowBytes, 16, 0, &lo[b]);
-                k4_interleave(p + 4 * rowBytes + b * 144, rowBytes, 16, 0, &hi[b]);
-            }
-            for (size_t t0 = 0; t0 < tokens; t0 += TILE) {
-                const size_t tt = tokens - t0 < TILE ? tokens - t0 : TILE;
-                for (size_t i = 0; i < tt; i++) {
-                    float *out = y + token_row(yIndex, t0 + i) * yStride + r;
-                    acc[i] = s == 0 ? _mm256_setzero_ps() : _mm256_loadu_ps(out);
-                }
-                for (size_t i = 0; i < tt; i += 2) {
-                    const moek_block_q8_K *xb[2];
-                    const int count = tt - i < 2 ? 1 : 2;
-                    for (int j = 0; j < count; j++) xb[j] = x + token_row(xIndex, t0 + i + j) * xStride + s;
-                    const uint8_t *pf = i == 0 ? next : NULL;
-                    if (count == 2) MOEK_VNNI_NAME(k4x8_tokens_body)(lo, hi, sb, xb, acc + i, 2, pf, rowBytes);
-                    else MOEK_VNNI_NAME(k4x8_tokens_body)(lo, hi, sb, xb, acc + i, 1, pf, rowBytes);
-                }
-                for (size_t i = 0; i < tt; i++) _mm256_storeu_ps(y + token_row(yIndex, t0 + i) * yStride + r, acc[i]);
-            }
-        }
-    }
-    return r;
-}
 
 /// Q6_K: sub-blocks j and j+1 (16 weights each) share a vector, the token's 32 activations of the
 /// two with dword g of each half broadcast, so four vpdpbusd give rows 0-3's sums of sub-block j
@@ -215,6 +176,65 @@ MOEK_VNNI_INLINE void MOEK_VNNI_NAME(k6_tokens_body)(const q6_interleaved *block
     for (int t = 0; t < count; t++) acc[t] = a[t];
 }
 
+/// Eight Q6_K rows (two interleaved four-row super-blocks) · `count` (1-2) tokens, as
+/// k4x8_tokens_body is to k4_tokens_body: each shuffled activation dword feeds both groups, the
+/// finish runs eight lanes wide with k6_tokens_body's operations per lane (the same bits).
+MOEK_VNNI_INLINE void MOEK_VNNI_NAME(k6x8_tokens_body)(const q6_interleaved *lo, const q6_interleaved *hi, size_t sb,
+                                                        const moek_block_q8_K *const *xb, __m256 *acc, const int count,
+                                                        const uint8_t *next, size_t rowBytes) {
+    const __m256i zero = _mm256_setzero_si256();
+    __m256 a[2];
+    for (int t = 0; t < count; t++) a[t] = acc[t];
+    for (size_t i = 0; i < sb; i++) {
+        const q6_interleaved *A = &lo[i], *B = &hi[i];
+        if (next) {
+            prefetch_block4(next + i * 210, rowBytes, 210);
+            prefetch_block4(next + 4 * rowBytes + i * 210, rowBytes, 210);
+        }
+        __m256i offset[2], sumA[2], sumB[2];
+        for (int t = 0; t < count; t++) {
+            offset[t] = _mm256_set_m128i(q6_level_offset(B, xb[t][i].bsums), q6_level_offset(A, xb[t][i].bsums));
+            sumA[t] = zero;
+            sumB[t] = zero;
+        }
+        for (int j = 0; j < 16; j += 2) {
+            const __m256i scA = _mm256_srai_epi32(_mm256_set_m128i(A->scales[j + 1], A->scales[j]), 16);
+            const __m256i scB = _mm256_srai_epi32(_mm256_set_m128i(B->scales[j + 1], B->scales[j]), 16);
+            __m256i sA[2], sB[2], act[2];
+            for (int t = 0; t < count; t++) {
+                sA[t] = zero;
+                sB[t] = zero;
+                act[t] = _mm256_loadu_si256((const __m256i *)(xb[t][i].qs + 16 * j));
+            }
+#define MOEK_VNNI_K6X8_GROUP(g)                                                                        \
+            {                                                                                          \
+                const __m256i qa = _mm256_loadu2_m128i(&A->q[j + 1][g], &A->q[j][g]);                 \
+                const __m256i qb = _mm256_loadu2_m128i(&B->q[j + 1][g], &B->q[j][g]);                 \
+                for (int t = 0; t < count; t++) {                                                      \
+                    const __m256i v = _mm256_shuffle_epi32(act[t], (g) * 0x55);                      \
+                    sA[t] = MOEK_DPBUSD(sA[t], qa, v);                                                 \
+                    sB[t] = MOEK_DPBUSD(sB[t], qb, v);                                                 \
+                }                                                                                      \
+            }
+            MOEK_VNNI_K6X8_GROUP(0) MOEK_VNNI_K6X8_GROUP(1) MOEK_VNNI_K6X8_GROUP(2) MOEK_VNNI_K6X8_GROUP(3)
+#undef MOEK_VNNI_K6X8_GROUP
+            for (int t = 0; t < count; t++) {
+                sumA[t] = _mm256_add_epi32(sumA[t], _mm256_mullo_epi32(sA[t], scA));
+                sumB[t] = _mm256_add_epi32(sumB[t], _mm256_mullo_epi32(sB[t], scB));
+            }
+        }
+        const __m256 d = _mm256_set_m128(B->d, A->d);
+        for (int t = 0; t < count; t++) {
+            // Sub-block j's sums in lanes 0-3, j+1's in 4-7 of each group: low halves + high halves.
+            const __m256i si = _mm256_sub_epi32(_mm256_add_epi32(_mm256_permute2x128_si256(sumA[t], sumB[t], 0x20),
+                                                                 _mm256_permute2x128_si256(sumA[t], sumB[t], 0x31)),
+                                                offset[t]);
+            a[t] = _mm256_add_ps(a[t], _mm256_mul_ps(_mm256_mul_ps(d, _mm256_set1_ps(xb[t][i].d)), _mm256_cvtepi32_ps(si)));
+        }
+    }
+    for (int t = 0; t < count; t++) acc[t] = a[t];
+}
+
 /// `count` (1-4) tokens against a segment of interleaved Q6_K super-blocks, as q6_interleaved_tokens.
 MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(k6_tokens)(const q6_interleaved *blocks, size_t sb, const moek_block_q8_K *const *xb,
                                                      __m128 *acc, int count, const uint8_t *next, size_t rowBytes) {
@@ -224,6 +244,61 @@ MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(k6_tokens)(const q6_interleaved *block
     case 2: MOEK_VNNI_NAME(k6_tokens_body)(blocks, sb, xb, acc, 2, next, rowBytes); break;
     default: MOEK_VNNI_NAME(k6_tokens_body)(blocks, sb, xb, acc, 1, next, rowBytes); break;
     }
+}
+
+/// Q4_K (`q6` 0) or Q6_K rows eight at a time (two four-row groups per pass); returns how many
+/// rows it did (a multiple of 8), the rest left to the four-row tiles.
+MOEK_VNNI_INLINE size_t MOEK_VNNI_NAME(gemm_k_rows8)(const uint8_t *w, size_t rowBytes, size_t rows, size_t n,
+                                                     const moek_block_q8_K *x, size_t xStride, const int32_t *xIndex,
+                                                     size_t tokens, float *y, size_t yStride, const int32_t *yIndex, const int q6) {
+    const size_t nb = n / 256, blockBytes = q6 ? 210 : 144;
+    union { k4_interleaved k4[2][K_SEGMENT]; q6_interleaved q6[2][K_SEGMENT]; } segment;
+    __m256 acc[TILE];
+    size_t r = 0;
+    for (; r + 8 <= rows; r += 8) {
+        const uint8_t *w0 = w + r * rowBytes;
+        for (size_t s = 0; s < nb; s += K_SEGMENT) {
+            const size_t sb = nb - s < K_SEGMENT ? nb - s : K_SEGMENT;
+            const uint8_t *p = w0 + s * blockBytes;
+            const uint8_t *next = tile_next_rows(p, rowBytes, 8, sb * blockBytes, tokens);
+            for (size_t b = 0; b < sb; b++) {
+                for (int half = 0; half < 2; half++) {
+                    const uint8_t *ph = p + 4 * half * rowBytes + b * blockBytes;
+                    if (q6) q6_interleave(ph, rowBytes, &segment.q6[half][b]);
+                    else k4_interleave(ph, rowBytes, 16, 0, &segment.k4[half][b]);
+                }
+            }
+            for (size_t t0 = 0; t0 < tokens; t0 += TILE) {
+                const size_t tt = tokens - t0 < TILE ? tokens - t0 : TILE;
+                for (size_t i = 0; i < tt; i++) {
+                    float *out = y + token_row(yIndex, t0 + i) * yStride + r;
+                    acc[i] = s == 0 ? _mm256_setzero_ps() : _mm256_loadu_ps(out);
+                }
+                for (size_t i = 0; i < tt; i += 2) {
+                    const moek_block_q8_K *xb[2];
+                    const int count = tt - i < 2 ? 1 : 2;
+                    for (int j = 0; j < count; j++) xb[j] = x + token_row(xIndex, t0 + i + j) * xStride + s;
+                    const uint8_t *pf = i == 0 ? next : NULL;
+                    if (q6 && count == 2) MOEK_VNNI_NAME(k6x8_tokens_body)(segment.q6[0], segment.q6[1], sb, xb, acc + i, 2, pf, rowBytes);
+                    else if (q6) MOEK_VNNI_NAME(k6x8_tokens_body)(segment.q6[0], segment.q6[1], sb, xb, acc + i, 1, pf, rowBytes);
+                    else if (count == 2) MOEK_VNNI_NAME(k4x8_tokens_body)(segment.k4[0], segment.k4[1], sb, xb, acc + i, 2, pf, rowBytes);
+                    else MOEK_VNNI_NAME(k4x8_tokens_body)(segment.k4[0], segment.k4[1], sb, xb, acc + i, 1, pf, rowBytes);
+                }
+                for (size_t i = 0; i < tt; i++) _mm256_storeu_ps(y + token_row(yIndex, t0 + i) * yStride + r, acc[i]);
+            }
+        }
+    }
+    return r;
+}
+MOEK_VNNI_ATTR static size_t MOEK_VNNI_NAME(gemm_q4_K_rows8)(const uint8_t *w, size_t rowBytes, size_t rows, size_t n,
+                                                             const moek_block_q8_K *x, size_t xStride, const int32_t *xIndex,
+                                                             size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
+    return MOEK_VNNI_NAME(gemm_k_rows8)(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 0);
+}
+MOEK_VNNI_ATTR static size_t MOEK_VNNI_NAME(gemm_q6_K_rows8)(const uint8_t *w, size_t rowBytes, size_t rows, size_t n,
+                                                             const moek_block_q8_K *x, size_t xStride, const int32_t *xIndex,
+                                                             size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
+    return MOEK_VNNI_NAME(gemm_k_rows8)(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 1);
 }
 
 #undef MOEK_VNNI_INLINE
