@@ -208,11 +208,7 @@ MOEK_AVX2 static void gemm_q4_0_interleaved(const uint8_t *w, size_t rowBytes, s
                     const moek_block_q8_0 *xb[4];
                     const int32_t *ob[4];
                     const int count = tt - i < 4 ? (int)(tt - i) : 4;
-                    for (int j = 0; j < count; j++) {
-                        const size_t xi = token_row(xIndex, t0 + i + j);
-                        xb[j] = x + xi * xStride + s;
-                        ob[j] = offsets + xi * xStride + s;
-                    }
+                    tile_q8_0_tokens(x, offsets, xStride, xIndex, t0 + i, count, s, xb, ob);
                     const __m128i (*q)[8] = (const __m128i (*)[8])iq;
                     const float (*d)[4] = (const float (*)[4])dw;
                     switch (count) {

@@ -3,6 +3,7 @@
 #define MOEK_TILES_H
 #include <stddef.h>
 #include <stdint.h>
+#include "MoEKernels.h"
 
 /// Blocks of 32 weights unpacked at a time (per row: 2 KiB of int8 and 64 scales, so four rows
 /// stay in L1 while every token of the tile passes over them).
@@ -15,6 +16,17 @@
 
 /// Activation / output row of token t: index[t], or t without an index.
 static inline size_t token_row(const int32_t *index, size_t t) { return index ? (size_t)index[t] : t; }
+
+/// A Q4_0/Q8_0 tile pass's operands: for `count` tokens from token `first`, the activation
+/// blocks (`xb`) and their offsets (`ob`) from block `s` on.
+static inline void tile_q8_0_tokens(const moek_block_q8_0 *x, const int32_t *offsets, size_t xStride, const int32_t *xIndex,
+                                    size_t first, int count, size_t s, const moek_block_q8_0 **xb, const int32_t **ob) {
+    for (int j = 0; j < count; j++) {
+        const size_t xi = token_row(xIndex, first + j);
+        xb[j] = x + xi * xStride + s;
+        ob[j] = offsets + xi * xStride + s;
+    }
+}
 
 #if defined(__x86_64__)
 #include <immintrin.h>

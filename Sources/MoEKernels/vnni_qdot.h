@@ -387,11 +387,7 @@ MOEK_VNNI_INLINE void MOEK_VNNI_NAME(gemm_tiles)(const int q4, const uint8_t *w,
                     const moek_block_q8_0 *xb[4];
                     const int32_t *ob[4];
                     const int count = tt - i < 4 ? (int)(tt - i) : 4;
-                    for (int j = 0; j < count; j++) {
-                        const size_t xi = token_row(xIndex, t0 + i + j);
-                        xb[j] = x + xi * xStride + s;
-                        ob[j] = offsets + xi * xStride + s;
-                    }
+                    tile_q8_0_tokens(x, offsets, xStride, xIndex, t0 + i, count, s, xb, ob);
                     const __m256i (*q)[4] = (const __m256i (*)[4])iq;
                     const float (*d)[4] = (const float (*)[4])dw;
                     const uint8_t *pf = i == 0 ? next : NULL;
@@ -466,11 +462,7 @@ MOEK_VNNI_INLINE size_t MOEK_VNNI_NAME(gemm_tiles8)(const int q4, const uint8_t 
                     const moek_block_q8_0 *xb[2];
                     const int32_t *ob[2];
                     const int count = tt - i < 2 ? 1 : 2;
-                    for (int j = 0; j < count; j++) {
-                        const size_t xi = token_row(xIndex, t0 + i + j);
-                        xb[j] = x + xi * xStride + s;
-                        ob[j] = offsets + xi * xStride + s;
-                    }
+                    tile_q8_0_tokens(x, offsets, xStride, xIndex, t0 + i, count, s, xb, ob);
                     const __m256i (*q)[8] = (const __m256i (*)[8])iq;
                     const float (*d)[8] = (const float (*)[8])dw;
                     const uint8_t *pf = i == 0 ? next : NULL;
