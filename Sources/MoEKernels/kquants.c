@@ -41,6 +41,32 @@ MOEK_AVX2 static void vec_mad_f16_f16c(float *y, float a, const uint16_t *x, siz
     }
     for (; i < n; i++) y[i] += a * moek_half_to_float(x[i]);
 }
+
+/// Four rows at a time: each group of eight y stays in a register for all four (one load and
+/// one store instead of four), added to in row order with vec_mad_f16_f16c's operations.
+MOEK_AVX2 static void vec_mad_f16_rows_f16c(float *y, const float *w, const uint16_t *x, size_t stride, size_t n, size_t rows) {
+    size_t p = 0;
+    for (; p + 4 <= rows; p += 4) {
+        const uint16_t *r0 = x + p * stride, *r1 = r0 + stride, *r2 = r1 + stride, *r3 = r2 + stride;
+        const __m256 a0 = _mm256_set1_ps(w[p]), a1 = _mm256_set1_ps(w[p + 1]), a2 = _mm256_set1_ps(w[p + 2]), a3 = _mm256_set1_ps(w[p + 3]);
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            __m256 acc = _mm256_loadu_ps(y + i);
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(a0, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(r0 + i)))));
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(a1, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(r1 + i)))));
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(a2, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(r2 + i)))));
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(a3, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(r3 + i)))));
+            _mm256_storeu_ps(y + i, acc);
+        }
+        for (; i < n; i++) {
+            y[i] += w[p] * moek_half_to_float(r0[i]);
+            y[i] += w[p + 1] * moek_half_to_float(r1[i]);
+            y[i] += w[p + 2] * moek_half_to_float(r2[i]);
+            y[i] += w[p + 3] * moek_half_to_float(r3[i]);
+        }
+    }
+    for (; p < rows; p++) vec_mad_f16_f16c(y, w[p], x + p * stride, n);
+}
 #endif
 
 void moek_f32_to_f16(const float *src, uint16_t *dst, size_t n) {
@@ -57,6 +83,13 @@ void moek_vec_mad_f16(float *y, float a, const uint16_t *x, size_t n) {
     if (moek_cpu_features() & MOEK_CPU_NEON) { moek_neon_vec_mad_f16(y, a, x, n); return; }
 #endif
     moek_vec_mad_f16_scalar(y, a, x, n);
+}
+
+void moek_vec_mad_f16_rows(float *y, const float *w, const uint16_t *x, size_t stride, size_t n, size_t rows) {
+#if defined(__x86_64__)
+    if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) { vec_mad_f16_rows_f16c(y, w, x, stride, n, rows); return; }
+#endif
+    for (size_t p = 0; p < rows; p++) moek_vec_mad_f16(y, w[p], x + p * stride, n);
 }
 
 void moek_quantize_row_q8_K(const float *x, moek_block_q8_K *y, size_t n) {
@@ -160,6 +193,16 @@ float moek_vec_dot_f16_scalar(const uint16_t *a, const uint16_t *b, size_t n) {
 }
 
 #if defined(__x86_64__)
+/// The end of an F16 dot product: acc's eight lanes summed, then elements i..<n one by one.
+MOEK_AVX2_INLINE float dot_f16_finish(__m256 acc, const uint16_t *a, const uint16_t *b, size_t i, size_t n) {
+    __m128 s = _mm_add_ps(_mm256_extractf128_ps(acc, 1), _mm256_castps256_ps128(acc));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    float sum = _mm_cvtss_f32(s);
+    for (; i < n; i++) sum += moek_half_at((const uint8_t *)(a + i)) * moek_half_at((const uint8_t *)(b + i));
+    return sum;
+}
+
 MOEK_AVX2 static float vec_dot_f16_avx2(const uint16_t *a, const uint16_t *b, size_t n) {
     __m256 acc = _mm256_setzero_ps();
     size_t i = 0;
@@ -168,12 +211,31 @@ MOEK_AVX2 static float vec_dot_f16_avx2(const uint16_t *a, const uint16_t *b, si
         __m256 y = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + i)));
         acc = _mm256_fmadd_ps(x, y, acc);
     }
-    __m128 s = _mm_add_ps(_mm256_extractf128_ps(acc, 1), _mm256_castps256_ps128(acc));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    float sum = _mm_cvtss_f32(s);
-    for (; i < n; i++) sum += moek_half_at((const uint8_t *)(a + i)) * moek_half_at((const uint8_t *)(b + i));
-    return sum;
+    return dot_f16_finish(acc, a, b, i, n);
+}
+
+/// Four rows at a time, each with vec_dot_f16_avx2's operations: four independent chains of fused
+/// multiply-adds where one row had a single one waiting on each previous result.
+MOEK_AVX2 static void vec_dot_f16_rows_avx2(const uint16_t *a, size_t stride, const uint16_t *x, size_t n, size_t rows,
+                                            float scale, float *out) {
+    size_t p = 0;
+    for (; p + 4 <= rows; p += 4) {
+        const uint16_t *r0 = a + p * stride, *r1 = r0 + stride, *r2 = r1 + stride, *r3 = r2 + stride;
+        __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            const __m256 q = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i)));
+            c0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(r0 + i))), q, c0);
+            c1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(r1 + i))), q, c1);
+            c2 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(r2 + i))), q, c2);
+            c3 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(r3 + i))), q, c3);
+        }
+        out[p] = dot_f16_finish(c0, r0, x, i, n) * scale;
+        out[p + 1] = dot_f16_finish(c1, r1, x, i, n) * scale;
+        out[p + 2] = dot_f16_finish(c2, r2, x, i, n) * scale;
+        out[p + 3] = dot_f16_finish(c3, r3, x, i, n) * scale;
+    }
+    for (; p < rows; p++) out[p] = vec_dot_f16_avx2(a + p * stride, x, n) * scale;
 }
 #endif
 
@@ -184,6 +246,13 @@ float moek_vec_dot_f16(const uint16_t *a, const uint16_t *b, size_t n) {
     if (moek_cpu_features() & MOEK_CPU_NEON) return moek_neon_vec_dot_f16(a, b, n);
 #endif
     return moek_vec_dot_f16_scalar(a, b, n);
+}
+
+void moek_vec_dot_f16_rows(const uint16_t *a, size_t stride, const uint16_t *x, size_t n, size_t rows, float scale, float *out) {
+#if defined(__x86_64__)
+    if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) { vec_dot_f16_rows_avx2(a, stride, x, n, rows, scale, out); return; }
+#endif
+    for (size_t p = 0; p < rows; p++) out[p] = moek_vec_dot_f16(a + p * stride, x, n) * scale;
 }
 
 #if defined(__x86_64__)

@@ -357,6 +357,29 @@ struct KernelTests {
         #expect(abs(simd - scalar) <= 1e-4 * max(1, abs(scalar)))
     }
 
+    @Test("F16 dot products and value sums over several rows equal one call per row, bit for bit",
+          arguments: [(1, 1), (7, 3), (8, 4), (130, 9), (128, 67)])
+    func halfRows(n: Int, rows: Int) {
+        let stride = n + 3  // rows apart by more than their length, as heads in a KV cache row
+        let cache = randomRow(stride * rows, seed: 25).map { HalfPrecision.half(fromFloat: $0) }
+        let q = randomRow(n, seed: 26).map { HalfPrecision.half(fromFloat: $0) }
+        let w = randomRow(rows, seed: 27)
+        let start = randomRow(n, seed: 28)
+        forEachVariant { label in
+            var scores = [Float](repeating: 0, count: rows)
+            moek_vec_dot_f16_rows(cache, stride, q, n, rows, 0.125, &scores)
+            var y = start, expected = start
+            moek_vec_mad_f16_rows(&y, w, cache, stride, n, rows)
+            for p in 0..<rows {
+                cache.withUnsafeBufferPointer { c in
+                    #expect(scores[p] == moek_vec_dot_f16(c.baseAddress! + p * stride, q, n) * 0.125, "\(label) row \(p)")
+                    moek_vec_mad_f16(&expected, w[p], c.baseAddress! + p * stride, n)
+                }
+            }
+            #expect(y == expected, "\(label)")
+        }
+    }
+
     @Test("f16 row conversion matches the Swift reference for every half")
     func halfRow() {
         let all = (0...UInt16.max).map { $0 }

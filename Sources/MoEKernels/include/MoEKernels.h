@@ -92,10 +92,16 @@ void moek_f32_to_f16_scalar(const float *src, uint16_t *dst, size_t n);
 /// y[i] += a * x[i] for n half-precision x (the value sum of attention).
 void moek_vec_mad_f16(float *y, float a, const uint16_t *x, size_t n);
 void moek_vec_mad_f16_scalar(float *y, float a, const uint16_t *x, size_t n);
+/// moek_vec_mad_f16(y, w[p], x + p·stride, n) for p = 0, 1, ..., rows - 1 in turn, bit for bit:
+/// one attention head's weighted sum of `rows` cached values.
+void moek_vec_mad_f16_rows(float *y, const float *w, const uint16_t *x, size_t stride, size_t n, size_t rows);
 
 /// Dot product of n elements of two half-precision rows, accumulated in float.
 float moek_vec_dot_f16(const uint16_t *a, const uint16_t *b, size_t n);
 float moek_vec_dot_f16_scalar(const uint16_t *a, const uint16_t *b, size_t n);
+/// out[p] = moek_vec_dot_f16(a + p·stride, x, n) · scale for p < rows, bit for bit: one
+/// attention head's scores against `rows` cached keys `stride` halves apart.
+void moek_vec_dot_f16_rows(const uint16_t *a, size_t stride, const uint16_t *x, size_t n, size_t rows, float scale, float *out);
 
 /// The sum of n floats, read as fast as the memory system allows (for bandwidth measurement).
 float moek_sum_f32(const float *x, size_t n);

@@ -26,11 +26,9 @@ enum Attention {
         for head in only ?? 0..<heads {
             let kvHead = head / group
             moek_f32_to_f16(q + head * headSize, qHalf, headSize)
+            moek_vec_dot_f16_rows(keys + kvHead * headSize, keyRow, qHalf, headSize, length, scale, scores)
             var maxScore = -Float.infinity
-            for p in 0..<length {
-                scores[p] = moek_vec_dot_f16(keys + p * keyRow + kvHead * headSize, qHalf, headSize) * scale
-                maxScore = max(maxScore, scores[p])
-            }
+            for p in 0..<length { maxScore = max(maxScore, scores[p]) }
             var sum = 0.0
             for p in 0..<length {
                 scores[p] = expf(scores[p] - maxScore)
@@ -39,11 +37,9 @@ enum Attention {
             let inv = Float(1 / sum)
             let o = out + head * valueSize
             for i in 0..<valueSize { o[i] = 0 }
-            for p in 0..<length {
-                // ggml multiplies the F16 values by the probabilities converted to F16.
-                let weight = HalfPrecision.float(fromHalf: HalfPrecision.half(fromFloat: scores[p] * inv))
-                moek_vec_mad_f16(o, weight, values + p * valueRow + kvHead * valueSize, valueSize)
-            }
+            // ggml multiplies the F16 values by the probabilities converted to F16.
+            for p in 0..<length { scores[p] = HalfPrecision.float(fromHalf: HalfPrecision.half(fromFloat: scores[p] * inv)) }
+            moek_vec_mad_f16_rows(o, scores, values + kvHead * valueSize, valueRow, valueSize, length)
         }
     }
 }
