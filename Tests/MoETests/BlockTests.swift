@@ -79,19 +79,28 @@ struct BlockTests {
         let heads = 4, kvHeads = 2, hs = 8, vs = 6, length = 5
         var g = SplitMix(seed: 3)
         let q = (0..<(heads * hs)).map { _ in g.normal() }
-        let keys = (0..<(length * kvHeads * hs)).map { _ in HalfPrecision.half(fromFloat: g.normal()) }
-        let values = (0..<(length * kvHeads * vs)).map { _ in HalfPrecision.half(fromFloat: g.normal()) }
+        let rowKeys = (0..<(length * kvHeads * hs)).map { _ in HalfPrecision.half(fromFloat: g.normal()) }
+        let rowValues = (0..<(length * kvHeads * vs)).map { _ in HalfPrecision.half(fromFloat: g.normal()) }
         var out = [Float](repeating: 0, count: heads * vs), scores = [Float](repeating: 0, count: length)
         var qHalf = [UInt16](repeating: 0, count: hs)
         let scale = 1 / Float(hs).squareRoot()
+        // Head-major cache with room for two positions more than used: head j's position p at j * capacity + p.
+        let capacity = length + 2
+        var keys = [UInt16](repeating: 0, count: kvHeads * capacity * hs), values = [UInt16](repeating: 0, count: kvHeads * capacity * vs)
+        for p in 0..<length {
+            for j in 0..<kvHeads {
+                for i in 0..<hs { keys[(j * capacity + p) * hs + i] = rowKeys[p * kvHeads * hs + j * hs + i] }
+                for i in 0..<vs { values[(j * capacity + p) * vs + i] = rowValues[p * kvHeads * vs + j * vs + i] }
+            }
+        }
         Attention.attend(q: q, heads: heads, kvHeads: kvHeads, headSize: hs, valueSize: vs, keys: keys, values: values,
-                         length: length, scale: scale, out: &out, scores: &scores, qHalf: &qHalf)
+                         capacity: capacity, length: length, scale: scale, out: &out, scores: &scores, qHalf: &qHalf)
         for h in 0..<heads {
             let kv = h / 2
             let s = (0..<length).map { p in
                 (0..<hs).reduce(0.0) { acc, i in
                     acc + Double(HalfPrecision.float(fromHalf: HalfPrecision.half(fromFloat: q[h * hs + i])))
-                        * Double(HalfPrecision.float(fromHalf: keys[p * kvHeads * hs + kv * hs + i]))
+                        * Double(HalfPrecision.float(fromHalf: rowKeys[p * kvHeads * hs + kv * hs + i]))
                 } * Double(scale)
             }
             let m = s.max()!
@@ -100,7 +109,7 @@ struct BlockTests {
             for i in 0..<vs {
                 let expected = (0..<length).reduce(0.0) { acc, p in
                     acc + Double(HalfPrecision.float(fromHalf: HalfPrecision.half(fromFloat: Float(e[p] / z))))
-                        * Double(HalfPrecision.float(fromHalf: values[p * kvHeads * vs + kv * vs + i]))
+                        * Double(HalfPrecision.float(fromHalf: rowValues[p * kvHeads * vs + kv * vs + i]))
                 }
                 #expect(abs(Double(out[h * vs + i]) - expected) < 1e-5, "head \(h) value \(i)")
             }

@@ -12,8 +12,11 @@ import Darwin
 /// intermediate activation, and the thread pool, all allocated once.
 final class ForwardState {
     let pool: ThreadPool
-    let keys: UnsafeMutablePointer<UInt16>    // [layer][position][kvHeads * headDimension]
-    let values: UnsafeMutablePointer<UInt16>  // [layer][position][kvHeads * valueDimension]
+    // Head-major, so that a head's keys (and values) are one contiguous run that the attention
+    // reads front to back: position-major rows (llama.cpp's layout) put each head's 256 bytes a
+    // whole row (4 KiB for OLMoE) apart, and reading them ran at a quarter of the speed.
+    let keys: UnsafeMutablePointer<UInt16>    // [layer][kvHead][position][headDimension]
+    let values: UnsafeMutablePointer<UInt16>  // [layer][kvHead][position][valueDimension]
     let x, h, q, k, v, attention, scores, ffnOut, gate, up, routerLogits, expertWeights: FloatStorage
     /// The normalised input of the current block, converted for the matrices that read it.
     let input: ActivationBuffer
@@ -291,8 +294,10 @@ extension Model {
         let kvk = c.kvHeads * hd, kvv = c.kvHeads * vd
         let layerKeys = cache.keys + l * cache.contextLength * kvk
         let layerValues = cache.values + l * cache.contextLength * kvv
-        moek_f32_to_f16(k, layerKeys + position * kvk, kvk)
-        moek_f32_to_f16(v, layerValues + position * kvv, kvv)
+        for j in 0..<c.kvHeads {
+            moek_f32_to_f16(k + j * hd, layerKeys + (j * cache.contextLength + position) * hd, hd)
+            moek_f32_to_f16(v + j * vd, layerValues + (j * cache.contextLength + position) * vd, vd)
+        }
         // Scores need room for the cache's positions; a batch may attend over a longer context
         // than the session whose scratch it uses.
         let context = cache.contextLength
@@ -300,7 +305,7 @@ extension Model {
         let scale = 1 / Float(hd).squareRoot()
         s.pool.parallelFor(c.heads) { head in
             Attention.attend(q: q, heads: c.heads, kvHeads: c.kvHeads, headSize: hd, valueSize: vd,
-                             keys: layerKeys, values: layerValues, length: position + 1, scale: scale,
+                             keys: layerKeys, values: layerValues, capacity: cache.contextLength, length: position + 1, scale: scale,
                              out: s.attention.pointer, scores: scores + head * context,
                              qHalf: s.qHalf + head * hd, only: head..<(head + 1))
         }
