@@ -353,10 +353,10 @@ extension Model {
             if let c, let yc { c.gemm(rows: 0..<c.outputs, act, tokens: tokens, xIndex: nil, yc, yStride: sc, yIndex: nil) }
             return
         }
-        let threads = pool.threads
-        let na = Linear.chunkCount(rows: a.outputs, threads: threads)
-        let nb = b.map { Linear.chunkCount(rows: $0.outputs, threads: threads) } ?? 0
-        let nc = c.map { Linear.chunkCount(rows: $0.outputs, threads: threads) } ?? 0
+        let threads = pool.threads, matrices = 1 + (b == nil ? 0 : 1) + (c == nil ? 0 : 1)
+        let na = Linear.chunkCount(rows: a.outputs, threads: threads, matrices: matrices)
+        let nb = b.map { Linear.chunkCount(rows: $0.outputs, threads: threads, matrices: matrices) } ?? 0
+        let nc = c.map { Linear.chunkCount(rows: $0.outputs, threads: threads, matrices: matrices) } ?? 0
         pool.parallelFor(na + nb + nc) { task in
             if task < na {
                 a.gemm(rows: Linear.chunk(task, of: na, rows: a.outputs), act, tokens: tokens, xIndex: nil, ya, yStride: sa, yIndex: nil)
