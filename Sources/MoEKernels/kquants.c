@@ -514,6 +514,7 @@ void moek_vec_dot4_q5_K_q8_K(const void *w, size_t stride, const moek_block_q8_K
 
 void moek_vec_dot4_q6_K_q8_K(const void *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
 #if defined(__x86_64__)
+    if (moek_has_vnni(moek_cpu_features())) { moek_vnni_dot4_q6_K(w, stride, x, n, out); return; }
     if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) { vec_dot4_q6_K_q8_K_avx2((const uint8_t *)w, stride, x, n, out); return; }
 #elif defined(__aarch64__)
     if (moek_cpu_features() & MOEK_CPU_NEON) { moek_neon_vec_dot4_q6_K_q8_K(w, stride, x, n, out); return; }

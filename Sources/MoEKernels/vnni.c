@@ -65,6 +65,10 @@ void moek_vnni_dot4_q4_K(const void *w, size_t stride, const moek_block_q8_K *x,
     if (vex()) dot4_q4_K_vex((const uint8_t *)w, stride, x, n, out);
     else dot4_q4_K_evex((const uint8_t *)w, stride, x, n, out);
 }
+void moek_vnni_dot4_q6_K(const void *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
+    if (vex()) dot4_q6_K_vex((const uint8_t *)w, stride, x, n, out);
+    else dot4_q6_K_evex((const uint8_t *)w, stride, x, n, out);
+}
 void moek_vnni_dot4_q5_K(const void *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
     if (vex()) dot4_q5_K_vex((const uint8_t *)w, stride, x, n, out);
     else dot4_q5_K_evex((const uint8_t *)w, stride, x, n, out);

@@ -21,6 +21,8 @@ void moek_vnni_dot4_q8_0(const void *w, size_t stride, const moek_block_q8_0 *x,
 void moek_vnni_dot4_q4_K(const void *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out);
 /// moek_vec_dot4_q5_K_q8_K with vpdpbusd / vpdpwssd.
 void moek_vnni_dot4_q5_K(const void *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out);
+/// moek_vec_dot4_q6_K_q8_K with vpdpbusd / vpdpwssd.
+void moek_vnni_dot4_q6_K(const void *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out);
 /// moek_gemm_q4_0_q8_0 with vpdpbusd tiles.
 void moek_vnni_gemm_q4_0(const void *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_0 *x, const int32_t *offsets,
                          size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex);

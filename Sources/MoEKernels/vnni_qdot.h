@@ -235,6 +235,66 @@ MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(dot4_q5_K)(const uint8_t *w, size_t st
     MOEK_VNNI_NAME(dot4_k4)(w, stride, x, n, 1, out);
 }
 
+/// Q6_K, one row of one block against activations av (av[h][g]: the 32 bytes at 128h + 32g):
+/// the scaled level sums (8 lanes) and the scales times the activation sums of their groups
+/// (the offset, as q6_row in kquants.c). Levels are built as there; each 32-level vector goes
+/// through one vpdpbusd (four products per lane, at most 4·63·127 = 32004: int16 holds it), two
+/// vectors pack to int16 and one vpdpwssd applies their four groups' scales, where the AVX2 form
+/// needs a maddubs, a scale shuffle and a madd per vector.
+MOEK_VNNI_INLINE void MOEK_VNNI_NAME(q6_row)(const uint8_t *b, const __m256i (*av)[4], __m256i bsums, __m256i *sumi, __m256i *offset) {
+    const __m256i low = _mm256_set1_epi8(0xF), two = _mm256_set1_epi8(3), zero = _mm256_setzero_si256();
+    // Bytes of each 128-bit half's int16 scales: elements 0-3 group 0 (lower) / 1 (upper), 4-7
+    // group 2 / 3; the next pair of vectors' groups are four scales on.
+    const __m256i pick01 = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 4, 5, 4, 5, 4, 5, 4, 5, 2, 3, 2, 3, 2, 3, 2, 3, 6, 7, 6, 7, 6, 7, 6, 7);
+    const __m256i pick23 = _mm256_add_epi8(pick01, _mm256_set1_epi8(8));
+    const uint8_t *ql = b, *qh = b + 128;
+    const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b + 192)));
+    *offset = _mm256_madd_epi16(scales16, bsums);
+    __m256i acc = zero;
+    for (int half = 0; half < 2; half++, ql += 64, qh += 32) {
+        const __m256i halfScales = half ? _mm256_permute2x128_si256(scales16, scales16, 0x11) : _mm256_permute2x128_si256(scales16, scales16, 0x00);
+        const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+        const __m256i h = _mm256_loadu_si256((const __m256i *)qh);
+        const __m256i q0 = _mm256_or_si256(_mm256_and_si256(l0, low), _mm256_slli_epi16(_mm256_and_si256(h, two), 4));
+        const __m256i q1 = _mm256_or_si256(_mm256_and_si256(l1, low), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), two), 4));
+        const __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), two), 4));
+        const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), two), 4));
+        // Vector g's lower half is group 2g of this half, its upper half group 2g + 1.
+        const __m256i p01 = _mm256_packs_epi32(MOEK_DPBUSD(zero, q0, av[half][0]), MOEK_DPBUSD(zero, q1, av[half][1]));
+        const __m256i p23 = _mm256_packs_epi32(MOEK_DPBUSD(zero, q2, av[half][2]), MOEK_DPBUSD(zero, q3, av[half][3]));
+        acc = MOEK_DPWSSD(acc, p01, _mm256_shuffle_epi8(halfScales, pick01));
+        acc = MOEK_DPWSSD(acc, p23, _mm256_shuffle_epi8(halfScales, pick23));
+    }
+    *sumi = acc;
+}
+
+/// Decode: four Q6_K rows · one token, as moek_vec_dot4_q6_K_q8_K: q6_row per row (the block's
+/// activations loaded once for the four), then the AVX2 kernel's folds and float finish.
+MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(dot4_q6_K)(const uint8_t *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
+    __m128 acc = _mm_setzero_ps();
+    const size_t ahead = prefetch_rows(stride) * stride;
+    for (size_t i = 0; i < n / 256; i++) {
+        const uint8_t *b = w + i * 210;
+        for (int k = 0; k < 4; k++) {
+            const char *pf = (const char *)(b + ahead + k * stride);
+            for (size_t line = 0; line < 210; line += 64) _mm_prefetch(pf + line, _MM_HINT_T0);
+            _mm_prefetch(pf + 209, _MM_HINT_T0);
+        }
+        __m256i av[2][4];
+        for (int h = 0; h < 2; h++)
+            for (int g = 0; g < 4; g++) av[h][g] = _mm256_loadu_si256((const __m256i *)(x[i].qs + 128 * h + 32 * g));
+        const __m256i bsums = _mm256_loadu_si256((const __m256i *)x[i].bsums);
+        __m256i si[4], off[4];
+        for (int k = 0; k < 4; k++) MOEK_VNNI_NAME(q6_row)(b + k * stride, (const __m256i (*)[4])av, bsums, &si[k], &off[k]);
+        const __m128i offset = moek_fold4_256(off[0], off[1], off[2], off[3]);
+        const __m128i sumi = _mm_sub_epi32(moek_fold4_256(si[0], si[1], si[2], si[3]), _mm_slli_epi32(offset, 5));
+        // sum += d * x.d * (float)(sumi - 32 * offset), per row
+        const __m128 d = _mm_mul_ps(moek_scales4(b + 208, stride), _mm_set1_ps(x[i].d));
+        acc = _mm_add_ps(acc, _mm_mul_ps(d, _mm_cvtepi32_ps(sumi)));
+    }
+    _mm_storeu_ps(out, acc);
+}
+
 // Matrix-matrix tiles. Four rows' block is stored as four vectors, vector g holding, for rows 0-3,
 // elements 4g..4g+3 in lanes 0-3 and elements 16+4g..16+4g+3 in lanes 4-7 (unsigned bytes). A
 // token's activation block with dword g of each 128-bit half broadcast across that half (one
