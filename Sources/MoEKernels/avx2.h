@@ -98,5 +98,17 @@ MOEK_AVX2_INLINE void moek_transpose4(const __m128i *rows, __m128i *columns) {
     columns[2] = _mm_unpacklo_epi64(c, d);
     columns[3] = _mm_unpackhi_epi64(c, d);
 }
+
+/// One half of a Q6_K block's levels (0..63, unsigned bytes): from its 64 low-nibble bytes ql
+/// (l0 = ql[0..<32], l1 = ql[32..<64]) and 32 high-bit bytes h, the four vectors of 32 levels
+/// that go against activations 0-31, 32-63, 64-95 and 96-127 of the half.
+MOEK_AVX2_INLINE void moek_q6_levels(__m256i l0, __m256i l1, __m256i h, __m256i q[4]) {
+    const __m256i low = _mm256_set1_epi8(0xF), two = _mm256_set1_epi8(3);
+    q[0] = _mm256_or_si256(_mm256_and_si256(l0, low), _mm256_slli_epi16(_mm256_and_si256(h, two), 4));
+    q[1] = _mm256_or_si256(_mm256_and_si256(l1, low), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), two), 4));
+    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), two), 4));
+    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), two), 4));
+}
 #endif
+
 #endif

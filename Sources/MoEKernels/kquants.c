@@ -327,7 +327,6 @@ MOEK_AVX2 __attribute__((always_inline)) static inline void vec_dot4_k4_avx2(con
 /// lanes), whose total times 32 is the offset of the levels.
 MOEK_AVX2 __attribute__((always_inline)) static inline void q6_row(const uint8_t *b, const moek_block_q8_K *x, __m256i bsums,
                                                                    __m256i *sumi, __m256i *offset) {
-    const __m256i low = _mm256_set1_epi8(0xF), two = _mm256_set1_epi8(3);
     const uint8_t *ql = b, *qh = b + 128;
     const int8_t *sc = (const int8_t *)(b + 192);
     const int8_t *a = x->qs;
@@ -342,12 +341,8 @@ MOEK_AVX2 __attribute__((always_inline)) static inline void q6_row(const uint8_t
         const __m256i halfScales = half ? _mm256_permute2x128_si256(scales16, scales16, 0x11) : _mm256_permute2x128_si256(scales16, scales16, 0x00);
         const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
         const __m256i h = _mm256_loadu_si256((const __m256i *)qh);
-        const __m256i qs[4] = {
-            _mm256_or_si256(_mm256_and_si256(l0, low), _mm256_slli_epi16(_mm256_and_si256(h, two), 4)),
-            _mm256_or_si256(_mm256_and_si256(l1, low), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), two), 4)),
-            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), two), 4)),
-            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), two), 4)),
-        };
+        __m256i qs[4];
+        moek_q6_levels(l0, l1, h, qs);
         for (int g = 0; g < 4; g++) {
             const __m256i p = _mm256_maddubs_epi16(qs[g], _mm256_loadu_si256((const __m256i *)(a + 32 * g)));
             // Bytes 2e, 2e+1 of each lane: int16 element e (2g below, 2g+1 above).

@@ -237,12 +237,12 @@ MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(dot4_q5_K)(const uint8_t *w, size_t st
 
 /// Q6_K, one row of one block against activations av (av[h][g]: the 32 bytes at 128h + 32g):
 /// the scaled level sums (8 lanes) and the scales times the activation sums of their groups
-/// (the offset, as q6_row in kquants.c). Levels are built as there; each 32-level vector goes
-/// through one vpdpbusd (four products per lane, at most 4·63·127 = 32004: int16 holds it), two
-/// vectors pack to int16 and one vpdpwssd applies their four groups' scales, where the AVX2 form
-/// needs a maddubs, a scale shuffle and a madd per vector.
+/// (the offset, as q6_row in kquants.c). The levels (moek_q6_levels) go through one vpdpbusd per
+/// 32 (four products per lane, at most 4·63·127 = 32004: int16 holds it), two such vectors pack
+/// to int16 and one vpdpwssd applies their four groups' scales, where the AVX2 form needs a
+/// maddubs, a scale shuffle and a madd per vector.
 MOEK_VNNI_INLINE void MOEK_VNNI_NAME(q6_row)(const uint8_t *b, const __m256i (*av)[4], __m256i bsums, __m256i *sumi, __m256i *offset) {
-    const __m256i low = _mm256_set1_epi8(0xF), two = _mm256_set1_epi8(3), zero = _mm256_setzero_si256();
+    const __m256i zero = _mm256_setzero_si256();
     // Bytes of each 128-bit half's int16 scales: elements 0-3 group 0 (lower) / 1 (upper), 4-7
     // group 2 / 3; the next pair of vectors' groups are four scales on.
     const __m256i pick01 = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 4, 5, 4, 5, 4, 5, 4, 5, 2, 3, 2, 3, 2, 3, 2, 3, 6, 7, 6, 7, 6, 7, 6, 7);
@@ -255,13 +255,11 @@ MOEK_VNNI_INLINE void MOEK_VNNI_NAME(q6_row)(const uint8_t *b, const __m256i (*a
         const __m256i halfScales = half ? _mm256_permute2x128_si256(scales16, scales16, 0x11) : _mm256_permute2x128_si256(scales16, scales16, 0x00);
         const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
         const __m256i h = _mm256_loadu_si256((const __m256i *)qh);
-        const __m256i q0 = _mm256_or_si256(_mm256_and_si256(l0, low), _mm256_slli_epi16(_mm256_and_si256(h, two), 4));
-        const __m256i q1 = _mm256_or_si256(_mm256_and_si256(l1, low), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), two), 4));
-        const __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), two), 4));
-        const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), two), 4));
+        __m256i q[4];
+        moek_q6_levels(l0, l1, h, q);
         // Vector g's lower half is group 2g of this half, its upper half group 2g + 1.
-        const __m256i p01 = _mm256_packs_epi32(MOEK_DPBUSD(zero, q0, av[half][0]), MOEK_DPBUSD(zero, q1, av[half][1]));
-        const __m256i p23 = _mm256_packs_epi32(MOEK_DPBUSD(zero, q2, av[half][2]), MOEK_DPBUSD(zero, q3, av[half][3]));
+        const __m256i p01 = _mm256_packs_epi32(MOEK_DPBUSD(zero, q[0], av[half][0]), MOEK_DPBUSD(zero, q[1], av[half][1]));
+        const __m256i p23 = _mm256_packs_epi32(MOEK_DPBUSD(zero, q[2], av[half][2]), MOEK_DPBUSD(zero, q[3], av[half][3]));
         acc = MOEK_DPWSSD(acc, p01, _mm256_shuffle_epi8(halfScales, pick01));
         acc = MOEK_DPWSSD(acc, p23, _mm256_shuffle_epi8(halfScales, pick23));
     }
