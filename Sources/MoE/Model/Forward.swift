@@ -274,6 +274,21 @@ extension Model {
     /// positions 0...position into `state.attention` (scratch and threads from `state`).
     func attend(layer: LayerWeights, index l: Int, q: UnsafeMutablePointer<Float>, k: UnsafeMutablePointer<Float>,
                 v: UnsafeMutablePointer<Float>, position: Int, cache: ForwardState, state s: ForwardState) {
+        prepareAttention(layer: layer, index: l, q: q, k: k, v: v, position: position, cache: cache)
+        // Scores need room for the cache's positions; a batch may attend over a longer context
+        // than the session whose scratch it uses.
+        let context = cache.contextLength
+        let scores = context <= s.contextLength ? s.scores.pointer : s.wideScores(context: context)
+        s.pool.parallelFor(config.heads) { head in
+            attendHead(head, index: l, q: q, position: position, cache: cache, out: s.attention.pointer,
+                       scores: scores + head * context, qHalf: s.qHalf + head * config.headDimension)
+        }
+    }
+
+    /// The serial part of one token's attention: biases, q/k norms and RoPE applied to `q`, `k`,
+    /// `v` in place, and k and v appended to `cache`'s KV cache at `position`.
+    func prepareAttention(layer: LayerWeights, index l: Int, q: UnsafeMutablePointer<Float>, k: UnsafeMutablePointer<Float>,
+                          v: UnsafeMutablePointer<Float>, position: Int, cache: ForwardState) {
         let c = config
         let hd = c.headDimension, vd = c.valueDimension
         if let b = layer.qBias { for i in 0..<b.count { q[i] += b.pointer[i] } }
@@ -290,25 +305,25 @@ extension Model {
         }
         rope.apply(q, heads: c.heads, headSize: hd, position: position)
         rope.apply(k, heads: c.kvHeads, headSize: hd, position: position)
-
-        let kvk = c.kvHeads * hd, kvv = c.kvHeads * vd
-        let layerKeys = cache.keys + l * cache.contextLength * kvk
-        let layerValues = cache.values + l * cache.contextLength * kvv
+        let layerKeys = cache.keys + l * cache.contextLength * c.kvHeads * hd
+        let layerValues = cache.values + l * cache.contextLength * c.kvHeads * vd
         for j in 0..<c.kvHeads {
             moek_f32_to_f16(k + j * hd, layerKeys + (j * cache.contextLength + position) * hd, hd)
             moek_f32_to_f16(v + j * vd, layerValues + (j * cache.contextLength + position) * vd, vd)
         }
-        // Scores need room for the cache's positions; a batch may attend over a longer context
-        // than the session whose scratch it uses.
-        let context = cache.contextLength
-        let scores = context <= s.contextLength ? s.scores.pointer : s.wideScores(context: context)
-        let scale = 1 / Float(hd).squareRoot()
-        s.pool.parallelFor(c.heads) { head in
-            Attention.attend(q: q, heads: c.heads, kvHeads: c.kvHeads, headSize: hd, valueSize: vd,
-                             keys: layerKeys, values: layerValues, capacity: cache.contextLength, length: position + 1, scale: scale,
-                             out: s.attention.pointer, scores: scores + head * context,
-                             qHalf: s.qHalf + head * hd, only: head..<(head + 1))
-        }
+    }
+
+    /// Query head `head` of one prepared token (`q`, at `position` in `cache`) over positions
+    /// 0...position of layer `l`'s cache: its values land at `out + head * valueDimension`.
+    /// `scores` needs position + 1 floats, `qHalf` headDimension halves, both the head's own.
+    func attendHead(_ head: Int, index l: Int, q: UnsafePointer<Float>, position: Int, cache: ForwardState,
+                    out: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>, qHalf: UnsafeMutablePointer<UInt16>) {
+        let c = config, hd = c.headDimension, vd = c.valueDimension
+        Attention.attend(q: q, heads: c.heads, kvHeads: c.kvHeads, headSize: hd, valueSize: vd,
+                         keys: cache.keys + l * cache.contextLength * c.kvHeads * hd,
+                         values: cache.values + l * cache.contextLength * c.kvHeads * vd,
+                         capacity: cache.contextLength, length: position + 1, scale: 1 / Float(hd).squareRoot(),
+                         out: out, scores: scores, qHalf: qHalf, only: head..<(head + 1))
     }
 
     /// The feed-forward block: routed experts (plus a shared expert) or a dense SwiGLU.

@@ -236,10 +236,22 @@ extension Model {
         }
         projectBatch(b.hs.pointer, stride: d, tokens: count, rows: b.tokenRows, pool: s.pool,
                      layer.q, b.q.pointer, qd, layer.k, b.k.pointer, kvk, layer.v, b.v.pointer, kvv)
+        // Every token's keys and values into its cache first (a token only reads positions up to
+        // its own), then one loop over heads, each taking the tokens in turn: one loop per layer
+        // instead of one per token, and a head's cached keys stay warm from token to token.
+        var widest = 0
         for t in 0..<count {
-            attend(layer: layer, index: l, q: b.q.pointer + t * qd, k: b.k.pointer + t * kvk, v: b.v.pointer + t * kvv,
-                   position: positions(t), cache: owners(t), state: s)
-            (b.attention.pointer + t * ad).update(from: s.attention.pointer, count: ad)
+            let owner = owners(t)
+            prepareAttention(layer: layer, index: l, q: b.q.pointer + t * qd, k: b.k.pointer + t * kvk, v: b.v.pointer + t * kvv,
+                             position: positions(t), cache: owner)
+            widest = max(widest, owner.contextLength)
+        }
+        let scores = widest <= s.contextLength ? s.scores.pointer : s.wideScores(context: widest)
+        s.pool.parallelFor(c.heads) { head in
+            for t in 0..<count {
+                attendHead(head, index: l, q: b.q.pointer + t * qd, position: positions(t), cache: owners(t),
+                           out: b.attention.pointer + t * ad, scores: scores + head * widest, qHalf: s.qHalf + head * c.headDimension)
+            }
         }
         projectBatch(b.attention.pointer, stride: ad, tokens: count, rows: b.tokenRows, pool: s.pool,
                      layer.output, b.ffnOut.pointer, d)
