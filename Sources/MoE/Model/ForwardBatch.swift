@@ -107,8 +107,8 @@ extension Model {
     /// Runs `tokens` (at positions `position`, `position + 1`, ...) through every layer, layer by
     /// layer. Each weight matrix is applied to the whole batch at once with the matrix-matrix
     /// kernels (the Q/K/V and output projections, dense FFNs, and each routed expert for the tokens
-    /// that chose it), so its weights are read once per batch; attention itself runs token by token,
-    /// each seeing the keys and values before it. With an expert store, experts are taken in waves
+    /// that chose it), so its weights are read once per batch; attention appends every token's keys
+    /// and values, then runs head by head over the tokens, each seeing the positions up to its own. With an expert store, experts are taken in waves
     /// of at most half the slots, the resident ones first, each distinct expert acquired (and read)
     /// at most once per batch. Every token gets bit for bit the result of `forward(token:)`.
     /// `logits(t)` says where token t's logits go (nil: not needed).
@@ -224,8 +224,9 @@ extension Model {
         s.lap(.output)
     }
 
-    /// Layer `l`'s attention block for the batch: norm, Q/K/V for all tokens at once, attention
-    /// token by token (each in its owner's cache), the output projection and the residual.
+    /// Layer `l`'s attention block for the batch: norm, Q/K/V for all tokens at once, every token's
+    /// keys and values into its owner's cache, attention in one loop over heads (each head taking
+    /// the tokens in turn), the output projection and the residual.
     private func attentionBlock(layer l: Int, tokens count: Int, buffers b: BatchBuffers, positions: (Int) -> Int,
                                 owners: (Int) -> ForwardState, state s: ForwardState) {
         let c = config, d = c.embedding, layer = weights.layers[l]
