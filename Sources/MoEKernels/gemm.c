@@ -513,16 +513,15 @@ MOEK_AVX2 static void gemm_k_vnni(const uint8_t *w, size_t rowBytes, size_t rows
                                   size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex,
                                   int q6) {
     const int vex = (moek_cpu_features() & MOEK_CPU_AVX_VNNI) != 0;
-    {  // eight rows per pass, a remaining four-row group below
-        const size_t done = q6 ? (vex ? gemm_q6_K_rows8_vex(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex)
-                                      : gemm_q6_K_rows8_evex(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex))
-                               : (vex ? gemm_q4_K_rows8_vex(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex)
-                                      : gemm_q4_K_rows8_evex(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex));
-        w += done * rowBytes;
-        rows -= done;
-        y += done;
-        if (rows == 0) return;
-    }
+    // Eight rows per pass, a remaining four-row group below.
+    const size_t done = q6 ? (vex ? gemm_q6_K_rows8_vex(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex)
+                                  : gemm_q6_K_rows8_evex(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex))
+                           : (vex ? gemm_q4_K_rows8_vex(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex)
+                                  : gemm_q4_K_rows8_evex(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex));
+    w += done * rowBytes;
+    rows -= done;
+    y += done;
+    if (rows == 0) return;
     if (q6 && vex) gemm_k_interleaved(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 6, 1);
     else if (q6) gemm_k_interleaved(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 6, 2);
     else if (vex) gemm_k_interleaved(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 4, 1);

@@ -108,9 +108,9 @@ extension Model {
     /// layer. Each weight matrix is applied to the whole batch at once with the matrix-matrix
     /// kernels (the Q/K/V and output projections, dense FFNs, and each routed expert for the tokens
     /// that chose it), so its weights are read once per batch; attention appends every token's keys
-    /// and values, then runs head by head over the tokens, each seeing the positions up to its own. With an expert store, experts are taken in waves
-    /// of at most half the slots, the resident ones first, each distinct expert acquired (and read)
-    /// at most once per batch. Every token gets bit for bit the result of `forward(token:)`.
+    /// and values, then runs head by head over the tokens, each seeing the positions up to its own.
+    /// With an expert store, experts are taken in waves of at most half the slots, the resident
+    /// ones first, each distinct expert acquired (and read) at most once per batch. Every token gets bit for bit the result of `forward(token:)`.
     /// `logits(t)` says where token t's logits go (nil: not needed).
     func forward(batch tokens: UnsafeBufferPointer<Int32>, position: Int, state s: ForwardState,
                  logits: (Int) -> UnsafeMutablePointer<Float>?) throws(MoEError) {

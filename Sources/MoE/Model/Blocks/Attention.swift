@@ -14,9 +14,10 @@ enum Attention {
     /// `0..<length` of the cache and writes `valueSize` values per head to `out`. Query head `h`
     /// reads KV head `h / (heads / kvHeads)`. The cache is head-major: KV head j's key for
     /// position p is the `headSize` halves at `keys + (j * capacity + p) * headSize` (values
-    /// likewise with `valueSize`), so one head's keys are one contiguous run. Scores are `q·k * scale`; the query is rounded to half
-    /// precision for the dot product, and the softmax probabilities for the value sum, as ggml's
-    /// attention does with an F16 cache (flash attention off).
+    /// likewise with `valueSize`), so one head's keys are one contiguous run. Scores are
+    /// `q·k * scale`; the query is rounded to half precision for the dot product, and the softmax
+    /// probabilities for the value sum, as ggml's attention does with an F16 cache (flash
+    /// attention off).
     /// `scores` needs `length` floats and `qHalf` `headSize` halves per head in `only` (or all heads).
     static func attend(q: UnsafePointer<Float>, heads: Int, kvHeads: Int, headSize: Int, valueSize: Int,
                        keys: UnsafePointer<UInt16>, values: UnsafePointer<UInt16>, capacity: Int, length: Int, scale: Float,
