@@ -19,7 +19,8 @@ enum BenchCommand {
         N tokens one at a time from an empty context), each as tokens/s, mean ± std over REPS
         runs after one warm-up. Also measures this machine's memory read bandwidth and reports
         the decode roofline: bandwidth / bytes of weights one token reads, and the fraction of it
-        reached. -p 0 or -n 0 skips a test. JSON uses llama-bench's field names. Decode tests
+        reached; at --parallel N, the roofline of a step (every expert any sequence chose read
+        once: the experts per layer a step ran are counted). -p 0 or -n 0 skips a test. JSON uses llama-bench's field names. Decode tests
         also print where a token's time goes: attention, router, experts, output, and how much
         of it the calling thread spent waiting (for expert reads or for the other threads); at
         --parallel N, both halves' phases are counted and "overlapped" is the time they ran at
@@ -135,6 +136,17 @@ enum BenchCommand {
         let rss = peakResidentBytes()  // before the bandwidth test's 1 GiB buffer
         let bandwidth = measureBandwidth(threads: threads)
         let roofline = bandwidth / Double(summary.activeBytesPerToken)
+        /// A decode test's roofline in tokens/s: bandwidth over the bytes one step read (the
+        /// routed experts counted as run, each once per step however many tokens chose it),
+        /// times the tokens per step. Equals `roofline` one token at a time.
+        func stepRoofline(_ r: Result) -> (ts: Double, expertsPerLayer: Double, bytesPerStep: Double, tokensPerStep: Double)? {
+            guard r.generated > 0, let t = r.timings, t.steps > 0 else { return nil }
+            let experts = summary.routedExpertLayers > 0 ? t.expertsPerStep(layers: summary.routedExpertLayers) : 0
+            let bytes = summary.bytesPerStep(expertsPerLayer: experts), perStep = Double(t.tokens) / Double(t.steps)
+            guard bytes > 0 else { return nil }
+            return (bandwidth * perStep / bytes, experts, bytes, perStep)
+        }
+        func fraction(_ r: Result) -> Double? { stepRoofline(r).map { r.mean / $0.ts } }
         func storeFields(_ r: Result) -> (hitRate: JSONValue, readPerToken: JSONValue, stall: JSONValue) {
             guard let s = r.store else { return (.null, .null, .null) }
             let tokens = Double(max(r.prompt + r.generated, 1) * r.samples.count), t = s.total
@@ -154,8 +166,10 @@ enum BenchCommand {
                     ("avg_ts", .double(r.mean)), ("stddev_ts", .double(r.std)), ("samples_ts", .array(r.samples.map { .double($0) })),
                     ("n_parallel", .int(r.parallel)), ("expert_memory", budget), ("expert_hit_rate", storeFields(r).hitRate),
                     ("expert_bytes_read_per_token", storeFields(r).readPerToken), ("expert_stall_fraction", storeFields(r).stall),
-                    ("roofline_fraction", r.generated > 0 && r.parallel == 1 ? .double(r.mean / roofline) : .null),
-                    ("roofline_ts", .double(roofline)), ("memory_bandwidth_bytes_per_s", .double(bandwidth)),
+                    ("roofline_fraction", fraction(r).map { .double($0) } ?? .null),
+                    ("roofline_ts", .double(stepRoofline(r)?.ts ?? roofline)), ("memory_bandwidth_bytes_per_s", .double(bandwidth)),
+                    ("experts_per_layer_step", stepRoofline(r).map { .double($0.expertsPerLayer) } ?? .null),
+                    ("bytes_per_step", stepRoofline(r).map { .double($0.bytesPerStep) } ?? .null),
                     ("active_bytes_per_token", .int(summary.activeBytesPerToken)), ("peak_rss_bytes", .int(rss)),
                     ("time_per_token_ms", r.timings.map { t in
                         .object([("attention", .double(t.perToken(t.attention) / 1e6)), ("router", .double(t.perToken(t.router) / 1e6)),
@@ -169,7 +183,7 @@ enum BenchCommand {
         case "csv":
             print("model_filename,model_type,model_size,model_n_params,n_threads,n_prompt,n_gen,avg_ts,stddev_ts,roofline_fraction,peak_rss_bytes,expert_memory,expert_hit_rate,n_parallel")
             for r in results {
-                let fraction = r.generated > 0 && r.parallel == 1 ? fixed(r.mean / roofline, 4) : ""
+                let fraction = fraction(r).map { fixed($0, 4) } ?? ""
                 let hit = r.store.map { fixed($0.total.hitRate, 4) } ?? ""
                 let memory = model.options.expertStore.map { String($0.budget) } ?? ""
                 print("\"\(path)\",\"\(modelType)\",\(summary.tensorBytes),\(summary.parameterCount),\(threads),\(r.prompt),\(r.generated),\(fixed(r.mean, 3)),\(fixed(r.std, 3)),\(fraction),\(rss),\(memory),\(hit),\(r.parallel)")
@@ -183,6 +197,12 @@ enum BenchCommand {
             print("")
             print("decode roofline: \(fixed(bandwidth / 1e9, 1)) GB/s read bandwidth / \(formatBytes(summary.activeBytesPerToken)) per token = \(fixed(roofline, 1)) t/s"
                 + (results.first { $0.generated > 0 && $0.parallel == 1 }.map { "; tg reached \(fixed(100 * $0.mean / roofline, 1))%" } ?? ""))
+            for r in results where r.parallel > 1 {
+                guard let b = stepRoofline(r) else { continue }
+                print("\(r.test) roofline: \(fixed(b.expertsPerLayer, 1)) experts per layer per step of \(b.tokensPerStep == b.tokensPerStep.rounded() ? String(Int(b.tokensPerStep)) : fixed(b.tokensPerStep, 1)) tokens "
+                    + "(one token: \(summary.expertUsedCount ?? 0)) = \(formatBytes(Int(b.bytesPerStep))) per step, \(fixed(b.ts, 1)) t/s; "
+                    + "reached \(fixed(100 * r.mean / b.ts, 1))%")
+            }
             print("peak RSS: \(formatBytes(rss))")
             for r in results {
                 guard let t = r.timings, t.tokens > 0 else { continue }

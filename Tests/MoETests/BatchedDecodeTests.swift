@@ -115,6 +115,49 @@ struct BatchedDecodeTests {
         #expect(session.timings == ForwardTimings())
     }
 
+    @Test("a step counts each routed expert once however many of its tokens chose it; an overlapped step is two, one per half")
+    func expertsRunPerStep() throws {
+        let model = try Model(path: Fixtures.path("forward/qwen3moe-q8_0.gguf"))
+        let c = model.config, k = c.expertsUsed
+        /// Distinct experts per layer, summed over layers, of tokens `range` of each trace's last step.
+        func distinct(_ traces: [[Int32]], tokens: (Int) -> Range<Int>) -> Int {
+            (0..<c.layers).reduce(0) { sum, l in
+                var ids = Set<Int32>()
+                for (i, trace) in traces.enumerated() {
+                    for t in tokens(i) { ids.formUnion(trace[(t * c.layers + l) * k..<(t * c.layers + l + 1) * k]) }
+                }
+                return sum + ids.count
+            }
+        }
+        let session = try model.makeSession(contextLength: 16, threads: 2)
+        session.recordsRouting = true
+        _ = try session.evaluate([1, 17, 42, 99, 3])
+        var t = session.timings
+        #expect(t.steps == 1 && t.tokens == 5)
+        #expect(t.expertsRun == distinct([session.routingTrace]) { _ in 0..<5 })
+        #expect(t.expertsRun > k * c.layers && t.expertsRun < 5 * k * c.layers, "five tokens share some experts")
+        _ = try session.evaluate([250])
+        t = session.timings
+        #expect(t.steps == 2 && t.expertsRun == distinct([session.routingTrace]) { _ in 0..<5 } + k * c.layers)
+
+        for overlap in [false, true] {
+            let sessions = try (0..<4).map { _ in try model.makeSession(contextLength: 16, threads: 2) }
+            for s in sessions { s.recordsRouting = true }
+            _ = try Session.evaluate(together: sessions, tokens: [31, 77, 31, 128], overlap: overlap)
+            let traces = sessions.map(\.routingTrace)
+            t = sessions[0].timings
+            if overlap {  // halves: sessions 0-1 and 2-3
+                #expect(t.steps == 2)
+                #expect(t.expertsRun == distinct(Array(traces[..<2])) { _ in 0..<1 } + distinct(Array(traces[2...])) { _ in 0..<1 })
+            } else {
+                #expect(t.steps == 1)
+                #expect(t.expertsRun == distinct(traces) { _ in 0..<1 })
+                #expect(t.expertsRun < 4 * k * c.layers, "sessions 0 and 2 have the same token, so the same experts")
+            }
+            #expect(t.expertsPerStep(layers: c.layers) == Double(t.expertsRun) / Double(t.steps * c.layers))
+        }
+    }
+
     @Test("timings of overlapped halves: both halves' phases and tokens are charged to the first session, the overlap is part of the phases")
     func overlappedTimings() throws {
         let model = try Model(path: Fixtures.path("forward/qwen3moe-q8_0.gguf"))

@@ -62,10 +62,21 @@ struct CLITests {
             #expect(split.values.allSatisfy { $0 >= 0 } && split["experts"]! > 0)
         }
         #expect(try #require(tests[1]["time_per_token_ms"] as? [String: Double])["overlapped"] == 0, "one sequence overlaps nothing")
-        #expect(tests[1]["roofline_fraction"] as? Double != nil && tests[2]["roofline_fraction"] is NSNull)
+        #expect(tests[0]["roofline_fraction"] is NSNull, "prompts have no roofline")
+        #expect(tests[1]["experts_per_layer_step"] as? Double == 2, "one token runs top-k (2) per layer")
+        let batch = try #require(tests[2]["experts_per_layer_step"] as? Double)
+        #expect(batch >= 2 && batch <= 4, "three tokens share experts or add some of the four")
+        // The batch's roofline: bandwidth over its bytes per step, three tokens a step.
+        let bandwidth = try #require(tests[2]["memory_bandwidth_bytes_per_s"] as? Double)
+        let bytes = try #require(tests[2]["bytes_per_step"] as? Double), one = try #require(tests[1]["bytes_per_step"] as? Double)
+        let active = try #require(tests[1]["active_bytes_per_token"] as? Int), ceiling = try #require(tests[2]["roofline_ts"] as? Double)
+        #expect(bytes >= one && one == Double(active))
+        #expect(abs(ceiling - bandwidth * 3 / bytes) < 1e-6 * bandwidth / bytes)
+        #expect(tests[1]["roofline_fraction"] as? Double != nil && tests[2]["roofline_fraction"] as? Double != nil)
         let md = try run(["bench", "-m", model, "-p", "0", "-n", "2", "-r", "1", "-t", "1", "--parallel", "2"])
         #expect(md.stdout.contains("| tg2 x2 |"))
         #expect(md.stdout.contains("tg2 x2 time per token: attention"))
+        #expect(md.stdout.contains("tg2 x2 roofline: ") && md.stdout.contains("experts per layer per step of 2 tokens (one token: 2)"))
         let plain = try run(["bench", "-m", model, "-p", "0", "-n", "2", "-r", "1", "-t", "2", "--parallel", "2", "--no-overlap"])
         #expect(plain.status == 0 && plain.stdout.contains("| tg2 x2 |") && !plain.stdout.contains("halves overlapped"))
         // Two threads run the batch as one unless told otherwise (the halves' overlap is only

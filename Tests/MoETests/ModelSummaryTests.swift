@@ -22,6 +22,11 @@ struct ModelSummaryTests {
         #expect(s.tensorBytes == embedding + output + 2 * attention + 2 * expertsPerLayer + norms)
         // One token: everything but experts and the embedding table, one embedding row, 2 of 8 experts.
         #expect(s.activeBytesPerToken == output + 2 * attention + norms + q8(64) + 2 * expertsPerLayer * 2 / 8)
+        // A step reads each routed expert it ran once: k per layer is one token, all of them the
+        // whole file less the embedding rows no token used.
+        #expect(s.routedExpertLayers == 2 && s.bytesPerRoutedExpert == Double(expertsPerLayer) / 8)
+        #expect(s.bytesPerStep(expertsPerLayer: 2) == Double(s.activeBytesPerToken))
+        #expect(s.bytesPerStep(expertsPerLayer: 8) == Double(s.tensorBytes - embedding + q8(64)))
         #expect(s.types.map(\.type) == [.q8_0, .f32])
         #expect(s.types[0].tensors == 16 && s.types[1].tensors == 11)
     }
@@ -48,7 +53,8 @@ struct ModelSummaryTests {
         try w.addTensor("output.weight", type: .f32, shape: [4, 10], data: .zeros)
         try w.addTensor("blk.0.ffn_up.weight", type: .f32, shape: [4, 8], data: .zeros)
         let s = ModelSummary(file: try GGUFFile(path: Fixtures.write(try w.serialized())))
-        #expect(s.routedExpertBytes == 0 && s.expertCount == nil)
+        #expect(s.routedExpertBytes == 0 && s.expertCount == nil && s.routedExpertLayers == 0)
+        #expect(s.bytesPerStep(expertsPerLayer: 0) == Double(s.activeBytesPerToken))
         #expect(s.activeBytesPerToken == 16 + 160 + 128)
     }
 

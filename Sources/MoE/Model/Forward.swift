@@ -205,6 +205,7 @@ extension Model {
         let d = c.embedding
         s.startLaps()
         s.timings.tokens += 1
+        s.timings.steps += 1
         _ = try? weights.embedding.dequantizeRow(token, into: UnsafeMutableBufferPointer(start: x, count: d))
         s.lap(.output)
         if let store, store.options.prefetch {  // layer 0's, from the embedding
@@ -379,6 +380,7 @@ extension Model {
                                layer: Int, k: Int, input h: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
                                state s: ForwardState) throws(MoEError) {
         let ids = s.expertIds, weights = s.expertWeights.pointer
+        s.timings.expertsRun += k
         let gateFormat = Linear.format(for: gates.type), upFormat = Linear.format(for: ups.type)
         s.input.prepare(h, count: gates.inputs, for: gateFormat)
         if upFormat != gateFormat { s.input.prepare(h, count: ups.inputs, for: upFormat) }

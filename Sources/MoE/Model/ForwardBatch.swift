@@ -128,6 +128,7 @@ extension Model {
         let b = s.batchBuffers(model: self, tokens: count)
         s.startLaps()
         s.timings.tokens += count
+        s.timings.steps += 1
         embed(tokens, buffers: b, owners: owners, state: s)
         for l in weights.layers.indices {
             attentionBlock(layer: l, tokens: count, buffers: b, positions: positions, owners: owners, state: s)
@@ -158,6 +159,7 @@ extension Model {
         func ownersB(_ t: Int) -> ForwardState { owners(first + t) }
         s.startLaps()
         s.timings.tokens += count
+        s.timings.steps += 2  // each half reads every layer's weights
         embed(UnsafeBufferPointer(rebasing: tokens[..<first]), buffers: a, owners: owners, state: s)
         lane.startLaps()
         embed(UnsafeBufferPointer(rebasing: tokens[first...]), buffers: b, owners: ownersB, state: lane)
@@ -426,6 +428,7 @@ extension Model {
             b.distinct[distinctCount] = Int32(e)
             distinctCount += 1
         }
+        s.timings.expertsRun += distinctCount
         // Most tokens first: the tasks are handed out in this order, so the last ones, which
         // decide how long a thread waits for the other at the loop's end, are the shortest.
         func tokensOf(_ e: Int32) -> Int { b.start[Int(e) + 1] - b.start[Int(e)] }

@@ -70,6 +70,8 @@ public struct ModelSummary: Sendable {
     public var parameterCount: Int
     /// Bytes of routed-expert tensors (`*_exps`).
     public var routedExpertBytes: Int
+    /// Layers with routed-expert tensors.
+    public var routedExpertLayers: Int
     /// Bytes one decoded token reads: everything but routed experts and the embedding table,
     /// plus k/n of the routed experts, plus one embedding row (the whole table if the output
     /// head is tied to it).
@@ -118,6 +120,7 @@ public struct ModelSummary: Sendable {
 
         var usage: [GGMLType: TypeUsage] = [:]
         var routed = 0, active = 0, activeParams = 0
+        var expertLayers = Set<String>()  // "blk.N" prefixes
         let tied = file.tensorInfo("output.weight") == nil
         let k = expertUsedCount ?? 0, n = expertCount ?? 0
         for t in file.tensors {
@@ -126,6 +129,7 @@ public struct ModelSummary: Sendable {
             usage[t.type]!.elements += t.elementCount
             if ModelSummary.isRoutedExpert(t.name) {
                 routed += t.byteCount
+                expertLayers.insert(t.name.split(separator: ".").prefix(2).joined(separator: "."))
                 if n > 0 {
                     active += t.byteCount / n * min(k, n)
                     activeParams += t.elementCount / n * min(k, n)
@@ -143,8 +147,25 @@ public struct ModelSummary: Sendable {
         tensorBytes = file.tensors.reduce(0) { $0 + $1.byteCount }
         parameterCount = file.tensors.reduce(0) { $0 + $1.elementCount }
         routedExpertBytes = routed
+        routedExpertLayers = expertLayers.count
         activeBytesPerToken = active
         activeParameters = activeParams
+    }
+
+    /// Bytes of one routed expert in one layer (gate, up and down), averaged over the layers; 0
+    /// without routed experts.
+    public var bytesPerRoutedExpert: Double {
+        guard let n = expertCount, n > 0, routedExpertLayers > 0 else { return 0 }
+        return Double(routedExpertBytes) / Double(n * routedExpertLayers)
+    }
+
+    /// Bytes a forward step reads that runs `experts` routed experts per layer (each read once
+    /// however many tokens chose it): the step's share of everything but the routed experts, as
+    /// in `activeBytesPerToken`, plus those experts.
+    public func bytesPerStep(expertsPerLayer experts: Double) -> Double {
+        let k = Double(min(expertUsedCount ?? 0, expertCount ?? 0))
+        let routedPerToken = k * Double(routedExpertLayers) * bytesPerRoutedExpert
+        return Double(activeBytesPerToken) - routedPerToken + experts * Double(routedExpertLayers) * bytesPerRoutedExpert
     }
 
     /// The summary as one JSON object (the shape `moe info --json` prints; see docs/FORMATS.md).

@@ -20,6 +20,13 @@ public struct ForwardTimings: Sendable, Equatable {
     public var overlapped: UInt64 = 0
     /// Tokens evaluated (each token of a batch counts once).
     public var tokens: Int = 0
+    /// Routed experts run, summed over layers and steps: an expert that several tokens of one
+    /// step chose (a prompt, or sequences decoded together) counts once, as its weights are
+    /// read once for all of them. One token at a time, this is top-k per layer.
+    public var expertsRun: Int = 0
+    /// Forward steps: calls that read every layer's weights once (a prompt, a batch of
+    /// sequences, or one token).
+    public var steps: Int = 0
 
     /// A zero record.
     public init() {}
@@ -33,6 +40,8 @@ public struct ForwardTimings: Sendable, Equatable {
         waiting &+= other.waiting
         overlapped &+= other.overlapped
         tokens += other.tokens
+        expertsRun += other.expertsRun
+        steps += other.steps
     }
 
     /// The sum of the phases, in nanoseconds.
@@ -40,6 +49,12 @@ public struct ForwardTimings: Sendable, Equatable {
 
     /// The wall-clock time: the phases less the time two halves of a batch overlapped.
     public var wall: UInt64 { total &- min(total, overlapped) }
+
+    /// Routed experts run per step and layer, given the number of layers with routed experts
+    /// (0 before any step).
+    public func expertsPerStep(layers: Int) -> Double {
+        steps > 0 && layers > 0 ? Double(expertsRun) / Double(steps * layers) : 0
+    }
 
     /// Nanoseconds per token of `value` (0 before any token).
     public func perToken(_ value: UInt64) -> Double { tokens > 0 ? Double(value) / Double(tokens) : 0 }
