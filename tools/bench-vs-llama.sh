@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # swift-moe and llama.cpp side by side: the same GGUF file, the same thread count, one run.
 #
-#   tools/bench-vs-llama.sh [GEOMETRY] [TYPE] [THREADS] [REPS] [PROMPT] [GEN] [PARALLEL]
-#   defaults:                olmoe      Q4_0   2         3      512      128   4
+#   tools/bench-vs-llama.sh [GEOMETRY] [TYPE] [THREADS] [REPS] [PROMPT] [GEN] [PARALLEL] [DEPTH]
+#   defaults:                olmoe      Q4_0   2         3      512      128   4          0
 #
 # PARALLEL > 1 adds decode of PARALLEL sequences together (`moe bench --parallel`, and
 # llama.cpp's `llama-batched-bench` with -npl 1,PARALLEL for its aggregate decode rate).
+# DEPTH > 0 runs every test after DEPTH tokens of context (llama-bench's and `moe bench`'s -d;
+# llama-batched-bench's -npp), the tests then named "tg128 @ d4096".
 # Generates bench-models/GEOMETRY-TYPE.gguf if missing (tools/make_bench_model.py), builds
 # llama.cpp's llama-bench from the tree vendored in the llama-cpp-python source distribution
 # (into .build-llama/, once; or set LLAMA_BENCH=/path/to/llama-bench), builds `moe` in release,
@@ -16,7 +18,7 @@
 # shared VM's neighbours) slows both alike; each side's mean ± std is over its rounds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-geometry="${1:-olmoe}" type="${2:-Q4_0}" threads="${3:-2}" reps="${4:-3}" prompt="${5:-512}" gen="${6:-128}" parallel="${7:-4}"
+geometry="${1:-olmoe}" type="${2:-Q4_0}" threads="${3:-2}" reps="${4:-3}" prompt="${5:-512}" gen="${6:-128}" parallel="${7:-4}" depth="${8:-0}"
 model="bench-models/${geometry}-$(echo "$type" | tr 'A-Z' 'a-z').gguf"
 out="bench-models/results"
 mkdir -p "$out"
@@ -47,17 +49,18 @@ swift build -c release --product moe 2>&1 | tail -1
 moe="$(swift build -c release --show-bin-path)/moe"
 
 run_llama() {  # round $1
-    echo "== round $1 llama.cpp: $llama_bench -m $model -p $prompt -n $gen -t $threads -r 1"
-    "$llama_bench" -m "$model" -p "$prompt" -n "$gen" -t "$threads" -r 1 -o json > "$out/llama-$1.json"
+    echo "== round $1 llama.cpp: $llama_bench -m $model -p $prompt -n $gen -d $depth -t $threads -r 1"
+    "$llama_bench" -m "$model" -p "$prompt" -n "$gen" -d "$depth" -t "$threads" -r 1 -o json > "$out/llama-$1.json"
     if [ "$parallel" -gt 1 ] && [ -x "$batched_bench" ]; then
-        echo "== round $1 llama.cpp: $batched_bench -m $model -npp 1 -ntg $gen -npl 1,$parallel -t $threads -c $(( (gen + 1) * parallel ))"
-        "$batched_bench" -m "$model" -npp 1 -ntg "$gen" -npl "1,$parallel" -t "$threads" -c $(( (gen + 1) * parallel )) \
+        local npp=$(( depth > 0 ? depth : 1 ))
+        echo "== round $1 llama.cpp: $batched_bench -m $model -npp $npp -ntg $gen -npl 1,$parallel -t $threads -c $(( (npp + gen) * parallel ))"
+        "$batched_bench" -m "$model" -npp "$npp" -ntg "$gen" -npl "1,$parallel" -t "$threads" -c $(( (npp + gen) * parallel )) \
             --output-format jsonl 2>&1 | grep '^{' >> "$out/llama-batched.jsonl" || true
     fi
 }
 run_moe() {
-    echo "== round $1 swift-moe: moe bench -m $model -p $prompt -n $gen -t $threads -r 1 --parallel $parallel"
-    "$moe" bench -m "$model" -p "$prompt" -n "$gen" -t "$threads" -r 1 --parallel "$parallel" -o json > "$out/moe-$1.json"
+    echo "== round $1 swift-moe: moe bench -m $model -p $prompt -n $gen -d $depth -t $threads -r 1 --parallel $parallel"
+    "$moe" bench -m "$model" -p "$prompt" -n "$gen" -d "$depth" -t "$threads" -r 1 --parallel "$parallel" -o json > "$out/moe-$1.json"
 }
 : > "$out/llama-batched.jsonl"
 for round in $(seq 1 "$reps"); do
@@ -71,7 +74,7 @@ for name in ("llama", "moe"):
     merged = {}
     for i in range(1, reps + 1):
         for r in json.load(open(f"{out}/{name}-{i}.json")):
-            k = (r["n_prompt"], r["n_gen"], r.get("n_parallel", 1))
+            k = (r["n_prompt"], r["n_gen"], r.get("n_parallel", 1), r.get("n_depth", 0))
             merged.setdefault(k, []).append(r)
     result = []
     for rs in merged.values():
@@ -92,13 +95,13 @@ import json, statistics, sys
 llama, moe = (json.load(open(p)) for p in sys.argv[1:3])
 def key(r):
     k = ("pp" if r["n_prompt"] else "tg") + str(r["n_prompt"] or r["n_gen"])
-    return k + (f" x{r['n_parallel']}" if r.get("n_parallel", 1) > 1 else "")
+    return k + (f" x{r['n_parallel']}" if r.get("n_parallel", 1) > 1 else "") + (f" @ d{r['n_depth']}" if r.get("n_depth") else "")
 L = {key(r): r for r in llama}
 # llama-batched-bench: decode rate (speed_tg) at each number of parallel sequences, per round.
 batched = {}
 for line in open(sys.argv[5]):
     b = json.loads(line)
-    k = f"tg{b['tg']}" + (f" x{b['pl']}" if b["pl"] > 1 else "")
+    k = f"tg{b['tg']}" + (f" x{b['pl']}" if b["pl"] > 1 else "") + (f" @ d{b['pp']}" if b["pp"] > 1 else "")
     batched.setdefault(k, []).append(b["speed_tg"])
 for k, v in batched.items():
     if k not in L: L[k] = {"avg_ts": sum(v) / len(v), "stddev_ts": statistics.stdev(v) if len(v) > 1 else 0.0}

@@ -12,13 +12,14 @@ import Darwin
 /// `moe bench`: prompt processing and decode speed, llama-bench style, with the decode roofline.
 enum BenchCommand {
     static let usage = """
-        usage: moe bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] [--parallel N] [--overlap | --no-overlap] [-o md|json|csv]
+        usage: moe bench -m MODEL [-p 512] [-n 128] [-d 0] [-t THREADS] [-r REPS] [--parallel N] [--overlap | --no-overlap] [-o md|json|csv]
                          [--profile] [--expert-memory SIZE] [--expert-policy lru|lfu] [--expert-profile F] [--no-prefetch]
 
         Measures prompt processing (ppP: P random tokens evaluated in one call) and decode (tgN:
-        N tokens one at a time from an empty context), each as tokens/s, mean ± std over REPS
-        runs after one warm-up. Also measures this machine's memory read bandwidth and reports
-        the decode roofline: bandwidth / bytes of weights one token reads, and the fraction of it
+        N tokens one at a time from an empty context, or after D tokens with -d: "tgN @ dD"),
+        each as tokens/s, mean ± std over REPS runs after one warm-up. Also measures this
+        machine's memory read bandwidth and reports the decode roofline: bandwidth / bytes one
+        token reads (weights, and the KV cache at the run's mean context), and the fraction of it
         reached; at --parallel N, the roofline of a step (every expert any sequence chose read
         once: the experts per layer a step ran are counted). -p 0 or -n 0 skips a test. JSON uses llama-bench's field names. Decode tests
         also print where a token's time goes: attention, router, experts, output, and how much
@@ -28,6 +29,8 @@ enum BenchCommand {
 
           -p N        prompt tokens (default 512)
           -n N        generated tokens (default 128)
+          -d N        depth: N random tokens evaluated (untimed) before each test, so it runs
+                      with N tokens of context, as llama-bench's -d (default 0)
           -t N        threads, the caller included (default: one per core)
           -r N        repetitions (default 5)
           --parallel N  also decode N sequences together (one step of each per pass, every
@@ -52,6 +55,12 @@ enum BenchCommand {
         var seconds = 0.0
         var parallel = 1
         var timings: ForwardTimings?
+        /// Adds the expert store's activity between two snapshots (taken around a timed run).
+        mutating func addStore(from before: ExpertStoreStats?, to after: ExpertStoreStats?) {
+            guard let before, let after else { return }
+            let d = after.since(before)
+            store = store.map { $0.adding(d) } ?? d
+        }
         var mean: Double { samples.reduce(0, +) / Double(samples.count) }
         var std: Double {
             guard samples.count > 1 else { return 0 }
@@ -61,7 +70,7 @@ enum BenchCommand {
     }
 
     static func run(_ args: [String], environment: [String: String]) throws -> Int32 {
-        let p = try Arguments(args, valued: StoreFlags.valued.union(["--model", "-p", "-n", "-t", "-r", "-o", "--parallel"]), flags: StoreFlags.flags.union(["--help", "--profile", "--overlap", "--no-overlap"]),
+        let p = try Arguments(args, valued: StoreFlags.valued.union(["--model", "-p", "-n", "-d", "-t", "-r", "-o", "--parallel"]), flags: StoreFlags.flags.union(["--help", "--profile", "--overlap", "--no-overlap"]),
                               aliases: ["-m": "--model", "-h": "--help"])
         if p.flags.contains("--help") { print(usage); return 0 }
         guard p.positionals.isEmpty else { throw UsageError(message: "unexpected argument '\(p.positionals[0])'") }
@@ -71,7 +80,7 @@ enum BenchCommand {
             guard let v = Int(text), v >= minimum, v <= 1 << 20 else { throw UsageError(message: "\(flag) needs a number ≥ \(minimum)") }
             return v
         }
-        let promptTokens = try count("-p", 512), genTokens = try count("-n", 128)
+        let promptTokens = try count("-p", 512), genTokens = try count("-n", 128), depth = try count("-d", 0)
         let threads = try count("-t", ThreadPool.processorCount, minimum: 1), reps = try count("-r", 5, minimum: 1)
         let parallel = try count("--parallel", 1, minimum: 1)
         guard parallel <= Model.batchCapacity else { throw UsageError(message: "--parallel takes 1 to \(Model.batchCapacity)") }
@@ -90,34 +99,42 @@ enum BenchCommand {
         let clock = ContinuousClock()
         func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
 
+        /// A session with `depth` random tokens of context already evaluated, timings zeroed.
+        func session(room: Int) throws -> Session {
+            let session = try model.makeSession(contextLength: depth + room, threads: threads)
+            session.recordsRouting = profile
+            if depth > 0 { _ = try session.evaluate(tokens(depth)) }
+            session.resetTimings()
+            return session
+        }
+        let at = depth > 0 ? " @ d\(depth)" : ""
         var results: [Result] = []
         if promptTokens > 0 {
-            var r = Result(test: "pp\(promptTokens)", prompt: promptTokens, generated: 0, samples: [])
+            var r = Result(test: "pp\(promptTokens)\(at)", prompt: promptTokens, generated: 0, samples: [])
             for rep in 0...reps {
-                if rep == 1 { model.resetExpertStoreStats() }
-                let session = try model.makeSession(contextLength: promptTokens, threads: threads)
-                session.recordsRouting = profile
+                let session = try session(room: promptTokens)
                 let input = tokens(promptTokens)
-                let start = clock.now
+                let before = model.expertStoreStats, start = clock.now
                 _ = try session.evaluate(input)
                 let elapsed = seconds(clock.now - start)
-                if rep > 0 { r.samples.append(Double(promptTokens) / elapsed); r.seconds += elapsed }
+                if rep > 0 {
+                    r.samples.append(Double(promptTokens) / elapsed)
+                    r.seconds += elapsed
+                    r.addStore(from: before, to: model.expertStoreStats)
+                }
             }
-            r.store = model.expertStoreStats
             results.append(r)
         }
         if genTokens > 0 {
             // Sequences decoded together (1: one token at a time, as llama-bench's tg).
             for n in parallel > 1 ? [1, parallel] : [1] {
-                var r = Result(test: n > 1 ? "tg\(genTokens) x\(n)" : "tg\(genTokens)", prompt: 0, generated: genTokens, samples: [])
+                var r = Result(test: "tg\(genTokens)\(n > 1 ? " x\(n)" : "")\(at)", prompt: 0, generated: genTokens, samples: [])
                 r.parallel = n
                 var timings = ForwardTimings()
                 for rep in 0...reps {
-                    if rep == 1 { model.resetExpertStoreStats() }
-                    let sessions = try (0..<n).map { _ in try model.makeSession(contextLength: genTokens, threads: threads) }
-                    for session in sessions { session.recordsRouting = profile }
+                    let sessions = try (0..<n).map { _ in try session(room: genTokens) }
                     let input = (0..<n).map { _ in tokens(genTokens) }
-                    let start = clock.now
+                    let before = model.expertStoreStats, start = clock.now
                     for step in 0..<genTokens {
                         if n == 1 { _ = try sessions[0].evaluate([input[0][step]]) } else { _ = try Session.evaluate(together: sessions, tokens: input.map { $0[step] }, overlap: overlap) }
                     }
@@ -126,23 +143,29 @@ enum BenchCommand {
                         r.samples.append(Double(n * genTokens) / elapsed)
                         r.seconds += elapsed
                         timings.add(sessions[0].timings)
+                        r.addStore(from: before, to: model.expertStoreStats)
                     }
                 }
                 r.timings = timings
-                r.store = model.expertStoreStats
                 results.append(r)
             }
         }
         let rss = peakResidentBytes()  // before the bandwidth test's 1 GiB buffer
         let bandwidth = measureBandwidth(threads: threads)
-        let roofline = bandwidth / Double(summary.activeBytesPerToken)
+        // The KV cache one decoded token reads (F16 keys and values of every layer) at the run's
+        // mean context: depth + (n + 1) / 2 positions.
+        let c = model.config
+        let kvBytesPerPosition = c.layers * c.kvHeads * (c.headDimension + c.valueDimension) * 2
+        let kvBytesPerToken = genTokens > 0 ? Double(kvBytesPerPosition) * (Double(depth) + Double(genTokens + 1) / 2) : 0
+        let roofline = bandwidth / (Double(summary.activeBytesPerToken) + kvBytesPerToken)
         /// A decode test's roofline in tokens/s: bandwidth over the bytes one step read (the
         /// routed experts counted as run, each once per step however many tokens chose it),
         /// times the tokens per step. Equals `roofline` one token at a time.
         func stepRoofline(_ r: Result) -> (ts: Double, expertsPerLayer: Double, bytesPerStep: Double, tokensPerStep: Double)? {
             guard r.generated > 0, let t = r.timings, t.steps > 0 else { return nil }
             let experts = summary.routedExpertLayers > 0 ? t.expertsPerStep(layers: summary.routedExpertLayers) : 0
-            let bytes = summary.bytesPerStep(expertsPerLayer: experts), perStep = Double(t.tokens) / Double(t.steps)
+            let perStep = Double(t.tokens) / Double(t.steps)
+            let bytes = summary.bytesPerStep(expertsPerLayer: experts) + perStep * kvBytesPerToken
             guard bytes > 0 else { return nil }
             return (bandwidth * perStep / bytes, experts, bytes, perStep)
         }
@@ -162,7 +185,7 @@ enum BenchCommand {
                 .object([
                     ("model_filename", .string(path)), ("model_type", .string(modelType)),
                     ("model_size", .int(summary.tensorBytes)), ("model_n_params", .int(summary.parameterCount)),
-                    ("n_threads", .int(threads)), ("n_prompt", .int(r.prompt)), ("n_gen", .int(r.generated)),
+                    ("n_threads", .int(threads)), ("n_prompt", .int(r.prompt)), ("n_gen", .int(r.generated)), ("n_depth", .int(depth)),
                     ("avg_ts", .double(r.mean)), ("stddev_ts", .double(r.std)), ("samples_ts", .array(r.samples.map { .double($0) })),
                     ("n_parallel", .int(r.parallel)), ("expert_memory", budget), ("expert_hit_rate", storeFields(r).hitRate),
                     ("expert_bytes_read_per_token", storeFields(r).readPerToken), ("expert_stall_fraction", storeFields(r).stall),
@@ -170,7 +193,8 @@ enum BenchCommand {
                     ("roofline_ts", .double(stepRoofline(r)?.ts ?? roofline)), ("memory_bandwidth_bytes_per_s", .double(bandwidth)),
                     ("experts_per_layer_step", stepRoofline(r).map { .double($0.expertsPerLayer) } ?? .null),
                     ("bytes_per_step", stepRoofline(r).map { .double($0.bytesPerStep) } ?? .null),
-                    ("active_bytes_per_token", .int(summary.activeBytesPerToken)), ("peak_rss_bytes", .int(rss)),
+                    ("active_bytes_per_token", .int(summary.activeBytesPerToken)), ("kv_bytes_per_token", .double(kvBytesPerToken)),
+                    ("peak_rss_bytes", .int(rss)),
                     ("time_per_token_ms", r.timings.map { t in
                         .object([("attention", .double(t.perToken(t.attention) / 1e6)), ("router", .double(t.perToken(t.router) / 1e6)),
                                  ("experts", .double(t.perToken(t.experts) / 1e6)), ("output", .double(t.perToken(t.output) / 1e6)),
@@ -181,12 +205,12 @@ enum BenchCommand {
             }
             print(JSONValue.array(objects).serialized(indent: 2))
         case "csv":
-            print("model_filename,model_type,model_size,model_n_params,n_threads,n_prompt,n_gen,avg_ts,stddev_ts,roofline_fraction,peak_rss_bytes,expert_memory,expert_hit_rate,n_parallel")
+            print("model_filename,model_type,model_size,model_n_params,n_threads,n_prompt,n_gen,avg_ts,stddev_ts,roofline_fraction,peak_rss_bytes,expert_memory,expert_hit_rate,n_parallel,n_depth")
             for r in results {
                 let fraction = fraction(r).map { fixed($0, 4) } ?? ""
                 let hit = r.store.map { fixed($0.total.hitRate, 4) } ?? ""
                 let memory = model.options.expertStore.map { String($0.budget) } ?? ""
-                print("\"\(path)\",\"\(modelType)\",\(summary.tensorBytes),\(summary.parameterCount),\(threads),\(r.prompt),\(r.generated),\(fixed(r.mean, 3)),\(fixed(r.std, 3)),\(fraction),\(rss),\(memory),\(hit),\(r.parallel)")
+                print("\"\(path)\",\"\(modelType)\",\(summary.tensorBytes),\(summary.parameterCount),\(threads),\(r.prompt),\(r.generated),\(fixed(r.mean, 3)),\(fixed(r.std, 3)),\(fraction),\(rss),\(memory),\(hit),\(r.parallel),\(depth)")
             }
         default:
             print("| model | size | params | backend | threads | test | t/s |")
@@ -195,7 +219,8 @@ enum BenchCommand {
                 print("| \(modelType) | \(formatBytes(summary.tensorBytes)) | \(formatCount(summary.parameterCount)) | CPU | \(threads) | \(r.test) | \(fixed(r.mean, 2)) ± \(fixed(r.std, 2)) |")
             }
             print("")
-            print("decode roofline: \(fixed(bandwidth / 1e9, 1)) GB/s read bandwidth / \(formatBytes(summary.activeBytesPerToken)) per token = \(fixed(roofline, 1)) t/s"
+            print("decode roofline: \(fixed(bandwidth / 1e9, 1)) GB/s read bandwidth / (\(formatBytes(summary.activeBytesPerToken)) of weights + "
+                + "\(formatBytes(Int(kvBytesPerToken))) of KV cache) per token = \(fixed(roofline, 1)) t/s"
                 + (results.first { $0.generated > 0 && $0.parallel == 1 }.map { "; tg reached \(fixed(100 * $0.mean / roofline, 1))%" } ?? ""))
             for r in results where r.parallel > 1 {
                 guard let b = stepRoofline(r) else { continue }

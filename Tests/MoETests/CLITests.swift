@@ -47,6 +47,28 @@ struct CLITests {
         #expect((object["bytes"] as! [String: Any])["routed_experts"] as? Int == 55296)
     }
 
+    @Test("moe bench -d runs every test after that many tokens of context, named as llama-bench names them, the KV cache in the roofline")
+    func benchDepth() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path))
+        let model = Fixtures.path("forward/qwen3moe-q8_0.gguf")
+        let json = try run(["bench", "-m", model, "-p", "4", "-n", "2", "-d", "6", "-r", "1", "-t", "2", "-o", "json"])
+        #expect(json.status == 0, "\(json.stderr)")
+        let tests = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
+        #expect(tests.map { $0["n_depth"] as? Int } == [6, 6])
+        // 2 layers x 2 KV heads x (16 + 16) dimensions x 2 bytes, at a mean context of 6 + (2 + 1) / 2.
+        #expect(tests[1]["kv_bytes_per_token"] as? Double == 256 * 7.5)
+        let bandwidth = try #require(tests[1]["memory_bandwidth_bytes_per_s"] as? Double)
+        let active = try #require(tests[1]["active_bytes_per_token"] as? Int), ceiling = try #require(tests[1]["roofline_ts"] as? Double)
+        #expect(abs(ceiling - bandwidth / (Double(active) + 256 * 7.5)) < 1e-6 * ceiling)
+        let md = try run(["bench", "-m", model, "-p", "4", "-n", "2", "-d", "6", "-r", "1", "-t", "1", "--parallel", "2"])
+        #expect(md.status == 0 && md.stdout.contains("| pp4 @ d6 |") && md.stdout.contains("| tg2 @ d6 |") && md.stdout.contains("| tg2 x2 @ d6 |"))
+        #expect(md.stdout.contains("of KV cache) per token"))
+        let csv = try run(["bench", "-m", model, "-p", "0", "-n", "2", "-d", "3", "-r", "1", "-t", "1", "-o", "csv"])
+        #expect(csv.stdout.split(separator: "\n").first?.hasSuffix(",n_depth") == true && csv.stdout.split(separator: "\n").last?.hasSuffix(",3") == true)
+        #expect(try run(["bench", "-m", model, "-d", "-1"]).status == 2)
+        #expect(try run(["bench", "-m", model, "-d", "x"]).status == 2)
+    }
+
     @Test("moe bench --parallel adds an aggregate decode test, and every decode test splits its time per token")
     func benchParallel() throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path))
@@ -70,7 +92,8 @@ struct CLITests {
         let bandwidth = try #require(tests[2]["memory_bandwidth_bytes_per_s"] as? Double)
         let bytes = try #require(tests[2]["bytes_per_step"] as? Double), one = try #require(tests[1]["bytes_per_step"] as? Double)
         let active = try #require(tests[1]["active_bytes_per_token"] as? Int), ceiling = try #require(tests[2]["roofline_ts"] as? Double)
-        #expect(bytes >= one && one == Double(active))
+        let kv = try #require(tests[1]["kv_bytes_per_token"] as? Double)
+        #expect(bytes >= one && one == Double(active) + kv, "one token: its weights and its KV cache")
         #expect(abs(ceiling - bandwidth * 3 / bytes) < 1e-6 * bandwidth / bytes)
         #expect(tests[1]["roofline_fraction"] as? Double != nil && tests[2]["roofline_fraction"] as? Double != nil)
         let md = try run(["bench", "-m", model, "-p", "0", "-n", "2", "-r", "1", "-t", "1", "--parallel", "2"])

@@ -69,6 +69,23 @@ struct ExpertStoreTests {
         #expect(uses >= (tokens.count - 1) * 6 * 2 && uses <= (tokens.count + 8) * 6 * 2)
     }
 
+    @Test("stats between two snapshots: since() gives what happened in between, adding() it to the first gives the second")
+    func statsIntervals() throws {
+        let path = Fixtures.path("forward/qwen3moe-q8_0.gguf")
+        let model = try Model(path: path, options: ModelOptions(expertStore: ExpertStoreOptions(budget: try Self.budget(path, slots: 3))))
+        let session = try model.makeSession(contextLength: 16, threads: 2)
+        _ = try session.evaluate([1, 17, 42])
+        let first = try #require(model.expertStoreStats)
+        for token: Int32 in [99, 3, 250, 7] { _ = try session.evaluate([token]) }
+        let second = try #require(model.expertStoreStats)
+        let between = second.since(first)
+        #expect(between.total.hits + between.total.misses == 4 * 2 * model.config.layers, "four tokens, top-2, every layer")
+        #expect(between.total.bytesRead == second.total.bytesRead - first.total.bytesRead)
+        #expect(between.total.residentSlots == second.total.residentSlots, "gauges are the later snapshot's")
+        #expect(first.adding(between) == second)
+        #expect(second.since(second).total.hits == 0 && second.since(second).total.bytesRead == 0)
+    }
+
     @Test("sizes parse as plain bytes or with binary K/M/G/T suffixes; nonsense is nil")
     func byteSizes() {
         #expect(ByteSize.parse("1073741824") == 1 << 30)

@@ -56,6 +56,23 @@ public struct ExpertStoreStats: Sendable, Equatable {
             c.quota = a.quota + b.quota
             return c
         }
+
+        /// The counts `later` gained since `earlier`; the gauges (resident slots, quota) are
+        /// `later`'s.
+        static func - (later: Counters, earlier: Counters) -> Counters {
+            var c = later
+            c.hits -= earlier.hits
+            c.misses -= earlier.misses
+            c.prefetchHits -= earlier.prefetchHits
+            c.prefetches -= earlier.prefetches
+            c.wastedPrefetches -= earlier.wastedPrefetches
+            c.bytesRead -= earlier.bytesRead
+            c.stallNanoseconds -= earlier.stallNanoseconds
+            c.predicted -= earlier.predicted
+            c.predictedCorrectly -= earlier.predictedCorrectly
+            c.chosenAfterPrediction -= earlier.chosenAfterPrediction
+            return c
+        }
     }
 
     /// Per layer (dense layers stay at zero).
@@ -75,4 +92,24 @@ public struct ExpertStoreStats: Sendable, Equatable {
 
     /// The sum over layers.
     public var total: Counters { layers.reduce(Counters(), +) }
+
+    /// What happened between `earlier` (a snapshot of the same store) and this snapshot: each
+    /// layer's counts less `earlier`'s; resident slots and quota as of this snapshot.
+    public func since(_ earlier: ExpertStoreStats) -> ExpertStoreStats {
+        var d = self
+        for l in layers.indices where l < earlier.layers.count { d.layers[l] = layers[l] - earlier.layers[l] }
+        return d
+    }
+
+    /// The counts of two intervals of the same store added layer by layer; resident slots and
+    /// quota as of `later`.
+    public func adding(_ later: ExpertStoreStats) -> ExpertStoreStats {
+        var s = later
+        for l in layers.indices where l < later.layers.count {
+            let gauges = (later.layers[l].residentSlots, later.layers[l].quota)
+            s.layers[l] = layers[l] + later.layers[l]
+            (s.layers[l].residentSlots, s.layers[l].quota) = gauges
+        }
+        return s
+    }
 }
