@@ -13,6 +13,30 @@
 #include <string.h>
 
 #include "avx2.h"
+#include "expf.h"
+
+void moek_softmax_f16_round_scalar(float *p, size_t n) {
+    if (n == 0) return;
+    // Lane j of eight holds elements j, j + 8, ...: the order every vector form keeps.
+    float m[8];
+    for (int j = 0; j < 8; j++) m[j] = p[0];
+    for (size_t i = 0; i < n; i++) m[i % 8] = p[i] > m[i % 8] ? p[i] : m[i % 8];
+    float max = m[0];
+    for (int j = 1; j < 8; j++) max = m[j] > max ? m[j] : max;
+    double acc[8] = {0};
+    for (size_t i = 0; i < n; i++) {
+        p[i] = moek_exp_nonpositive(p[i] - max);
+        acc[i % 8] += (double)p[i];
+    }
+    double sum = acc[0];
+    for (int j = 1; j < 8; j++) sum += acc[j];
+    const float inv = (float)(1 / sum);
+    for (size_t i = 0; i < n; i++) p[i] = moek_half_to_float(moek_float_to_half(p[i] * inv));
+}
+
+void moek_vec_exp_nonpositive_scalar(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = moek_exp_nonpositive(x[i]);
+}
 
 void moek_f32_to_f16_scalar(const float *src, uint16_t *dst, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = moek_float_to_half(src[i]);
@@ -67,7 +91,93 @@ MOEK_AVX2 static void vec_mad_f16_rows_f16c(float *y, const float *w, const uint
     }
     for (; p < rows; p++) vec_mad_f16_f16c(y, w[p], x + p * stride, n);
 }
+
+/// moek_exp_nonpositive on eight lanes: the same operations, fused where it fuses.
+MOEK_AVX2_INLINE __m256 exp_nonpositive8(__m256 x) {
+    const __m256 keep = _mm256_cmp_ps(x, _mm256_set1_ps(MOEK_EXP_FLOOR), _CMP_GE_OQ);  // false for NaN
+    const __m256 t = _mm256_mul_ps(x, _mm256_set1_ps(MOEK_LOG2E));
+    const __m256 n = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-MOEK_LN2_HI), x);
+    r = _mm256_fmadd_ps(n, _mm256_set1_ps(-MOEK_LN2_LO), r);
+    __m256 y = _mm256_set1_ps(MOEK_EXP_P0);
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(MOEK_EXP_P1));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(MOEK_EXP_P2));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(MOEK_EXP_P3));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(MOEK_EXP_P4));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(MOEK_EXP_P5));
+    y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), r);
+    y = _mm256_add_ps(y, _mm256_set1_ps(1.0f));
+    // 2^n from n's integer: for NaN or x below the floor n is garbage, and the mask zeroes it.
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_and_ps(_mm256_mul_ps(y, _mm256_castsi256_ps(e)), keep);
+}
+
+MOEK_AVX2 static void vec_exp_nonpositive_avx2(float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, exp_nonpositive8(_mm256_loadu_ps(x + i)));
+    for (; i < n; i++) x[i] = moek_exp_nonpositive(x[i]);
+}
+
+/// The scalar twin's lanes: eight running maxima, eight double sums (lanes 0-3 and 4-7 of each
+/// group of eight in two registers), the tail added to lanes i mod 8 after them.
+MOEK_AVX2 static void softmax_f16_round_avx2(float *p, size_t n) {
+    if (n == 0) return;
+    __m256 vm = _mm256_set1_ps(p[0]);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(p + i);
+        vm = _mm256_blendv_ps(vm, v, _mm256_cmp_ps(v, vm, _CMP_GT_OQ));
+    }
+    float m[8];
+    _mm256_storeu_ps(m, vm);
+    for (size_t k = i; k < n; k++) m[k % 8] = p[k] > m[k % 8] ? p[k] : m[k % 8];
+    float max = m[0];
+    for (int j = 1; j < 8; j++) max = m[j] > max ? m[j] : max;
+
+    const __m256 vmax = _mm256_set1_ps(max);
+    __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+    for (i = 0; i + 8 <= n; i += 8) {
+        const __m256 e = exp_nonpositive8(_mm256_sub_ps(_mm256_loadu_ps(p + i), vmax));
+        _mm256_storeu_ps(p + i, e);
+        lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+        hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+    }
+    double acc[8];
+    _mm256_storeu_pd(acc, lo);
+    _mm256_storeu_pd(acc + 4, hi);
+    for (size_t k = i; k < n; k++) {
+        p[k] = moek_exp_nonpositive(p[k] - max);
+        acc[k % 8] += (double)p[k];
+    }
+    double sum = acc[0];
+    for (int j = 1; j < 8; j++) sum += acc[j];
+    const float inv = (float)(1 / sum);
+    const __m256 vinv = _mm256_set1_ps(inv);
+    for (i = 0; i + 8 <= n; i += 8) {
+        const __m128i h = _mm256_cvtps_ph(_mm256_mul_ps(_mm256_loadu_ps(p + i), vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm256_storeu_ps(p + i, _mm256_cvtph_ps(h));
+    }
+    for (; i < n; i++) p[i] = moek_half_to_float(moek_float_to_half(p[i] * inv));
+}
 #endif
+
+void moek_vec_exp_nonpositive(float *x, size_t n) {
+#if defined(__x86_64__)
+    if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) { vec_exp_nonpositive_avx2(x, n); return; }
+#elif defined(__aarch64__)
+    if (moek_cpu_features() & MOEK_CPU_NEON) { moek_neon_vec_exp_nonpositive(x, n); return; }
+#endif
+    moek_vec_exp_nonpositive_scalar(x, n);
+}
+
+void moek_softmax_f16_round(float *p, size_t n) {
+#if defined(__x86_64__)
+    if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) { softmax_f16_round_avx2(p, n); return; }
+#elif defined(__aarch64__)
+    if (moek_cpu_features() & MOEK_CPU_NEON) { moek_neon_softmax_f16_round(p, n); return; }
+#endif
+    moek_softmax_f16_round_scalar(p, n);
+}
 
 void moek_f32_to_f16(const float *src, uint16_t *dst, size_t n) {
 #if defined(__x86_64__)

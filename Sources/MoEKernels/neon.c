@@ -11,6 +11,7 @@
 
 #if defined(__aarch64__)
 #include "half.h"
+#include "expf.h"
 #include "kscales.h"
 #include <arm_neon.h>
 #include <string.h>
@@ -129,5 +130,80 @@ void moek_neon_vec_mad_f16(float *y, float a, const uint16_t *x, size_t n) {
         vst1q_f32(y + i, vaddq_f32(vld1q_f32(y + i), vmulq_f32(va, v)));  // multiply, then add: as the scalar twin
     }
     for (; i < n; i++) y[i] += a * moek_half_to_float(x[i]);
+}
+
+/// moek_exp_nonpositive on four lanes: the same operations, fused where it fuses.
+static inline float32x4_t exp_nonpositive4(float32x4_t x) {
+    const uint32x4_t keep = vcgeq_f32(x, vdupq_n_f32(MOEK_EXP_FLOOR));  // false for NaN
+    const float32x4_t n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(MOEK_LOG2E)));
+    float32x4_t r = vfmaq_f32(x, n, vdupq_n_f32(-MOEK_LN2_HI));
+    r = vfmaq_f32(r, n, vdupq_n_f32(-MOEK_LN2_LO));
+    float32x4_t y = vdupq_n_f32(MOEK_EXP_P0);
+    y = vfmaq_f32(vdupq_n_f32(MOEK_EXP_P1), y, r);
+    y = vfmaq_f32(vdupq_n_f32(MOEK_EXP_P2), y, r);
+    y = vfmaq_f32(vdupq_n_f32(MOEK_EXP_P3), y, r);
+    y = vfmaq_f32(vdupq_n_f32(MOEK_EXP_P4), y, r);
+    y = vfmaq_f32(vdupq_n_f32(MOEK_EXP_P5), y, r);
+    y = vfmaq_f32(r, y, vmulq_f32(r, r));
+    y = vaddq_f32(y, vdupq_n_f32(1.0f));
+    const int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtnq_s32_f32(n), vdupq_n_s32(127)), 23);
+    const float32x4_t v = vmulq_f32(y, vreinterpretq_f32_s32(e));
+    return vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(v), keep));
+}
+
+void moek_neon_vec_exp_nonpositive(float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(x + i, exp_nonpositive4(vld1q_f32(x + i)));
+    for (; i < n; i++) x[i] = moek_exp_nonpositive(x[i]);
+}
+
+/// As the AVX2 form: the scalar twin's eight lanes (two float registers of four; four double
+/// registers of two), the tail added to lanes i mod 8 after them.
+void moek_neon_softmax_f16_round(float *p, size_t n) {
+    if (n == 0) return;
+    float32x4_t m0 = vdupq_n_f32(p[0]), m1 = m0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const float32x4_t a = vld1q_f32(p + i), b = vld1q_f32(p + i + 4);
+        m0 = vbslq_f32(vcgtq_f32(a, m0), a, m0);
+        m1 = vbslq_f32(vcgtq_f32(b, m1), b, m1);
+    }
+    float m[8];
+    vst1q_f32(m, m0);
+    vst1q_f32(m + 4, m1);
+    for (size_t k = i; k < n; k++) m[k % 8] = p[k] > m[k % 8] ? p[k] : m[k % 8];
+    float max = m[0];
+    for (int j = 1; j < 8; j++) max = m[j] > max ? m[j] : max;
+
+    const float32x4_t vmax = vdupq_n_f32(max);
+    float64x2_t s0 = vdupq_n_f64(0), s1 = s0, s2 = s0, s3 = s0;
+    for (i = 0; i + 8 <= n; i += 8) {
+        const float32x4_t a = exp_nonpositive4(vsubq_f32(vld1q_f32(p + i), vmax));
+        const float32x4_t b = exp_nonpositive4(vsubq_f32(vld1q_f32(p + i + 4), vmax));
+        vst1q_f32(p + i, a);
+        vst1q_f32(p + i + 4, b);
+        s0 = vaddq_f64(s0, vcvt_f64_f32(vget_low_f32(a)));
+        s1 = vaddq_f64(s1, vcvt_high_f64_f32(a));
+        s2 = vaddq_f64(s2, vcvt_f64_f32(vget_low_f32(b)));
+        s3 = vaddq_f64(s3, vcvt_high_f64_f32(b));
+    }
+    double acc[8];
+    vst1q_f64(acc, s0);
+    vst1q_f64(acc + 2, s1);
+    vst1q_f64(acc + 4, s2);
+    vst1q_f64(acc + 6, s3);
+    for (size_t k = i; k < n; k++) {
+        p[k] = moek_exp_nonpositive(p[k] - max);
+        acc[k % 8] += (double)p[k];
+    }
+    double sum = acc[0];
+    for (int j = 1; j < 8; j++) sum += acc[j];
+    const float inv = (float)(1 / sum);
+    const float32x4_t vinv = vdupq_n_f32(inv);
+    for (i = 0; i + 4 <= n; i += 4) {
+        const float16x4_t h = vcvt_f16_f32(vmulq_f32(vld1q_f32(p + i), vinv));
+        vst1q_f32(p + i, vcvt_f32_f16(h));
+    }
+    for (; i < n; i++) p[i] = moek_half_to_float(moek_float_to_half(p[i] * inv));
 }
 #endif

@@ -19,6 +19,8 @@ void moek_neon_vec_dot4_q6_K_q8_K(const void *w, size_t stride, const moek_block
 float moek_neon_vec_dot_f32(const float *a, const float *b, size_t n);
 float moek_neon_vec_dot_f16(const uint16_t *a, const uint16_t *b, size_t n);
 void moek_neon_vec_mad_f16(float *y, float a, const uint16_t *x, size_t n);
+void moek_neon_softmax_f16_round(float *p, size_t n);
+void moek_neon_vec_exp_nonpositive(float *x, size_t n);
 #endif
 
 #endif

@@ -2,6 +2,12 @@ import Testing
 import MoEKernels
 @testable import MoE
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Each SIMD kernel against its scalar twin, on random data and odd block counts.
 @Suite("Kernels", .serialized)
 struct KernelTests {
@@ -377,6 +383,50 @@ struct KernelTests {
                 }
             }
             #expect(y == expected, "\(label)")
+        }
+    }
+
+    @Test("the softmax's exp: every path gives the scalar twin's bits, within two ulps of libm, 0 below -87 and for NaN")
+    func expNonpositive() {
+        var g = SplitMix(seed: 43)
+        var x = (0..<2003).map { i -> Float in i % 5 == 0 ? -Float.random(in: 0...0.5, using: &g) : -Float.random(in: 0...90, using: &g) }
+        x[0] = 0; x[1] = -87; x[2] = -87.0001; x[3] = -.infinity; x[4] = .nan; x[5] = -1e-30
+        var reference = x
+        moek_vec_exp_nonpositive_scalar(&reference, x.count)
+        for (v, e) in zip(x, reference) where v >= -87 {
+            let exact = Float(exp(Double(v)))
+            #expect(abs(e - exact) <= 2 * exact.ulp, "exp(\(v)) = \(e), libm \(exact)")
+        }
+        #expect(reference[0] == 1 && reference[2] == 0 && reference[3] == 0 && reference[4] == 0 && reference[5] == 1)
+        forEachVariant { label in
+            var got = x
+            moek_vec_exp_nonpositive(&got, x.count)
+            #expect(got.map(\.bitPattern) == reference.map(\.bitPattern), "\(label)")
+        }
+    }
+
+    @Test("softmax with F16-rounded probabilities: every path gives the scalar twin's bits, within F16 rounding of the exact softmax",
+          arguments: [1, 2, 7, 8, 9, 64, 67, 1000])
+    func softmaxRounded(n: Int) {
+        var g = SplitMix(seed: UInt64(41 + n))
+        // Scores as attention makes them (a few units apart), one far below the rest, a tie for the maximum.
+        var scores = (0..<n).map { _ in g.normal() * 4 }
+        if n > 2 { scores[n / 2] = -200; scores[n - 1] = scores.max()! }
+        var reference = scores
+        moek_softmax_f16_round_scalar(&reference, n)
+        let top = Double(scores.max()!)
+        let exact = scores.map { exp(Double($0) - top) }, total = exact.reduce(0, +)
+        for (p, e) in zip(reference, exact) {
+            let q = e / total
+            #expect(abs(Double(p) - q) <= q * 0x1p-11 + 0x1p-25, "p \(p) vs exact \(q)")  // half an F16 ulp, plus exp's error
+            #expect(p == HalfPrecision.float(fromHalf: HalfPrecision.half(fromFloat: p)), "a half-precision value")
+        }
+        if n > 2 { #expect(reference[n / 2] == 0, "200 below the maximum is 0") }
+        #expect(abs(reference.reduce(0, +) - 1) < 1e-3)
+        forEachVariant { label in
+            var got = scores
+            moek_softmax_f16_round(&got, n)
+            #expect(got.map(\.bitPattern) == reference.map(\.bitPattern), "\(label)")
         }
     }
 

@@ -43,6 +43,14 @@ static void check_all(const char *variant) {
         for (size_t i = 0; i < n; i++) y1[i] = y2[i] = nrm();
         moek_vec_mad_f16(y1, 0.37f, hx, n - 1); moek_vec_mad_f16_scalar(y2, 0.37f, hx, n - 1);
         CHECK(memcmp(y1, y2, 4 * n) == 0, "mad f16 n=%zu", n);
+        // Attention's softmax and its exp, at lengths that leave tails (n - 3), bit for bit.
+        for (size_t i = 0; i < n; i++) y1[i] = y2[i] = -fabsf(x[i]) * 9;
+        y1[1] = y2[1] = -90; y1[2] = y2[2] = NAN;
+        moek_vec_exp_nonpositive(y1, n - 3); moek_vec_exp_nonpositive_scalar(y2, n - 3);
+        CHECK(memcmp(y1, y2, 4 * n) == 0, "exp n=%zu", n);
+        for (size_t i = 0; i < n; i++) y1[i] = y2[i] = x[i] * 4;
+        moek_softmax_f16_round(y1, n - 3); moek_softmax_f16_round_scalar(y2, n - 3);
+        CHECK(memcmp(y1, y2, 4 * n) == 0, "softmax n=%zu", n);
         // Four-row kernels on four different rows, and the matrix-matrix products (which run them
         // once per token) on 5 rows x 3 tokens, against the scalar single-row dot products.
         float four[4]; int32_t *off = malloc(4 * n / 32); moek_q8_0_offsets(qa, n, off);

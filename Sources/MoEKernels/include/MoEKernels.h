@@ -96,6 +96,16 @@ void moek_vec_mad_f16_scalar(float *y, float a, const uint16_t *x, size_t n);
 /// one attention head's weighted sum of `rows` cached values.
 void moek_vec_mad_f16_rows(float *y, const float *w, const uint16_t *x, size_t stride, size_t n, size_t rows);
 
+/// Attention probabilities in place: p[i] = exp(p[i] − max) / Σ exp(p[j] − max), each rounded
+/// to half precision and back (the value sum multiplies F16 values by F16 probabilities, as ggml
+/// does). exp is one polynomial (about one ulp) on every path and the sum runs in double in eight
+/// lanes in a fixed order, so every path returns the scalar twin's bits.
+void moek_softmax_f16_round(float *p, size_t n);
+void moek_softmax_f16_round_scalar(float *p, size_t n);
+/// x[i] = e^x[i] in place for x[i] <= 0 with the softmax's exp (0 below −87 and for NaN).
+void moek_vec_exp_nonpositive(float *x, size_t n);
+void moek_vec_exp_nonpositive_scalar(float *x, size_t n);
+
 /// Dot product of n elements of two half-precision rows, accumulated in float.
 float moek_vec_dot_f16(const uint16_t *a, const uint16_t *b, size_t n);
 float moek_vec_dot_f16_scalar(const uint16_t *a, const uint16_t *b, size_t n);

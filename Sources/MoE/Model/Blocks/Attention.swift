@@ -1,13 +1,5 @@
 import MoEKernels
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Causal grouped-query attention of one query position over a half-precision KV cache.
 enum Attention {
     /// For each of `heads` query heads (`headSize` values each, in `q`), attends over positions
@@ -28,18 +20,10 @@ enum Attention {
             let kvHead = head / group
             moek_f32_to_f16(q + head * headSize, qHalf, headSize)
             moek_vec_dot_f16_rows(keys + kvHead * capacity * headSize, headSize, qHalf, headSize, length, scale, scores)
-            var maxScore = -Float.infinity
-            for p in 0..<length { maxScore = max(maxScore, scores[p]) }
-            var sum = 0.0
-            for p in 0..<length {
-                scores[p] = expf(scores[p] - maxScore)
-                sum += Double(scores[p])
-            }
-            let inv = Float(1 / sum)
+            // ggml multiplies the F16 values by the probabilities converted to F16.
+            moek_softmax_f16_round(scores, length)
             let o = out + head * valueSize
             for i in 0..<valueSize { o[i] = 0 }
-            // ggml multiplies the F16 values by the probabilities converted to F16.
-            for p in 0..<length { scores[p] = HalfPrecision.float(fromHalf: HalfPrecision.half(fromFloat: scores[p] * inv)) }
             moek_vec_mad_f16_rows(o, scores, values + kvHead * capacity * valueSize, valueSize, valueSize, length)
         }
     }
