@@ -123,6 +123,8 @@ for r in moe:
               f"experts {t['experts']:.2f} ms, output {t['output']:.2f} ms, waiting {t['waiting']:.2f} ms"
               + (f", halves overlapped {t['overlapped']:.2f} ms" if t.get('overlapped') else ""))
 print(f"\nmemory read bandwidth {m['memory_bandwidth_bytes_per_s'] / 1e9:.1f} GB/s, "
-      f"{m['active_bytes_per_token'] / 2**20:.0f} MiB of weights per decoded token, "
+      f"{m['active_bytes_per_token'] / 2**20:.0f} MiB of weights"
+      + (f" + {m['kv_bytes_per_token'] / 2**20:.0f} MiB of KV cache" if m.get("kv_bytes_per_token") else "")
+      + " per decoded token, "
       f"roofline {m['roofline_ts']:.1f} t/s, swift-moe peak RSS {m['peak_rss_bytes'] / 2**30:.2f} GiB")
 PY
