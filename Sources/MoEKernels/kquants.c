@@ -13,24 +13,15 @@
 #include <string.h>
 
 #include "avx2.h"
-#include "expf.h"
+#include "softmax.h"
 
 void moek_softmax_f16_round_scalar(float *p, size_t n) {
     if (n == 0) return;
     // Lane j of eight holds elements j, j + 8, ...: the order every vector form keeps.
     float m[8];
     for (int j = 0; j < 8; j++) m[j] = p[0];
-    for (size_t i = 0; i < n; i++) m[i % 8] = p[i] > m[i % 8] ? p[i] : m[i % 8];
-    float max = m[0];
-    for (int j = 1; j < 8; j++) max = m[j] > max ? m[j] : max;
     double acc[8] = {0};
-    for (size_t i = 0; i < n; i++) {
-        p[i] = moek_exp_nonpositive(p[i] - max);
-        acc[i % 8] += (double)p[i];
-    }
-    double sum = acc[0];
-    for (int j = 1; j < 8; j++) sum += acc[j];
-    const float inv = (float)(1 / sum);
+    const float inv = moek_softmax_inverse_sum(p, 0, n, moek_softmax_max(p, 0, n, m), acc);
     for (size_t i = 0; i < n; i++) p[i] = moek_half_to_float(moek_float_to_half(p[i] * inv));
 }
 
@@ -146,9 +137,7 @@ MOEK_AVX2 static void softmax_f16_round_avx2(float *p, size_t n) {
     }
     float m[8];
     _mm256_storeu_ps(m, vm);
-    for (size_t k = i; k < n; k++) m[k % 8] = p[k] > m[k % 8] ? p[k] : m[k % 8];
-    float max = m[0];
-    for (int j = 1; j < 8; j++) max = m[j] > max ? m[j] : max;
+    const float max = moek_softmax_max(p, i, n, m);
 
     const __m256 vmax = _mm256_set1_ps(max);
     __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
@@ -161,13 +150,7 @@ MOEK_AVX2 static void softmax_f16_round_avx2(float *p, size_t n) {
     double acc[8];
     _mm256_storeu_pd(acc, lo);
     _mm256_storeu_pd(acc + 4, hi);
-    for (size_t k = i; k < n; k++) {
-        p[k] = moek_exp_nonpositive(p[k] - max);
-        acc[k % 8] += (double)p[k];
-    }
-    double sum = acc[0];
-    for (int j = 1; j < 8; j++) sum += acc[j];
-    const float inv = (float)(1 / sum);
+    const float inv = moek_softmax_inverse_sum(p, i, n, max, acc);
     const __m256 vinv = _mm256_set1_ps(inv);
     for (i = 0; i + 8 <= n; i += 8) {
         const __m128i h = _mm256_cvtps_ph(_mm256_mul_ps(_mm256_loadu_ps(p + i), vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);

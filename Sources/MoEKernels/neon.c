@@ -11,7 +11,7 @@
 
 #if defined(__aarch64__)
 #include "half.h"
-#include "expf.h"
+#include "softmax.h"
 #include "kscales.h"
 #include <arm_neon.h>
 #include <string.h>
@@ -171,9 +171,7 @@ void moek_neon_softmax_f16_round(float *p, size_t n) {
     float m[8];
     vst1q_f32(m, m0);
     vst1q_f32(m + 4, m1);
-    for (size_t k = i; k < n; k++) m[k % 8] = p[k] > m[k % 8] ? p[k] : m[k % 8];
-    float max = m[0];
-    for (int j = 1; j < 8; j++) max = m[j] > max ? m[j] : max;
+    const float max = moek_softmax_max(p, i, n, m);
 
     const float32x4_t vmax = vdupq_n_f32(max);
     float64x2_t s0 = vdupq_n_f64(0), s1 = s0, s2 = s0, s3 = s0;
@@ -192,13 +190,7 @@ void moek_neon_softmax_f16_round(float *p, size_t n) {
     vst1q_f64(acc + 2, s1);
     vst1q_f64(acc + 4, s2);
     vst1q_f64(acc + 6, s3);
-    for (size_t k = i; k < n; k++) {
-        p[k] = moek_exp_nonpositive(p[k] - max);
-        acc[k % 8] += (double)p[k];
-    }
-    double sum = acc[0];
-    for (int j = 1; j < 8; j++) sum += acc[j];
-    const float inv = (float)(1 / sum);
+    const float inv = moek_softmax_inverse_sum(p, i, n, max, acc);
     const float32x4_t vinv = vdupq_n_f32(inv);
     for (i = 0; i + 4 <= n; i += 4) {
         const float16x4_t h = vcvt_f16_f32(vmulq_f32(vld1q_f32(p + i), vinv));

@@ -1,7 +1,9 @@
-// exp for attention's softmax, shared by every path (not part of the API): the same operations in
-// the same order lane by lane, so the SIMD softmax kernels return the scalar twin's bits.
-#ifndef MOE_KERNELS_EXPF_H
-#define MOE_KERNELS_EXPF_H
+// Attention's softmax, the parts every path shares (not part of the API): its exp, written once
+// here and lane by lane in the vector forms with the same operations in the same order, and the
+// bookkeeping of its eight lanes (element i in lane i mod 8), so the SIMD softmax kernels return
+// the scalar twin's bits.
+#ifndef MOE_KERNELS_SOFTMAX_H
+#define MOE_KERNELS_SOFTMAX_H
 
 #include <math.h>
 #include <stdint.h>
@@ -44,6 +46,28 @@ static inline float moek_exp_nonpositive(float x) {
     float scale;
     memcpy(&scale, &bits, 4);
     return y * scale;
+}
+
+/// The maximum of p[0..<n], given the eight lane maxima of the elements before `from` (the vector
+/// forms' running maxima; the scalar twin passes from = 0 and lanes all p[0]): the rest join their
+/// lanes i mod 8, then the lanes are compared in order.
+static inline float moek_softmax_max(const float *p, size_t from, size_t n, float m[8]) {
+    for (size_t i = from; i < n; i++) m[i % 8] = p[i] > m[i % 8] ? p[i] : m[i % 8];
+    float max = m[0];
+    for (int j = 1; j < 8; j++) max = m[j] > max ? m[j] : max;
+    return max;
+}
+
+/// exp(p[i] − max) in place for i in from..<n, added to lane i mod 8 of `acc` (double sums of the
+/// elements before `from`); returns 1 / (the lanes added in order), rounded to float.
+static inline float moek_softmax_inverse_sum(float *p, size_t from, size_t n, float max, double acc[8]) {
+    for (size_t i = from; i < n; i++) {
+        p[i] = moek_exp_nonpositive(p[i] - max);
+        acc[i % 8] += (double)p[i];
+    }
+    double sum = acc[0];
+    for (int j = 1; j < 8; j++) sum += acc[j];
+    return (float)(1 / sum);
 }
 
 #endif
