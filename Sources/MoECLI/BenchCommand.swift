@@ -21,11 +21,12 @@ enum BenchCommand {
         machine's memory read bandwidth and reports the decode roofline: bandwidth / bytes one
         token reads (weights, and the KV cache at the run's mean context), and the fraction of it
         reached; at --parallel N, the roofline of a step (every expert any sequence chose read
-        once: the experts per layer a step ran are counted). -p 0 or -n 0 skips a test. JSON uses llama-bench's field names. Decode tests
-        also print where a token's time goes: attention, router, experts, output, and how much
-        of it the calling thread spent waiting (for expert reads or for the other threads); at
-        --parallel N, both halves' phases are counted and "overlapped" is the time they ran at
-        once (the wall time is the total less that).
+        once: the experts per layer a step ran are counted). -p 0 or -n 0 skips a test. JSON
+        uses llama-bench's field names. Decode tests also print where a token's time goes:
+        attention, router, experts, output, and how much of it the calling thread spent waiting
+        (for expert reads or for the other threads); at --parallel N, both halves' phases are
+        counted and "overlapped" is the time they ran at once (the wall time is the total less
+        that).
 
           -p N        prompt tokens (default 512)
           -n N        generated tokens (default 128)
@@ -43,7 +44,8 @@ enum BenchCommand {
           -o FORMAT   md (default), json or csv
           --profile   record every routing decision (as moe profile does), to measure its cost
         With --expert-memory, each test also reports the expert store's hit rate, bytes read per
-        token and the share of the time spent waiting for reads.
+        token and the share of the time spent waiting for reads (its timed runs only; the store's
+        full report after the table covers the whole run, warm-ups and -d prompts included).
         """ + "\n" + StoreFlags.help
 
     struct Result {
