@@ -165,7 +165,7 @@ enum BenchCommand {
         /// times the tokens per step. Equals `roofline` one token at a time.
         func stepRoofline(_ r: Result) -> (ts: Double, expertsPerLayer: Double, bytesPerStep: Double, tokensPerStep: Double)? {
             guard r.generated > 0, let t = r.timings, t.steps > 0 else { return nil }
-            let experts = summary.routedExpertLayers > 0 ? t.expertsPerStep(layers: summary.routedExpertLayers) : 0
+            let experts = t.expertsPerStep(layers: summary.routedExpertLayers)
             let perStep = Double(t.tokens) / Double(t.steps)
             let bytes = summary.bytesPerStep(expertsPerLayer: experts) + perStep * kvBytesPerToken
             guard bytes > 0 else { return nil }

@@ -91,14 +91,24 @@ final class ForwardState {
     /// Attention scores for a context longer than this session's (batches of several sessions).
     private var wideScoreStorage: FloatStorage?
 
-    /// Scratch for `heads x context` attention scores, grown on demand.
-    func wideScores(context: Int) -> UnsafeMutablePointer<Float> {
+    /// Scratch for `heads x context` attention scores: this session's own when the context fits
+    /// in it, else a wider buffer grown on demand (a batch may attend over a longer context than
+    /// the session whose scratch it uses).
+    func scores(context: Int) -> UnsafeMutablePointer<Float> {
+        if context <= contextLength { return scores.pointer }
         let needed = config.heads * context
         if let wide = wideScoreStorage, wide.count >= needed { return wide.pointer }
         let made = FloatStorage(zeros: needed)
         wideScoreStorage = made
         return made.pointer
     }
+
+    /// Layer `l`'s keys in the cache: `kvHeads` runs of `contextLength` positions of
+    /// `headDimension` halves (head-major).
+    func keys(layer l: Int) -> UnsafeMutablePointer<UInt16> { keys + l * contextLength * config.kvHeads * config.headDimension }
+
+    /// Layer `l`'s values in the cache, laid out as `keys(layer:)` with `valueDimension` halves.
+    func values(layer l: Int) -> UnsafeMutablePointer<UInt16> { values + l * contextLength * config.kvHeads * config.valueDimension }
 
     /// The most tokens one batch may have: the larger of `Model.promptStep` and
     /// `Model.batchCapacity`; half of the latter for a lane state.
@@ -276,10 +286,7 @@ extension Model {
     func attend(layer: LayerWeights, index l: Int, q: UnsafeMutablePointer<Float>, k: UnsafeMutablePointer<Float>,
                 v: UnsafeMutablePointer<Float>, position: Int, cache: ForwardState, state s: ForwardState) {
         prepareAttention(layer: layer, index: l, q: q, k: k, v: v, position: position, cache: cache)
-        // Scores need room for the cache's positions; a batch may attend over a longer context
-        // than the session whose scratch it uses.
-        let context = cache.contextLength
-        let scores = context <= s.contextLength ? s.scores.pointer : s.wideScores(context: context)
+        let context = cache.contextLength, scores = s.scores(context: context)
         s.pool.parallelFor(config.heads) { head in
             attendHead(head, index: l, q: q, position: position, cache: cache, out: s.attention.pointer,
                        scores: scores + head * context, qHalf: s.qHalf + head * config.headDimension)
@@ -306,8 +313,7 @@ extension Model {
         }
         rope.apply(q, heads: c.heads, headSize: hd, position: position)
         rope.apply(k, heads: c.kvHeads, headSize: hd, position: position)
-        let layerKeys = cache.keys + l * cache.contextLength * c.kvHeads * hd
-        let layerValues = cache.values + l * cache.contextLength * c.kvHeads * vd
+        let layerKeys = cache.keys(layer: l), layerValues = cache.values(layer: l)
         for j in 0..<c.kvHeads {
             moek_f32_to_f16(k + j * hd, layerKeys + (j * cache.contextLength + position) * hd, hd)
             moek_f32_to_f16(v + j * vd, layerValues + (j * cache.contextLength + position) * vd, vd)
@@ -321,8 +327,7 @@ extension Model {
                     out: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>, qHalf: UnsafeMutablePointer<UInt16>) {
         let c = config, hd = c.headDimension, vd = c.valueDimension
         Attention.attend(q: q, heads: c.heads, kvHeads: c.kvHeads, headSize: hd, valueSize: vd,
-                         keys: cache.keys + l * cache.contextLength * c.kvHeads * hd,
-                         values: cache.values + l * cache.contextLength * c.kvHeads * vd,
+                         keys: cache.keys(layer: l), values: cache.values(layer: l),
                          capacity: cache.contextLength, length: position + 1, scale: 1 / Float(hd).squareRoot(),
                          out: out, scores: scores, qHalf: qHalf, only: head..<(head + 1))
     }

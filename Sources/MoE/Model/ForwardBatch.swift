@@ -110,7 +110,8 @@ extension Model {
     /// that chose it), so its weights are read once per batch; attention appends every token's keys
     /// and values, then runs head by head over the tokens, each seeing the positions up to its own.
     /// With an expert store, experts are taken in waves of at most half the slots, the resident
-    /// ones first, each distinct expert acquired (and read) at most once per batch. Every token gets bit for bit the result of `forward(token:)`.
+    /// ones first, each distinct expert acquired (and read) at most once per batch. Every token
+    /// gets bit for bit the result of `forward(token:)`.
     /// `logits(t)` says where token t's logits go (nil: not needed).
     func forward(batch tokens: UnsafeBufferPointer<Int32>, position: Int, state s: ForwardState,
                  logits: (Int) -> UnsafeMutablePointer<Float>?) throws(MoEError) {
@@ -249,7 +250,7 @@ extension Model {
                              position: positions(t), cache: owner)
             widest = max(widest, owner.contextLength)
         }
-        let scores = widest <= s.contextLength ? s.scores.pointer : s.wideScores(context: widest)
+        let scores = s.scores(context: widest)
         s.pool.parallelFor(c.heads) { head in
             for t in 0..<count {
                 attendHead(head, index: l, q: b.q.pointer + t * qd, position: positions(t), cache: owners(t),
