@@ -21,6 +21,10 @@ static inline size_t token_row(const int32_t *index, size_t t) { return index ? 
 /// blocks (`xb`) and their offsets (`ob`) from block `s` on.
 static inline void tile_q8_0_tokens(const moek_block_q8_0 *x, const int32_t *offsets, size_t xStride, const int32_t *xIndex,
                                     size_t first, int count, size_t s, const moek_block_q8_0 **xb, const int32_t **ob) {
+    // Not vectorized: with AVX-512 clang read the index with a masked load even when it is NULL,
+    // and on AMD a masked-off load from an unmapped page takes a microcode assist (a fifth of a
+    // 512-bit tile's time).
+#pragma clang loop vectorize(disable)
     for (int j = 0; j < count; j++) {
         const size_t xi = token_row(xIndex, first + j);
         xb[j] = x + xi * xStride + s;

@@ -25,9 +25,10 @@ struct KernelTests {
     }
 
     /// Runs `body` under every kernel variant this thread can select: as detected, the 256- and
-    /// 128-bit AVX2 forms (on AVX2 machines, whichever the CPU would pick), the AVX-512 VNNI form
-    /// (on CPUs that also have AVX-VNNI, which is preferred), NEON without the dot-product
-    /// extension (on arm64 CPUs that have it), and scalar.
+    /// 128-bit AVX2 forms (on AVX2 machines, whichever the CPU would pick), on CPUs with both
+    /// AVX-VNNI and AVX-512 VNNI each alone (the EVEX decode kernels; the VEX tiles where the
+    /// 512-bit ones would take over), NEON without the dot-product extension (on arm64 CPUs that
+    /// have it), and scalar.
     func forEachVariant(_ body: (String) throws -> Void) rethrows {
         var variants: [(label: String, forced: UInt32, mask: UInt32)] = [("native", 0, ~0)]
         let features = moek_cpu_features()
@@ -37,6 +38,7 @@ struct KernelTests {
         }
         if features & MOEK_CPU_AVX_VNNI.rawValue != 0 && features & MOEK_CPU_AVX512_VNNI.rawValue != 0 {
             variants.append(("avx512-vnni", 0, ~(MOEK_CPU_AVX2_HALF_WIDTH.rawValue | MOEK_CPU_AVX_VNNI.rawValue)))
+            variants.append(("avx-vnni", 0, ~(MOEK_CPU_AVX2_HALF_WIDTH.rawValue | MOEK_CPU_AVX512_VNNI.rawValue)))
         }
         if moek_cpu_features() & MOEK_CPU_NEON_DOTPROD.rawValue != 0 {
             variants.append(("neon-base", 0, ~MOEK_CPU_NEON_DOTPROD.rawValue))
@@ -48,6 +50,7 @@ struct KernelTests {
             if v.label == "avx2-128" { #expect(moek_cpu_features() & MOEK_CPU_AVX2_HALF_WIDTH.rawValue != 0) }
             if v.label == "avx2-256" { #expect(moek_cpu_features() & (MOEK_CPU_AVX2_HALF_WIDTH.rawValue | vnni) == 0) }
             if v.label == "avx512-vnni" { #expect(moek_cpu_features() & vnni == MOEK_CPU_AVX512_VNNI.rawValue) }
+            if v.label == "avx-vnni" { #expect(moek_cpu_features() & vnni == MOEK_CPU_AVX_VNNI.rawValue) }
             try body(v.label)
         }
     }
@@ -249,8 +252,13 @@ struct KernelTests {
         // token), two four-row groups and three single rows; 1-3 tokens (the small-batch paths;
         // half-width CPUs switch to the interleaved Q6_K tiles at 2, Q4_0/Q4_K/Q5_K at 3, VNNI CPUs
         // to their Q4_0 tiles at 3), 6 and 11 (four-token passes with 2 and 3 left over, 11 > one
-        // 8-token tile) and 17 (where half-width CPUs switch to the Q8_0 tiles).
+        // 8-token tile; AVX-512 VNNI CPUs take the 512-bit Q4_0/Q8_0 tiles from 6) and 17 (where
+        // half-width CPUs switch to the Q8_0 tiles).
         for tokens in [1, 2, 3, 6, 11, 17] { try matrixMatrix(type: type, typeName: typeName, inputs: n, rows: 19, tokens: tokens) }
+        // 0..<6 and 6..<43: a sixteen-row group of the 512-bit tiles before the 256-bit ones' rows.
+        if type == .q4_0 || type == .q8_0 {
+            for tokens in [6, 11, 17] { try matrixMatrix(type: type, typeName: typeName, inputs: n, rows: 43, tokens: tokens) }
+        }
     }
 
     /// `rows` weight rows of `n` inputs: quantized random values; for the K-quants every other row
