@@ -109,4 +109,10 @@ void moek_vnni_gemm_q8_0(const void *w, size_t rowBytes, size_t rows, size_t n, 
     if (vex()) gemm_q8_0_vex((const uint8_t *)w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
     else gemm_q8_0_evex((const uint8_t *)w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
 }
+
+size_t moek_vnni_gemm_q4_K_zmm(const void *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_K *x, size_t xStride,
+                               const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
+    if (!zmm(tokens)) return 0;
+    return gemm_q4_K_tiles16((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
+}
 #endif

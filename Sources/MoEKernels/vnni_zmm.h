@@ -161,4 +161,174 @@ MOEK_ZMM_ATTR static size_t gemm_tiles16(const int q4, const uint8_t *w, size_t 
     return r;
 }
 
+// Q4_K. Sixteen rows' super-block unpacked as for Q4_0 (vector (j, d): dword d of sub-block j,
+// lane r: row r), plus each row's sub-block scales (an int32 lane each) and minimums (sub-blocks
+// 2p and 2p+1 as an int16 pair per lane). Per token and sub-block, eight vpdpbusd in two chains
+// (even and odd dwords: 16 products a lane, at most 16·15·128 = 30720, so an int16 holds each
+// sum) and two vpdpwssd against the scales (a lane's low half times the scale, its high half, the
+// sign, times 0) accumulate the scaled sums exactly; four vpdpwssd of the minimum pairs against
+// the token's paired sub-block sums give the minimums' term. The float finish is the scalar
+// twin's, lane by lane.
+
+/// Sixteen Q4_K rows' super-block, unpacked (4.9 KiB).
+typedef struct zk4_block {
+    __m512i q[8][8];    ///< sub-block j, dword d: weights 4d..4d+3 of sub-block j, lane r: row r
+    __m512i scales[8];  ///< sub-block j: row r's 6-bit scale in lane r
+    __m512i mins[4];    ///< sub-blocks 2p, 2p+1: row r's two minimums, an int16 pair in lane r
+    __m512 d, dmin;     ///< the rows' super-block scales
+} zk4_block;
+
+/// Super-blocks unpacked per segment: four (1024 inputs) take 19.6 KiB.
+#define ZK_SEGMENT 4
+
+/// Sixteen rows' eight bytes each (`rows[r]`) as eight columns: byte j of rows 0-15 in `cols[j]`.
+MOEK_ZMM_INLINE void transpose16x8_bytes(const uint64_t *rows, __m128i *cols) {
+    const __m128i order = _mm_setr_epi8(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+    __m128i a[8], t[8], u[8];
+    // a[k]: word j = byte j of rows 2k and 2k+1; then an 8x8 transpose of words.
+    for (int k = 0; k < 8; k++) a[k] = _mm_shuffle_epi8(_mm_set_epi64x((long long)rows[2 * k + 1], (long long)rows[2 * k]), order);
+    for (int k = 0; k < 8; k += 2) {
+        t[k] = _mm_unpacklo_epi16(a[k], a[k + 1]);
+        t[k + 1] = _mm_unpackhi_epi16(a[k], a[k + 1]);
+    }
+    for (int h = 0; h < 8; h += 4) {
+        u[h] = _mm_unpacklo_epi32(t[h], t[h + 2]);
+        u[h + 1] = _mm_unpackhi_epi32(t[h], t[h + 2]);
+        u[h + 2] = _mm_unpacklo_epi32(t[h + 1], t[h + 3]);
+        u[h + 3] = _mm_unpackhi_epi32(t[h + 1], t[h + 3]);
+    }
+    for (int j = 0; j < 4; j++) {
+        cols[2 * j] = _mm_unpacklo_epi64(u[j], u[j + 4]);
+        cols[2 * j + 1] = _mm_unpackhi_epi64(u[j], u[j + 4]);
+    }
+}
+
+/// Unpacks the super-block at p and its fifteen rowBytes-apart neighbours.
+MOEK_ZMM_INLINE void zk4_unpack(const uint8_t *p, size_t rowBytes, zk4_block *out) {
+    const __m256i low = _mm256_set1_epi8(0xF);
+    uint64_t sc[16], mn[16];
+    for (int k = 0; k < 4; k++) {
+        const uint8_t *pk = p + 4 * k * rowBytes;
+        _mm_store_ps((float *)&out->d + 4 * k, moek_scales4(pk, rowBytes));
+        _mm_store_ps((float *)&out->dmin + 4 * k, moek_scales4(pk + 2, rowBytes));
+    }
+    for (int r = 0; r < 16; r++) {
+        sc[r] = k4_unpack(p + r * rowBytes + 4, 0);
+        mn[r] = k4_unpack(p + r * rowBytes + 4, 1);
+    }
+    __m128i cols[8];
+    transpose16x8_bytes(sc, cols);
+    for (int j = 0; j < 8; j++) out->scales[j] = _mm512_cvtepu8_epi32(cols[j]);
+    transpose16x8_bytes(mn, cols);
+    for (int q = 0; q < 4; q++)
+        out->mins[q] = _mm512_or_si512(_mm512_cvtepu8_epi32(cols[2 * q]), _mm512_slli_epi32(_mm512_cvtepu8_epi32(cols[2 * q + 1]), 16));
+    for (int c = 0; c < 4; c++) {  // chunk c: low nibbles sub-block 2c, high nibbles 2c + 1
+        for (int k = 0; k < 4; k++) {  // rows 4k..4k+3: quarter k of every vector
+            __m256i b[4], v[4];
+            for (int j = 0; j < 4; j++) b[j] = _mm256_loadu_si256((const __m256i *)(p + (4 * k + j) * rowBytes + 16 + 32 * c));
+            transpose4x2_evex(b, v);  // v[g]: dword g of the four rows (low half), dword 4 + g (high half)
+            for (int g = 0; g < 4; g++) {
+                const __m256i l = _mm256_and_si256(v[g], low), h = _mm256_and_si256(_mm256_srli_epi16(v[g], 4), low);
+                _mm_store_si128((__m128i *)&out->q[2 * c][g] + k, _mm256_castsi256_si128(l));
+                _mm_store_si128((__m128i *)&out->q[2 * c][4 + g] + k, _mm256_extracti128_si256(l, 1));
+                _mm_store_si128((__m128i *)&out->q[2 * c + 1][g] + k, _mm256_castsi256_si128(h));
+                _mm_store_si128((__m128i *)&out->q[2 * c + 1][4 + g] + k, _mm256_extracti128_si256(h, 1));
+            }
+        }
+    }
+}
+
+/// Sixteen Q4_K rows · `count` (1-4, a constant after inlining) tokens against a segment of `sb`
+/// unpacked super-blocks: `acc[i]` += token i's sixteen row sums.
+MOEK_ZMM_INLINE void zk4_tokens(const zk4_block *blocks, size_t sb, const moek_block_q8_K *const *xb, __m512 *acc,
+                                const int count, zmm_prefetch *prefetch) {
+    const __m512i zero = _mm512_setzero_si512();
+    __m512 a[4];
+    for (int t = 0; t < count; t++) a[t] = acc[t];
+    for (size_t i = 0; i < sb; i++) {
+        const zk4_block *blk = &blocks[i];
+        __m512i sumi[4], summ[4];
+        for (int t = 0; t < count; t++) {
+            // Sub-block sums of the activations, paired: dword p = (sum of 2p, sum of 2p + 1).
+            const int16_t *bs = xb[t][i].bsums;
+            const __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)bs), _mm_loadu_si128((const __m128i *)(bs + 8)));
+            __m512i m = _mm512_dpwssd_epi32(zero, blk->mins[0], _mm512_broadcastd_epi32(pairs));
+            m = _mm512_dpwssd_epi32(m, blk->mins[1], _mm512_broadcastd_epi32(_mm_shuffle_epi32(pairs, 0x55)));
+            m = _mm512_dpwssd_epi32(m, blk->mins[2], _mm512_broadcastd_epi32(_mm_shuffle_epi32(pairs, 0xAA)));
+            summ[t] = _mm512_dpwssd_epi32(m, blk->mins[3], _mm512_broadcastd_epi32(_mm_shuffle_epi32(pairs, 0xFF)));
+            sumi[t] = zero;
+        }
+        for (int j = 0; j < 8; j++) {
+            if (prefetch) zmm_prefetch_step(prefetch);
+            __m512i even[4], odd[4];
+            for (int t = 0; t < count; t++) {
+                even[t] = zero;
+                odd[t] = zero;
+            }
+#define MOEK_ZK4_DWORD(d, sum)                                                                \
+            {                                                                                 \
+                const __m512i q = _mm512_load_si512(&blk->q[j][d]);                           \
+                for (int t = 0; t < count; t++) {                                             \
+                    int32_t v;                                                                \
+                    memcpy(&v, xb[t][i].qs + 32 * j + 4 * (d), 4);                            \
+                    sum[t] = _mm512_dpbusd_epi32(sum[t], q, _mm512_set1_epi32(v));            \
+                }                                                                             \
+            }
+            MOEK_ZK4_DWORD(0, even) MOEK_ZK4_DWORD(1, odd) MOEK_ZK4_DWORD(2, even) MOEK_ZK4_DWORD(3, odd)
+            MOEK_ZK4_DWORD(4, even) MOEK_ZK4_DWORD(5, odd) MOEK_ZK4_DWORD(6, even) MOEK_ZK4_DWORD(7, odd)
+#undef MOEK_ZK4_DWORD
+            const __m512i sc = _mm512_load_si512(&blk->scales[j]);
+            for (int t = 0; t < count; t++) sumi[t] = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(sumi[t], even[t], sc), odd[t], sc);
+        }
+        for (int t = 0; t < count; t++) {
+            // sum += d · x.d · float(sumi) − dmin · x.d · float(summ), per row
+            const __m512 xd = _mm512_set1_ps(xb[t][i].d);
+            const __m512 d = _mm512_mul_ps(blk->d, xd), dmin = _mm512_mul_ps(blk->dmin, xd);
+            a[t] = _mm512_add_ps(a[t], _mm512_sub_ps(_mm512_mul_ps(d, _mm512_cvtepi32_ps(sumi[t])),
+                                                     _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(summ[t]))));
+        }
+    }
+    for (int t = 0; t < count; t++) acc[t] = a[t];
+}
+
+/// Q4_K rows sixteen at a time (n a multiple of 256), as moek_gemm_q4_K_q8_K; returns how many
+/// rows it did (a multiple of 16), the rest left to the 256-bit tiles.
+MOEK_ZMM_ATTR static size_t gemm_q4_K_tiles16(const uint8_t *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_K *x,
+                                              size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride,
+                                              const int32_t *yIndex) {
+    const size_t nb = n / 256;
+    _Alignas(64) zk4_block blocks[ZK_SEGMENT];
+    __m512 acc[TILE];
+    size_t r = 0;
+    for (; r + 16 <= rows; r += 16) {
+        const uint8_t *w0 = w + r * rowBytes;
+        for (size_t s = 0; s < nb; s += ZK_SEGMENT) {
+            const size_t sb = nb - s < ZK_SEGMENT ? nb - s : ZK_SEGMENT;
+            const uint8_t *p = w0 + s * 144;
+            zmm_prefetch next = zmm_prefetch_start(p + 16 * rowBytes, rowBytes, sb * 144, sb * 8);
+            for (size_t b = 0; b < sb; b++) zk4_unpack(p + b * 144, rowBytes, &blocks[b]);
+            for (size_t t0 = 0; t0 < tokens; t0 += TILE) {
+                const size_t tt = tokens - t0 < TILE ? tokens - t0 : TILE;
+                for (size_t i = 0; i < tt; i++)
+                    acc[i] = s == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(y + token_row(yIndex, t0 + i) * yStride + r);
+                for (size_t i = 0; i < tt; i += 4) {
+                    const moek_block_q8_K *xb[4];
+                    const int count = tt - i < 4 ? (int)(tt - i) : 4;
+#pragma clang loop vectorize(disable)
+                    for (int j = 0; j < count; j++) xb[j] = x + token_row(xIndex, t0 + i + j) * xStride + s;
+                    zmm_prefetch *pf = t0 == 0 && i == 0 && r + 16 < rows ? &next : NULL;
+                    switch (count) {
+                    case 4: zk4_tokens(blocks, sb, xb, acc + i, 4, pf); break;
+                    case 3: zk4_tokens(blocks, sb, xb, acc + i, 3, pf); break;
+                    case 2: zk4_tokens(blocks, sb, xb, acc + i, 2, pf); break;
+                    default: zk4_tokens(blocks, sb, xb, acc + i, 1, pf); break;
+                    }
+                }
+                for (size_t i = 0; i < tt; i++) _mm512_storeu_ps(y + token_row(yIndex, t0 + i) * yStride + r, acc[i]);
+            }
+        }
+    }
+    return r;
+}
+
 #undef MOEK_ZMM_INLINE
