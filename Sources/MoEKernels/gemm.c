@@ -513,13 +513,12 @@ MOEK_AVX2 static void gemm_k_vnni(const uint8_t *w, size_t rowBytes, size_t rows
                                   size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex,
                                   int q6) {
     const int vex = (moek_cpu_features() & MOEK_CPU_AVX_VNNI) != 0;
-    if (!q6) {  // sixteen rows per pass with AVX-512 VNNI and enough tokens (vnni_zmm.h)
-        const size_t wide = moek_vnni_gemm_q4_K_zmm(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
-        w += wide * rowBytes;
-        rows -= wide;
-        y += wide;
-        if (rows == 0) return;
-    }
+    // Sixteen rows per pass with AVX-512 VNNI and enough tokens (vnni_zmm.h).
+    const size_t wide = moek_vnni_gemm_k_zmm(q6, w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
+    w += wide * rowBytes;
+    rows -= wide;
+    y += wide;
+    if (rows == 0) return;
     // Eight rows per pass, a remaining four-row group below.
     const size_t done = q6 ? (vex ? gemm_q6_K_rows8_vex(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex)
                                   : gemm_q6_K_rows8_evex(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex))

@@ -1,16 +1,17 @@
-// Q4_0 / Q8_0 matrix-matrix tiles with 512-bit vpdpbusd (AVX-512 VNNI), included once by vnni.c
-// after the EVEX instantiation of vnni_qdot.h, whose helpers (transpose4x2_evex) they share.
+// Matrix-matrix tiles with 512-bit vpdpbusd (AVX-512 VNNI) for Q4_0, Q8_0, Q4_K and Q6_K,
+// included once by vnni.c after the EVEX instantiation of vnni_qdot.h, whose helpers
+// (transpose4x2_evex) they share.
 //
-// Sixteen rows per pass. A segment of their blocks is unpacked once into eight 512-bit vectors
-// per block, vector j holding dword j (weights 4j..4j+3 of the block's 32, unsigned bytes: Q4_0
-// nibbles, Q8_0 bytes + 128) of rows 0-15 in lanes 0-15. A token's activation dword j is then
-// vpdpbusd's broadcast memory operand ({1to16}): eight instructions give each row's block sum in
-// its own lane, with no shuffles of activations and no folding of partial sums, where the 256-bit
-// tiles (vnni_qdot.h) shuffle every activation dword and fold two lanes per row. Zen 5, which
-// runs 512-bit instructions whole, one thread, 64 tokens of a 1024x2048 matrix: Q4_0 7.0 µs per
-// token against 14.3, Q8_0 6.9 against 13.2 (312 G multiply-adds a second from L3). Every lane's
-// float operations are the 256-bit tiles' (tile8_tokens), so the results are the scalar twins'
-// bits.
+// Sixteen rows per pass. A segment of their blocks is unpacked once into vectors that each hold
+// one dword (four consecutive weights, unsigned bytes: Q4_0/Q4_K nibbles, Q8_0 bytes + 128, Q6_K
+// levels 0..63) of all sixteen rows, row r in lane r. A token's matching activation dword is
+// then vpdpbusd's broadcast memory operand ({1to16}): each row's block sum ends in its own lane,
+// with no shuffles of activations and no folding of partial sums, where the 256-bit tiles
+// (vnni_qdot.h, vnni_ktiles.h) shuffle every activation dword and fold two lanes per row. Zen 5,
+// which runs 512-bit instructions whole, one thread, 64 tokens of a 1024x2048 matrix from L3, µs
+// per token: Q4_0 7.0 against 14.3, Q8_0 6.9 against 13.2, Q4_K 6.5 against 14.2, Q6_K 6.9
+// against 15.5 (about 310 G multiply-adds a second). Every lane's integer sums are exact and its
+// float operations the scalar twin's, so the results are the scalar bits.
 
 #define MOEK_ZMM_ATTR __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")))
 #define MOEK_ZMM_INLINE static inline __attribute__((always_inline)) MOEK_ZMM_ATTR
@@ -178,7 +179,7 @@ typedef struct zk4_block {
     __m512 d, dmin;     ///< the rows' super-block scales
 } zk4_block;
 
-/// Super-blocks unpacked per segment: four (1024 inputs) take 19.6 KiB.
+/// Super-blocks unpacked per segment: four (1024 inputs) take 19.6 KiB (Q4_K) or 22.3 KiB (Q6_K).
 #define ZK_SEGMENT 4
 
 /// Sixteen rows' eight bytes each (`rows[r]`) as eight columns: byte j of rows 0-15 in `cols[j]`.
@@ -291,22 +292,131 @@ MOEK_ZMM_INLINE void zk4_tokens(const zk4_block *blocks, size_t sb, const moek_b
     for (int t = 0; t < count; t++) acc[t] = a[t];
 }
 
-/// Q4_K rows sixteen at a time (n a multiple of 256), as moek_gemm_q4_K_q8_K; returns how many
-/// rows it did (a multiple of 16), the rest left to the 256-bit tiles.
-MOEK_ZMM_ATTR static size_t gemm_q4_K_tiles16(const uint8_t *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_K *x,
-                                              size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride,
-                                              const int32_t *yIndex) {
-    const size_t nb = n / 256;
-    _Alignas(64) zk4_block blocks[ZK_SEGMENT];
+// Q6_K. Sub-blocks of 16 weights (four dwords): vector (k, d) holds dword d of sub-block k of
+// sixteen rows as unsigned levels 0..63, so four vpdpbusd per token give each row's sub-block sum
+// of level · activation (up to 16·63·128, so scaled with vpmulld by the row's int8 scale, an
+// int32 lane). The levels' offset of 32 comes back out once per super-block: 32·Σ scale ·
+// (activation sum of the sub-block), eight vpdpwssd of the rows' paired scales (times 32) against
+// the token's paired bsums. The finish is the scalar twin's (d · x.d · float(sumi), per lane).
+
+/// Sixteen Q6_K rows' super-block, unpacked (5.6 KiB).
+typedef struct zk6_block {
+    __m512i q[16][4];    ///< sub-block k, dword d: levels 4d..4d+3 of sub-block k, lane r: row r
+    __m512i scales[16];  ///< sub-block k: row r's int8 scale, sign-extended, in lane r
+    __m512i pairs[8];    ///< sub-blocks 2p, 2p+1: row r's two scales times 32, an int16 pair in lane r
+    __m512 d;            ///< the rows' super-block scales
+} zk6_block;
+
+/// Unpacks the Q6_K super-block at p and its fifteen rowBytes-apart neighbours.
+MOEK_ZMM_INLINE void zk6_unpack(const uint8_t *p, size_t rowBytes, zk6_block *out) {
+    const __m256i low = _mm256_set1_epi8(0xF), two = _mm256_set1_epi8(3);
+    for (int k = 0; k < 4; k++) _mm_store_ps((float *)&out->d + 4 * k, moek_scales4(p + 4 * k * rowBytes + 208, rowBytes));
+    uint64_t lo[16], hi[16];
+    for (int r = 0; r < 16; r++) {
+        memcpy(&lo[r], p + r * rowBytes + 192, 8);
+        memcpy(&hi[r], p + r * rowBytes + 200, 8);
+    }
+    __m128i cols[16];
+    transpose16x8_bytes(lo, cols);
+    transpose16x8_bytes(hi, cols + 8);
+    const __m512i half = _mm512_set1_epi32(0xFFFF);
+    for (int k = 0; k < 16; k++) out->scales[k] = _mm512_cvtepi8_epi32(cols[k]);
+    for (int q = 0; q < 8; q++)
+        out->pairs[q] = _mm512_or_si512(_mm512_and_si512(_mm512_slli_epi32(out->scales[2 * q], 5), half),
+                                        _mm512_slli_epi32(out->scales[2 * q + 1], 21));
+    for (int h = 0; h < 2; h++) {      // weights 128h.. : ql bytes 64h.., qh bytes 32h..
+        for (int k = 0; k < 4; k++) {  // rows 4k..4k+3: quarter k of every vector
+            __m256i a[4], b[4], c[4], at[4], bt[4], ct[4];
+            for (int j = 0; j < 4; j++) {
+                const uint8_t *row = p + (4 * k + j) * rowBytes;
+                a[j] = _mm256_loadu_si256((const __m256i *)(row + 64 * h));
+                b[j] = _mm256_loadu_si256((const __m256i *)(row + 64 * h + 32));
+                c[j] = _mm256_loadu_si256((const __m256i *)(row + 128 + 32 * h));
+            }
+            // Byte-wise level arithmetic commutes with moving dwords, so transpose first:
+            // xt[g] holds dword g of the four rows (low half) and dword 4 + g (high half).
+            transpose4x2_evex(a, at);
+            transpose4x2_evex(b, bt);
+            transpose4x2_evex(c, ct);
+            for (int g = 0; g < 4; g++) {
+                // Weights 128h + 32m + l (l = 0..31): low bits from a (m = 0, 2) or b (1, 3), the
+                // low or high nibble; high bits 2m of c. Dwords 0-3 are sub-block 8h + 2m, 4-7 the next.
+                const __m256i hb = ct[g];
+                const __m256i level[4] = {
+                    _mm256_or_si256(_mm256_and_si256(at[g], low), _mm256_slli_epi16(_mm256_and_si256(hb, two), 4)),
+                    _mm256_or_si256(_mm256_and_si256(bt[g], low), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), two), 4)),
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(at[g], 4), low), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), two), 4)),
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bt[g], 4), low), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), two), 4)),
+                };
+                for (int m = 0; m < 4; m++) {
+                    _mm_store_si128((__m128i *)&out->q[8 * h + 2 * m][g] + k, _mm256_castsi256_si128(level[m]));
+                    _mm_store_si128((__m128i *)&out->q[8 * h + 2 * m + 1][g] + k, _mm256_extracti128_si256(level[m], 1));
+                }
+            }
+        }
+    }
+}
+
+/// Sixteen Q6_K rows · `count` (1-4, a constant after inlining) tokens against a segment of `sb`
+/// unpacked super-blocks: `acc[i]` += token i's sixteen row sums.
+MOEK_ZMM_INLINE void zk6_tokens(const zk6_block *blocks, size_t sb, const moek_block_q8_K *const *xb, __m512 *acc,
+                                const int count, zmm_prefetch *prefetch) {
+    const __m512i zero = _mm512_setzero_si512();
+    __m512 a[4];
+    for (int t = 0; t < count; t++) a[t] = acc[t];
+    for (size_t i = 0; i < sb; i++) {
+        const zk6_block *blk = &blocks[i];
+        __m512i sumi[4];
+        for (int t = 0; t < count; t++) {
+            __m512i o = zero;
+            for (int q = 0; q < 8; q++) {
+                int32_t bs;  // the bsums of sub-blocks 2q and 2q + 1, an int16 pair
+                memcpy(&bs, xb[t][i].bsums + 2 * q, 4);
+                o = _mm512_dpwssd_epi32(o, blk->pairs[q], _mm512_set1_epi32(bs));
+            }
+            sumi[t] = _mm512_sub_epi32(zero, o);
+        }
+        for (int k = 0; k < 16; k++) {
+            if (prefetch && (k & 1)) zmm_prefetch_step(prefetch);
+            __m512i sum[4];
+            for (int t = 0; t < count; t++) sum[t] = zero;
+            for (int d = 0; d < 4; d++) {
+                const __m512i q = _mm512_load_si512(&blk->q[k][d]);
+                for (int t = 0; t < count; t++) {
+                    int32_t v;
+                    memcpy(&v, xb[t][i].qs + 16 * k + 4 * d, 4);
+                    sum[t] = _mm512_dpbusd_epi32(sum[t], q, _mm512_set1_epi32(v));
+                }
+            }
+            const __m512i sc = _mm512_load_si512(&blk->scales[k]);
+            for (int t = 0; t < count; t++) sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(sum[t], sc));
+        }
+        for (int t = 0; t < count; t++)  // sum += d · x.d · float(sumi), per row
+            a[t] = _mm512_add_ps(a[t], _mm512_mul_ps(_mm512_mul_ps(blk->d, _mm512_set1_ps(xb[t][i].d)), _mm512_cvtepi32_ps(sumi[t])));
+    }
+    for (int t = 0; t < count; t++) acc[t] = a[t];
+}
+
+/// Q4_K (q6 = 0) or Q6_K (q6 = 1) rows sixteen at a time (n a multiple of 256), as
+/// moek_gemm_q4_K_q8_K; returns how many rows it did (a multiple of 16), the rest left to the
+/// 256-bit tiles.
+MOEK_ZMM_INLINE size_t gemm_k_tiles16(const int q6, const uint8_t *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_K *x,
+                                      size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride,
+                                      const int32_t *yIndex) {
+    const size_t nb = n / 256, blockBytes = q6 ? 210 : 144;
+    _Alignas(64) union { zk4_block k4[ZK_SEGMENT]; zk6_block k6[ZK_SEGMENT]; } segment;
     __m512 acc[TILE];
     size_t r = 0;
     for (; r + 16 <= rows; r += 16) {
         const uint8_t *w0 = w + r * rowBytes;
         for (size_t s = 0; s < nb; s += ZK_SEGMENT) {
             const size_t sb = nb - s < ZK_SEGMENT ? nb - s : ZK_SEGMENT;
-            const uint8_t *p = w0 + s * 144;
-            zmm_prefetch next = zmm_prefetch_start(p + 16 * rowBytes, rowBytes, sb * 144, sb * 8);
-            for (size_t b = 0; b < sb; b++) zk4_unpack(p + b * 144, rowBytes, &blocks[b]);
+            const uint8_t *p = w0 + s * blockBytes;
+            zmm_prefetch next = zmm_prefetch_start(p + 16 * rowBytes, rowBytes, sb * blockBytes, sb * 8);
+            for (size_t b = 0; b < sb; b++) {
+                if (q6) zk6_unpack(p + b * blockBytes, rowBytes, &segment.k6[b]);
+                else zk4_unpack(p + b * blockBytes, rowBytes, &segment.k4[b]);
+            }
             for (size_t t0 = 0; t0 < tokens; t0 += TILE) {
                 const size_t tt = tokens - t0 < TILE ? tokens - t0 : TILE;
                 for (size_t i = 0; i < tt; i++)
@@ -317,18 +427,31 @@ MOEK_ZMM_ATTR static size_t gemm_q4_K_tiles16(const uint8_t *w, size_t rowBytes,
 #pragma clang loop vectorize(disable)
                     for (int j = 0; j < count; j++) xb[j] = x + token_row(xIndex, t0 + i + j) * xStride + s;
                     zmm_prefetch *pf = t0 == 0 && i == 0 && r + 16 < rows ? &next : NULL;
+#define MOEK_ZK_TOKENS(c) (q6 ? zk6_tokens(segment.k6, sb, xb, acc + i, c, pf) : zk4_tokens(segment.k4, sb, xb, acc + i, c, pf))
                     switch (count) {
-                    case 4: zk4_tokens(blocks, sb, xb, acc + i, 4, pf); break;
-                    case 3: zk4_tokens(blocks, sb, xb, acc + i, 3, pf); break;
-                    case 2: zk4_tokens(blocks, sb, xb, acc + i, 2, pf); break;
-                    default: zk4_tokens(blocks, sb, xb, acc + i, 1, pf); break;
+                    case 4: MOEK_ZK_TOKENS(4); break;
+                    case 3: MOEK_ZK_TOKENS(3); break;
+                    case 2: MOEK_ZK_TOKENS(2); break;
+                    default: MOEK_ZK_TOKENS(1); break;
                     }
+#undef MOEK_ZK_TOKENS
                 }
                 for (size_t i = 0; i < tt; i++) _mm512_storeu_ps(y + token_row(yIndex, t0 + i) * yStride + r, acc[i]);
             }
         }
     }
     return r;
+}
+
+MOEK_ZMM_ATTR static size_t gemm_q4_K_tiles16(const uint8_t *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_K *x,
+                                              size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride,
+                                              const int32_t *yIndex) {
+    return gemm_k_tiles16(0, w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
+}
+MOEK_ZMM_ATTR static size_t gemm_q6_K_tiles16(const uint8_t *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_K *x,
+                                              size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride,
+                                              const int32_t *yIndex) {
+    return gemm_k_tiles16(1, w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
 }
 
 #undef MOEK_ZMM_INLINE
