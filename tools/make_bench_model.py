@@ -11,10 +11,10 @@ Weights are random quantized blocks (uniform levels, scales chosen so each weigh
 deviation ~ 1/sqrt(fan_in)); norms are 1 and routers F32, as llama.cpp keeps them. The file is
 written one tensor at a time, so memory use stays near the largest tensor (~300 MB).
 
-Types: Q4_0, Q8_0 and Q4_K make every matrix that type. Q4_K_M mixes types as llama.cpp's
-`llama-quantize ... Q4_K_M` does for these geometries: Q6_K for the output matrix, and for
-attn_v and ffn_down(_exps) in the layers that get more bits (the first and last eighth, and every
-third in between), Q4_K for everything else.
+Types: Q4_0, Q8_0 and Q4_K make every matrix that type. Q4_K_M and Q5_K_M mix types as llama.cpp's
+`llama-quantize ... Q4_K_M` / `Q5_K_M` do for these geometries: Q6_K for the output matrix, and
+for attn_v and ffn_down(_exps) in the layers that get more bits (the first and last eighth, and
+every third in between), Q4_K / Q5_K for everything else.
 
 Usage: python3 tools/make_bench_model.py olmoe Q4_0 bench-models/olmoe-q4_0.gguf
 """
@@ -55,30 +55,33 @@ def random_blocks(rng, qtype, rows, cols):
         level_std = 73.9  # int8 levels uniform over -128..127
     elif qtype == T.Q4_K:
         level_std = 4.61 * 36.4  # nibble levels times random 6-bit sub-block scales (rms ~36)
+    elif qtype == T.Q5_K:
+        level_std = 9.23 * 36.4  # 5-bit levels times random 6-bit sub-block scales
     elif qtype == T.Q6_K:
         level_std = 18.5 * 73.9  # levels -32..31 times random int8 sub-block scales (rms ~74)
     else:
-        raise SystemExit(f"{qtype.name} is not supported by this generator (Q4_0, Q8_0, Q4_K, Q6_K are)")
+        raise SystemExit(f"{qtype.name} is not supported by this generator (Q4_0, Q8_0, Q4_K, Q5_K, Q6_K are)")
     d = (target / level_std * rng.uniform(0.8, 1.2, size=n_blocks)).astype(np.float16)
     if qtype == T.Q6_K:  # the super-block scale is the last field
         raw[:, 208:210] = d.view(np.uint8).reshape(n_blocks, 2)
         return raw.reshape(rows, cols // block * size)
     raw[:, 0:2] = d.view(np.uint8).reshape(n_blocks, 2)
-    if qtype == T.Q4_K:  # dmin: the sub-block minimums pull values back towards zero
-        raw[:, 2:4] = (d.astype(np.float32) * 7.5 * 36.4 / 31.5).astype(np.float16).view(np.uint8).reshape(n_blocks, 2)
+    if qtype in (T.Q4_K, T.Q5_K):  # dmin: the sub-block minimums pull values back towards zero
+        mean_level = 7.5 if qtype == T.Q4_K else 15.5
+        raw[:, 2:4] = (d.astype(np.float32) * mean_level * 36.4 / 31.5).astype(np.float16).view(np.uint8).reshape(n_blocks, 2)
     return raw.reshape(rows, cols // block * size)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("geometry", choices=sorted(GEOMETRIES))
-    ap.add_argument("type", choices=["Q4_0", "Q8_0", "Q4_K", "Q4_K_M"])
+    ap.add_argument("type", choices=["Q4_0", "Q8_0", "Q4_K", "Q4_K_M", "Q5_K_M"])
     ap.add_argument("out")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     g = GEOMETRIES[args.geometry]
-    mixed = args.type == "Q4_K_M"
-    qtype = T.Q4_K if mixed else getattr(T, args.type)
+    mixed = args.type in ("Q4_K_M", "Q5_K_M")
+    qtype = {"Q4_K_M": T.Q4_K, "Q5_K_M": T.Q5_K}[args.type] if mixed else getattr(T, args.type)
     layers = g["layers"]
 
     def more_bits(i):  # llama.cpp's rule for the layers whose attn_v and ffn_down get Q6_K
@@ -91,7 +94,7 @@ def main():
             return T.Q6_K
         if name.endswith(("attn_v.weight", "ffn_down_exps.weight")) and more_bits(int(name.split(".")[1])):
             return T.Q6_K
-        return T.Q4_K
+        return qtype
     rng = np.random.default_rng(args.seed)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     w = gguf.GGUFWriter(args.out, arch=g["arch"])
@@ -110,7 +113,7 @@ def main():
     w.add_expert_used_count(g["used"])
     if g["arch"] != "olmoe":
         w.add_expert_feed_forward_length(g["eff"])
-    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q4_K_M if mixed else
+    w.add_file_type({"Q4_K_M": gguf.LlamaFileType.MOSTLY_Q4_K_M, "Q5_K_M": gguf.LlamaFileType.MOSTLY_Q5_K_M}[args.type] if mixed else
                     {T.Q4_0: gguf.LlamaFileType.MOSTLY_Q4_0, T.Q8_0: gguf.LlamaFileType.MOSTLY_Q8_0,
                      T.Q4_K: gguf.LlamaFileType.MOSTLY_Q4_K_S}[qtype])
     tokens = byte_vocab() + [f"tok{i}" for i in range(g["vocab"] - 256 - 1)] + ["<|endoftext|>"]

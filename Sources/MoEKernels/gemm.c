@@ -514,7 +514,7 @@ MOEK_AVX2 static void gemm_k_vnni(const uint8_t *w, size_t rowBytes, size_t rows
                                   int q6) {
     const int vex = (moek_cpu_features() & MOEK_CPU_AVX_VNNI) != 0;
     // Sixteen rows per pass with AVX-512 VNNI and enough tokens (vnni_zmm.h).
-    const size_t wide = moek_vnni_gemm_k_zmm(q6, w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
+    const size_t wide = moek_vnni_gemm_k_zmm(q6 ? 6 : 4, w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
     w += wide * rowBytes;
     rows -= wide;
     y += wide;
@@ -722,6 +722,13 @@ void moek_gemm_q5_K_q8_K(const void *w, size_t rowBytes, size_t rows, size_t n,
     if ((moek_cpu_features() & MOEK_CPU_AVX2_HALF_WIDTH) && tokens >= HALF_WIDTH_Q5_K_INTERLEAVED_TOKENS) {
         gemm_q5_K_interleaved((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
         return;
+    }
+    if (moek_has_vnni(moek_cpu_features())) {  // the 512-bit tiles where they apply; the rest below
+        const size_t wide = moek_vnni_gemm_k_zmm(5, w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
+        w = (const uint8_t *)w + wide * rowBytes;
+        rows -= wide;
+        y += wide;
+        if (rows == 0) return;
     }
 #endif
     gemm_rows4_q8_K(moek_vec_dot4_q5_K_q8_K, moek_vec_dot_q5_K_q8_K, (const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);

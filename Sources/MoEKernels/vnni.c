@@ -110,10 +110,11 @@ void moek_vnni_gemm_q8_0(const void *w, size_t rowBytes, size_t rows, size_t n, 
     else gemm_q8_0_evex((const uint8_t *)w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
 }
 
-size_t moek_vnni_gemm_k_zmm(int q6, const void *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_K *x, size_t xStride,
+size_t moek_vnni_gemm_k_zmm(int kind, const void *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_K *x, size_t xStride,
                             const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
     if (!zmm(tokens)) return 0;
-    if (q6) return gemm_q6_K_tiles16((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
+    if (kind == 6) return gemm_q6_K_tiles16((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
+    if (kind == 5) return gemm_q5_K_tiles16((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
     return gemm_q4_K_tiles16((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
 }
 #endif

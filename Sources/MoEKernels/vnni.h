@@ -29,10 +29,10 @@ void moek_vnni_gemm_q4_0(const void *w, size_t rowBytes, size_t rows, size_t n, 
 /// moek_gemm_q8_0_q8_0 with vpdpbusd tiles.
 void moek_vnni_gemm_q8_0(const void *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_0 *x, const int32_t *offsets,
                          size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex);
-/// The 512-bit Q4_K (q6 = 0) or Q6_K (q6 = 1) tiles on the first rows of moek_gemm_q4_K_q8_K's /
-/// moek_gemm_q6_K_q8_K's product where the CPU has AVX-512 VNNI and there are enough tokens:
+/// The 512-bit Q4_K, Q5_K or Q6_K (`kind` 4, 5, 6) tiles on the first rows of
+/// moek_gemm_qN_K_q8_K's product where the CPU has AVX-512 VNNI and there are enough tokens:
 /// returns how many rows they did (0 if none).
-size_t moek_vnni_gemm_k_zmm(int q6, const void *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_K *x, size_t xStride,
+size_t moek_vnni_gemm_k_zmm(int kind, const void *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_K *x, size_t xStride,
                             const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex);
 #endif
 #endif

@@ -1,17 +1,18 @@
-// Matrix-matrix tiles with 512-bit vpdpbusd (AVX-512 VNNI) for Q4_0, Q8_0, Q4_K and Q6_K,
+// Matrix-matrix tiles with 512-bit vpdpbusd (AVX-512 VNNI) for Q4_0, Q8_0, Q4_K, Q5_K and Q6_K,
 // included once by vnni.c after the EVEX instantiation of vnni_qdot.h, whose helpers
 // (transpose4x2_evex) they share.
 //
 // Sixteen rows per pass. A segment of their blocks is unpacked once into vectors that each hold
-// one dword (four consecutive weights, unsigned bytes: Q4_0/Q4_K nibbles, Q8_0 bytes + 128, Q6_K
-// levels 0..63) of all sixteen rows, row r in lane r. A token's matching activation dword is
-// then vpdpbusd's broadcast memory operand ({1to16}): each row's block sum ends in its own lane,
-// with no shuffles of activations and no folding of partial sums, where the 256-bit tiles
-// (vnni_qdot.h, vnni_ktiles.h) shuffle every activation dword and fold two lanes per row. Zen 5,
-// which runs 512-bit instructions whole, one thread, 64 tokens of a 1024x2048 matrix from L3, µs
-// per token: Q4_0 7.0 against 14.3, Q8_0 6.9 against 13.2, Q4_K 6.5 against 14.2, Q6_K 6.9
-// against 15.5 (about 310 G multiply-adds a second). Every lane's integer sums are exact and its
-// float operations the scalar twin's, so the results are the scalar bits.
+// one dword (four consecutive weights, unsigned bytes: Q4_0/Q4_K nibbles, Q8_0 bytes + 128,
+// Q5_K levels 0..31, Q6_K levels 0..63) of all sixteen rows, row r in lane r. A token's matching
+// activation dword is then vpdpbusd's broadcast memory operand ({1to16}): each row's block sum
+// ends in its own lane, with no shuffles of activations and no folding of partial sums, where
+// the 256-bit tiles (vnni_qdot.h, vnni_ktiles.h) shuffle every activation dword and fold two
+// lanes per row. Zen 5, which runs 512-bit instructions whole, one thread, 64 tokens of a
+// 1024x2048 matrix from L3, µs per token: Q4_0 7.0 against 14.3, Q8_0 6.9 against 13.2, Q4_K
+// 6.5 against 14.2, Q5_K 6.6 against 42.3 (it had no tiles), Q6_K 6.9 against 15.5 (about 310 G
+// multiply-adds a second). Every lane's integer sums are exact and its float operations the
+// scalar twin's, so the results are the scalar bits.
 
 #define MOEK_ZMM_ATTR __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")))
 #define MOEK_ZMM_INLINE static inline __attribute__((always_inline)) MOEK_ZMM_ATTR
@@ -204,9 +205,11 @@ MOEK_ZMM_INLINE void transpose16x8_bytes(const uint64_t *rows, __m128i *cols) {
     }
 }
 
-/// Unpacks the super-block at p and its fifteen rowBytes-apart neighbours.
-MOEK_ZMM_INLINE void zk4_unpack(const uint8_t *p, size_t rowBytes, zk4_block *out) {
-    const __m256i low = _mm256_set1_epi8(0xF);
+/// Unpacks the Q4_K (`q5` 0) or Q5_K (1: levels 0..31, bit 4 from qh) super-block at p and its
+/// fifteen rowBytes-apart neighbours.
+MOEK_ZMM_INLINE void zk4_unpack(const uint8_t *p, size_t rowBytes, zk4_block *out, const int q5) {
+    const __m256i low = _mm256_set1_epi8(0xF), one = _mm256_set1_epi8(1);
+    const size_t qs = q5 ? 48 : 16;
     uint64_t sc[16], mn[16];
     for (int k = 0; k < 4; k++) {
         const uint8_t *pk = p + 4 * k * rowBytes;
@@ -225,11 +228,19 @@ MOEK_ZMM_INLINE void zk4_unpack(const uint8_t *p, size_t rowBytes, zk4_block *ou
         out->mins[q] = _mm512_or_si512(_mm512_cvtepu8_epi32(cols[2 * q]), _mm512_slli_epi32(_mm512_cvtepu8_epi32(cols[2 * q + 1]), 16));
     for (int c = 0; c < 4; c++) {  // chunk c: low nibbles sub-block 2c, high nibbles 2c + 1
         for (int k = 0; k < 4; k++) {  // rows 4k..4k+3: quarter k of every vector
-            __m256i b[4], v[4];
-            for (int j = 0; j < 4; j++) b[j] = _mm256_loadu_si256((const __m256i *)(p + (4 * k + j) * rowBytes + 16 + 32 * c));
+            __m256i b[4], v[4], hb[4], hv[4];
+            for (int j = 0; j < 4; j++) b[j] = _mm256_loadu_si256((const __m256i *)(p + (4 * k + j) * rowBytes + qs + 32 * c));
             transpose4x2_evex(b, v);  // v[g]: dword g of the four rows (low half), dword 4 + g (high half)
+            if (q5) {  // qh byte l: bit 2c for weight 64c + l, bit 2c + 1 for weight 64c + 32 + l
+                for (int j = 0; j < 4; j++) hb[j] = _mm256_loadu_si256((const __m256i *)(p + (4 * k + j) * rowBytes + 16));
+                transpose4x2_evex(hb, hv);
+            }
             for (int g = 0; g < 4; g++) {
-                const __m256i l = _mm256_and_si256(v[g], low), h = _mm256_and_si256(_mm256_srli_epi16(v[g], 4), low);
+                __m256i l = _mm256_and_si256(v[g], low), h = _mm256_and_si256(_mm256_srli_epi16(v[g], 4), low);
+                if (q5) {
+                    l = _mm256_or_si256(l, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv[g], 2 * c), one), 4));
+                    h = _mm256_or_si256(h, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv[g], 2 * c + 1), one), 4));
+                }
                 _mm_store_si128((__m128i *)&out->q[2 * c][g] + k, _mm256_castsi256_si128(l));
                 _mm_store_si128((__m128i *)&out->q[2 * c][4 + g] + k, _mm256_extracti128_si256(l, 1));
                 _mm_store_si128((__m128i *)&out->q[2 * c + 1][g] + k, _mm256_castsi256_si128(h));
@@ -239,10 +250,11 @@ MOEK_ZMM_INLINE void zk4_unpack(const uint8_t *p, size_t rowBytes, zk4_block *ou
     }
 }
 
-/// Sixteen Q4_K rows · `count` (1-4, a constant after inlining) tokens against a segment of `sb`
-/// unpacked super-blocks: `acc[i]` += token i's sixteen row sums.
+/// Sixteen Q4_K (`q5` 0) or Q5_K (1) rows · `count` (1-4, a constant after inlining) tokens
+/// against a segment of `sb` unpacked super-blocks: `acc[i]` += token i's sixteen row sums.
+/// Q5_K's 31-level chains can reach 16·31·128, past int16, so their sum takes vpmulld instead.
 MOEK_ZMM_INLINE void zk4_tokens(const zk4_block *blocks, size_t sb, const moek_block_q8_K *const *xb, __m512 *acc,
-                                const int count, zmm_prefetch *prefetch) {
+                                const int count, zmm_prefetch *prefetch, const int q5) {
     const __m512i zero = _mm512_setzero_si512();
     __m512 a[4];
     for (int t = 0; t < count; t++) a[t] = acc[t];
@@ -279,7 +291,10 @@ MOEK_ZMM_INLINE void zk4_tokens(const zk4_block *blocks, size_t sb, const moek_b
             MOEK_ZK4_DWORD(4, even) MOEK_ZK4_DWORD(5, odd) MOEK_ZK4_DWORD(6, even) MOEK_ZK4_DWORD(7, odd)
 #undef MOEK_ZK4_DWORD
             const __m512i sc = _mm512_load_si512(&blk->scales[j]);
-            for (int t = 0; t < count; t++) sumi[t] = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(sumi[t], even[t], sc), odd[t], sc);
+            for (int t = 0; t < count; t++) {
+                if (q5) sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(_mm512_add_epi32(even[t], odd[t]), sc));
+                else sumi[t] = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(sumi[t], even[t], sc), odd[t], sc);
+            }
         }
         for (int t = 0; t < count; t++) {
             // sum += d · x.d · float(sumi) − dmin · x.d · float(summ), per row
@@ -397,13 +412,14 @@ MOEK_ZMM_INLINE void zk6_tokens(const zk6_block *blocks, size_t sb, const moek_b
     for (int t = 0; t < count; t++) acc[t] = a[t];
 }
 
-/// Q4_K (q6 = 0) or Q6_K (q6 = 1) rows sixteen at a time (n a multiple of 256), as
-/// moek_gemm_q4_K_q8_K; returns how many rows it did (a multiple of 16), the rest left to the
-/// 256-bit tiles.
-MOEK_ZMM_INLINE size_t gemm_k_tiles16(const int q6, const uint8_t *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_K *x,
+/// Q4_K, Q5_K or Q6_K (`kind` 4, 5, 6, a constant in each caller) rows sixteen at a time (n a
+/// multiple of 256), as moek_gemm_q4_K_q8_K; returns how many rows it did (a multiple of 16), the
+/// rest left to the 256-bit kernels.
+MOEK_ZMM_INLINE size_t gemm_k_tiles16(const int kind, const uint8_t *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_K *x,
                                       size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride,
                                       const int32_t *yIndex) {
-    const size_t nb = n / 256, blockBytes = q6 ? 210 : 144;
+    const int q6 = kind == 6, q5 = kind == 5;
+    const size_t nb = n / 256, blockBytes = q6 ? 210 : q5 ? 176 : 144;
     _Alignas(64) union { zk4_block k4[ZK_SEGMENT]; zk6_block k6[ZK_SEGMENT]; } segment;
     __m512 acc[TILE];
     size_t r = 0;
@@ -415,7 +431,7 @@ MOEK_ZMM_INLINE size_t gemm_k_tiles16(const int q6, const uint8_t *w, size_t row
             zmm_prefetch next = zmm_prefetch_start(p + 16 * rowBytes, rowBytes, sb * blockBytes, sb * 8);
             for (size_t b = 0; b < sb; b++) {
                 if (q6) zk6_unpack(p + b * blockBytes, rowBytes, &segment.k6[b]);
-                else zk4_unpack(p + b * blockBytes, rowBytes, &segment.k4[b]);
+                else zk4_unpack(p + b * blockBytes, rowBytes, &segment.k4[b], q5);
             }
             for (size_t t0 = 0; t0 < tokens; t0 += TILE) {
                 const size_t tt = tokens - t0 < TILE ? tokens - t0 : TILE;
@@ -427,7 +443,7 @@ MOEK_ZMM_INLINE size_t gemm_k_tiles16(const int q6, const uint8_t *w, size_t row
 #pragma clang loop vectorize(disable)
                     for (int j = 0; j < count; j++) xb[j] = x + token_row(xIndex, t0 + i + j) * xStride + s;
                     zmm_prefetch *pf = t0 == 0 && i == 0 && r + 16 < rows ? &next : NULL;
-#define MOEK_ZK_TOKENS(c) (q6 ? zk6_tokens(segment.k6, sb, xb, acc + i, c, pf) : zk4_tokens(segment.k4, sb, xb, acc + i, c, pf))
+#define MOEK_ZK_TOKENS(c) (q6 ? zk6_tokens(segment.k6, sb, xb, acc + i, c, pf) : zk4_tokens(segment.k4, sb, xb, acc + i, c, pf, q5))
                     switch (count) {
                     case 4: MOEK_ZK_TOKENS(4); break;
                     case 3: MOEK_ZK_TOKENS(3); break;
@@ -446,12 +462,17 @@ MOEK_ZMM_INLINE size_t gemm_k_tiles16(const int q6, const uint8_t *w, size_t row
 MOEK_ZMM_ATTR static size_t gemm_q4_K_tiles16(const uint8_t *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_K *x,
                                               size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride,
                                               const int32_t *yIndex) {
-    return gemm_k_tiles16(0, w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
+    return gemm_k_tiles16(4, w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
+}
+MOEK_ZMM_ATTR static size_t gemm_q5_K_tiles16(const uint8_t *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_K *x,
+                                              size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride,
+                                              const int32_t *yIndex) {
+    return gemm_k_tiles16(5, w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
 }
 MOEK_ZMM_ATTR static size_t gemm_q6_K_tiles16(const uint8_t *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_K *x,
                                               size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride,
                                               const int32_t *yIndex) {
-    return gemm_k_tiles16(1, w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
+    return gemm_k_tiles16(6, w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
 }
 
 #undef MOEK_ZMM_INLINE
