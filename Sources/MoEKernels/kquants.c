@@ -201,7 +201,59 @@ void moek_vec_mad_f16_rows(float *y, const float *w, const uint16_t *x, size_t s
     for (size_t p = 0; p < rows; p++) moek_vec_mad_f16(y, w[p], x + p * stride, n);
 }
 
+#if defined(__x86_64__)
+/// moek_quantize_row_q8_K_scalar with AVX2, the same bits: the largest magnitude by a vector max
+/// (NaN lanes lose, as they fail the scalar's `>`), its first element by a compare, the same
+/// product and round to nearest even, NaN to 0, saturating packs (the scalar clamps at 127; -128
+/// cannot occur), and the 16-element sums by byte-pair and word-pair adds.
+MOEK_AVX2 static void quantize_row_q8_K_avx2(const float *x, moek_block_q8_K *y, size_t n) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7), ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+    for (size_t b = 0; b < n / 256; b++, x += 256) {
+        __m256 m = _mm256_setzero_ps();
+        for (int k = 0; k < 32; k++) m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k)), m);
+        __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float amax = _mm_cvtss_f32(m4);
+        if (amax == 0) { memset(&y[b], 0, sizeof y[b]); continue; }
+        const __m256 target = _mm256_set1_ps(amax);
+        int first = 0;
+        for (int k = 0; k < 32; k++) {
+            const int hit = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k)), target, _CMP_EQ_OQ));
+            if (hit) { first = 8 * k + __builtin_ctz((unsigned)hit); break; }
+        }
+        const float iscale = -127.0f / x[first];
+        const __m256 mul = _mm256_set1_ps(iscale);
+        for (int k = 0; k < 8; k++) {  // 32 levels at a time
+            __m256i q[4];
+            for (int j = 0; j < 4; j++) {
+                const __m256 v = _mm256_round_ps(_mm256_mul_ps(mul, _mm256_loadu_ps(x + 32 * k + 8 * j)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                q[j] = _mm256_cvtps_epi32(_mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q)));  // NaN -> 0, as the scalar
+            }
+            // The packs interleave 128-bit halves; one dword permute restores the order.
+            const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3])), order);
+            _mm256_storeu_si256((__m256i *)(y[b].qs + 32 * k), bytes);
+            // Sums of elements 32k..32k+15 and 32k+16..: pairs, then quads, then two hadds per half.
+            __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, bytes), ones16);
+            s = _mm256_hadd_epi32(s, s);
+            s = _mm256_hadd_epi32(s, s);
+            y[b].bsums[2 * k] = (int16_t)_mm256_extract_epi32(s, 0);
+            y[b].bsums[2 * k + 1] = (int16_t)_mm256_extract_epi32(s, 4);
+        }
+        y[b].d = 1 / iscale;
+    }
+}
+#endif
+
 void moek_quantize_row_q8_K(const float *x, moek_block_q8_K *y, size_t n) {
+#if defined(__x86_64__)
+    if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) { quantize_row_q8_K_avx2(x, y, n); return; }
+#endif
+    moek_quantize_row_q8_K_scalar(x, y, n);
+}
+
+void moek_quantize_row_q8_K_scalar(const float *x, moek_block_q8_K *y, size_t n) {
     for (size_t b = 0; b < n / 256; b++, x += 256) {
         float amax = 0, max = 0;
         for (int j = 0; j < 256; j++) {
@@ -211,7 +263,8 @@ void moek_quantize_row_q8_K(const float *x, moek_block_q8_K *y, size_t n) {
         if (amax == 0) { memset(&y[b], 0, sizeof y[b]); continue; }
         const float iscale = -127.0f / max;
         for (int j = 0; j < 256; j++) {
-            int v = (int)nearbyintf(iscale * x[j]);
+            const float r = nearbyintf(iscale * x[j]);
+            const int v = r == r ? (int)r : 0;  // a NaN input level is 0 (converting it is undefined)
             y[b].qs[j] = (int8_t)(v > 127 ? 127 : v);
         }
         for (int j = 0; j < 16; j++) {

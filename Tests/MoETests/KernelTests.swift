@@ -87,6 +87,41 @@ struct KernelTests {
         }
     }
 
+    @Test("Q8_K activation quantization: SIMD equals scalar bit for bit, and the scalar follows ggml's reference rule")
+    func quantizeRowQ8K() throws {
+        // Block 0: random. Block 1: its largest magnitude twice with opposite signs (the first one
+        // sets the sign of the scale) and values that land on .5. Block 2: zeros. Block 3: the
+        // largest magnitude last, and a NaN (ignored by the search, as by ggml's `>`).
+        var row = randomRow(4 * 256, seed: 77)
+        row[256 + 10] = -3; row[256 + 13] = 3
+        for i in 0..<8 { row[256 + 20 + i] = 3 * Float(2 * i + 1) / 254 }
+        for i in 512..<768 { row[i] = 0 }
+        row[1023] = 9; row[800] = .nan
+        var scalar = [moek_block_q8_K](repeating: moek_block_q8_K(), count: 4)
+        moek_quantize_row_q8_K_scalar(row, &scalar, row.count)
+        forEachVariant { variant in
+            var simd = [moek_block_q8_K](repeating: moek_block_q8_K(), count: 4)
+            moek_quantize_row_q8_K(row, &simd, row.count)
+            for b in 0..<4 {
+                #expect(withUnsafeBytes(of: simd[b]) { Array($0) } == withUnsafeBytes(of: scalar[b]) { Array($0) }, "\(variant) block \(b)")
+            }
+        }
+        for b in [0, 1] {
+            let block = Array(row[(256 * b)..<(256 * b + 256)])
+            let max = block.max { abs($0) < abs($1) }!  // the first of equal magnitudes
+            let iscale = -127 / max
+            let expected = block.map { Int8(min(127, ($0 * iscale).rounded(.toNearestOrEven))) }
+            let qs = withUnsafeBytes(of: scalar[b].qs) { Array($0.bindMemory(to: Int8.self)) }
+            #expect(qs == expected)
+            let bsums = withUnsafeBytes(of: scalar[b].bsums) { Array($0.bindMemory(to: Int16.self)) }
+            #expect(bsums == (0..<16).map { j in Int16(qs[(16 * j)..<(16 * j + 16)].reduce(0) { $0 + Int($1) }) })
+            #expect(scalar[b].d == 1 / iscale)
+        }
+        #expect(scalar[1].qs.10 == -127 && scalar[1].qs.13 == 127)  // the scale takes -3's sign
+        #expect(withUnsafeBytes(of: scalar[2]) { $0.allSatisfy { $0 == 0 } })
+        #expect(scalar[3].qs.255 == -127)
+    }
+
     @Test("Q8_0 and Q4_0 dot products equal the scalar path bit for bit and match dequantized floats", arguments: blockCounts)
     func quantizedDots(blocks: Int) throws {
         let n = blocks * 32

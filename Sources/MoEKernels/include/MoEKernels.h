@@ -68,6 +68,7 @@ typedef struct moek_block_q8_K {
 
 /// Quantizes n floats (n a multiple of 256) into n/256 Q8_K blocks, rounding as ggml's reference.
 void moek_quantize_row_q8_K(const float *x, moek_block_q8_K *y, size_t n);
+void moek_quantize_row_q8_K_scalar(const float *x, moek_block_q8_K *y, size_t n);
 
 /// Dot products of n elements (a multiple of 256): a K-quant weight row with Q8_K activations.
 /// Each has an AVX2 path that returns the scalar twin's result bit for bit.
