@@ -290,9 +290,10 @@ struct KernelTests {
         // 8-token tile; AVX-512 VNNI CPUs take the 512-bit tiles from 6) and 17
         // (where half-width CPUs switch to the Q8_0 tiles).
         for tokens in [1, 2, 3, 6, 11, 17] { try matrixMatrix(type: type, typeName: typeName, inputs: n, rows: 19, tokens: tokens) }
-        // 0..<6 and 6..<43: a sixteen-row group of the 512-bit tiles before the 256-bit ones' rows.
+        // 0..<6 and 6..<43: a sixteen-row group of the 512-bit tiles before the 256-bit ones' rows
+        // (the K-quant tiles start at 2 or 3 tokens).
         if [.q4_0, .q8_0, .q4_K, .q5_K, .q6_K].contains(type) {
-            for tokens in [6, 11, 17] { try matrixMatrix(type: type, typeName: typeName, inputs: n, rows: 43, tokens: tokens) }
+            for tokens in [2, 3, 6, 11, 17] { try matrixMatrix(type: type, typeName: typeName, inputs: n, rows: 43, tokens: tokens) }
         }
     }
 
