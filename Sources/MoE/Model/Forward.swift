@@ -356,8 +356,16 @@ extension Model {
     /// normalises them), counted in `owner`'s expert counts (scratch and threads from `state`).
     func route(_ h: UnsafePointer<Float>, with routerWeights: Linear, layer: Int, ids: UnsafeMutablePointer<Int32>,
                weights: UnsafeMutablePointer<Float>, owner: ForwardState, state s: ForwardState) {
-        let logits = s.routerLogits.pointer, k = config.expertsUsed
+        let logits = s.routerLogits.pointer
         routerWeights.apply(h, logits, buffer: s.input, pool: s.pool)
+        choose(from: logits, layer: layer, ids: ids, weights: weights, owner: owner)
+    }
+
+    /// The top-k experts and their weights from one token's router `logits` (gated in place),
+    /// counted in `owner`'s per-layer expert counts.
+    func choose(from logits: UnsafeMutablePointer<Float>, layer: Int, ids: UnsafeMutablePointer<Int32>,
+                weights: UnsafeMutablePointer<Float>, owner: ForwardState) {
+        let k = config.expertsUsed
         router.gate(UnsafeMutableBufferPointer(start: logits, count: config.experts))
         router.topK(UnsafeBufferPointer(start: logits, count: config.experts), k: k, ids: ids, weights: weights)
         let counts = owner.expertCounts + layer * config.experts

@@ -16,6 +16,8 @@ final class BatchBuffers {
     /// The most tokens these buffers hold.
     let capacity: Int
     let xs, hs, weights, out, gate, up, ffnOut, q, k, v, attention: FloatStorage
+    /// Each token's router logits (`experts` floats a token), computed for all tokens at once.
+    let routerLogits: FloatStorage
     let ids: UnsafeMutablePointer<Int32>
     /// Where each token's rows start in its owner's routing log (when it records).
     let logBase: UnsafeMutablePointer<Int>
@@ -51,6 +53,7 @@ final class BatchBuffers {
         v = FloatStorage(zeros: capacity * c.kvHeads * c.valueDimension)
         attention = FloatStorage(zeros: capacity * c.heads * c.valueDimension)
         weights = FloatStorage(zeros: n)
+        routerLogits = FloatStorage(zeros: capacity * e)
         out = FloatStorage(zeros: n * d)
         gate = FloatStorage(zeros: n * hiddenSize)
         up = FloatStorage(zeros: n * hiddenSize)
@@ -285,9 +288,12 @@ extension Model {
             s.lap(.experts)
         case .experts(let routerWeights, let gates, let ups, let downs, let shared):
             s.lap(.experts)
+            // Every token's logits in one matrix-matrix product (the same bits as one per token).
+            let e = config.experts, logits = b.routerLogits.pointer
+            projectBatch(b.hs.pointer, stride: d, tokens: count, rows: b.tokenRows, pool: s.pool, routerWeights, logits, e)
             for t in 0..<count {
                 let ids = b.ids + t * k, w = b.weights.pointer + t * k, owner = owners(t)
-                route(b.hs.pointer + t * d, with: routerWeights, layer: l, ids: ids, weights: w, owner: owner, state: s)
+                choose(from: logits + t * e, layer: l, ids: ids, weights: w, owner: owner)
                 if owner.recordRouting {
                     let at = b.logBase[t] + l * k
                     for j in 0..<k {
