@@ -47,12 +47,15 @@ MOEK_AVX2 static void quantize_row_q8_0_avx2(const float *x, moek_block_q8_0 *y,
         float d = amax / 127.0f, id = amax != 0 ? 127.0f / amax : 0.0f;
         y[b].d = moek_float_to_half(d);
         const __m256 mul = _mm256_set1_ps(id);
+        __m256i q[4];
         for (int k = 0; k < 4; k++) {
-            __m256i q = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], mul), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-            int32_t tmp[8];
-            _mm256_storeu_si256((__m256i *)tmp, q);
-            for (int i = 0; i < 8; i++) y[b].qs[8 * k + i] = (int8_t)tmp[i];
+            const __m256 r = _mm256_round_ps(_mm256_mul_ps(v[k], mul), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            q[k] = _mm256_cvtps_epi32(_mm256_and_ps(r, _mm256_cmp_ps(r, r, _CMP_ORD_Q)));  // NaN -> 0, as before
         }
+        // Levels are within -127..127, so the saturating packs keep them; they interleave the
+        // 128-bit halves, which one dword permute puts back in order.
+        const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        _mm256_storeu_si256((__m256i *)y[b].qs, _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
     }
 }
 #endif
