@@ -74,6 +74,29 @@ MOEK_AVX2_INLINE void kv_prefetch4(const uint16_t *r0, size_t stride, size_t n) 
     for (int k = 0; k < 4; k++)
         for (size_t b = 0; b < n * 2; b += 64) _mm_prefetch(p + k * stride * 2 + b, _MM_HINT_T0);
 }
+MOEK_AVX2 static void vec_mad_f16_rows_f16c(float *y, const float *w, const uint16_t *x, size_t stride, size_t n, size_t rows);
+
+/// vec_mad_f16_rows_f16c sixteen elements at a time with AVX-512 (each element's products are
+/// added one row after another, unfused, as there: the same bits), eight rows per pass over y.
+__attribute__((target("avx2,fma,f16c,avx512f"))) static void vec_mad_f16_rows_avx512(float *y, const float *w, const uint16_t *x,
+                                                                                     size_t stride, size_t n, size_t rows) {
+    size_t p = 0;
+    for (; p + 8 <= rows; p += 8) {
+        const uint16_t *r = x + p * stride;
+        __m512 a[8];
+        for (int k = 0; k < 8; k++) a[k] = _mm512_set1_ps(w[p + k]);
+        kv_prefetch4(r, stride, n);
+        kv_prefetch4(r + 4 * stride, stride, n);
+        for (size_t i = 0; i < n; i += 16) {
+            __m512 acc = _mm512_loadu_ps(y + i);
+            for (int k = 0; k < 8; k++)
+                acc = _mm512_add_ps(acc, _mm512_mul_ps(a[k], _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(r + k * stride + i)))));
+            _mm512_storeu_ps(y + i, acc);
+        }
+    }
+    if (p < rows) vec_mad_f16_rows_f16c(y, w + p, x + p * stride, stride, n, rows - p);
+}
+
 MOEK_AVX2 static void vec_mad_f16_rows_f16c(float *y, const float *w, const uint16_t *x, size_t stride, size_t n, size_t rows) {
     size_t p = 0;
     for (; p + 4 <= rows; p += 4) {
@@ -196,7 +219,9 @@ void moek_vec_mad_f16(float *y, float a, const uint16_t *x, size_t n) {
 
 void moek_vec_mad_f16_rows(float *y, const float *w, const uint16_t *x, size_t stride, size_t n, size_t rows) {
 #if defined(__x86_64__)
-    if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) { vec_mad_f16_rows_f16c(y, w, x, stride, n, rows); return; }
+    const uint32_t f = moek_cpu_features();
+    if ((f & MOEK_CPU_AVX512_VNNI) && n % 16 == 0) { vec_mad_f16_rows_avx512(y, w, x, stride, n, rows); return; }
+    if (f & MOEK_CPU_AVX2_FMA) { vec_mad_f16_rows_f16c(y, w, x, stride, n, rows); return; }
 #endif
     for (size_t p = 0; p < rows; p++) moek_vec_mad_f16(y, w[p], x + p * stride, n);
 }
@@ -378,9 +403,42 @@ MOEK_AVX2 static float vec_dot_f16_avx2(const uint16_t *a, const uint16_t *b, si
 
 /// Four rows at a time, each with vec_dot_f16_avx2's operations: four independent chains of fused
 /// multiply-adds where one row had a single one waiting on each previous result.
+/// The eight row accumulators of vec_dot_f16_rows_avx2's eight-row pass folded to eight sums (row
+/// order), times `scale`, stored at `out`.
+MOEK_AVX2_INLINE void dot_f16_finish8(const __m256 *c, float scale, float *out) {
+    // Lanes j + (j+4) of each row, two rows to a vector: [B0 | B1], [B2 | B3], ...
+    __m256 b[4];
+    for (int k = 0; k < 4; k++)
+        b[k] = _mm256_add_ps(_mm256_permute2f128_ps(c[2 * k], c[2 * k + 1], 0x20), _mm256_permute2f128_ps(c[2 * k], c[2 * k + 1], 0x31));
+    // Then (0 + 2, 1 + 3) within each row: [C0, C2 | C1, C3] and [C4, C6 | C5, C7].
+    const __m256 y0 = _mm256_add_ps(_mm256_shuffle_ps(b[0], b[1], 0x44), _mm256_shuffle_ps(b[0], b[1], 0xEE));
+    const __m256 y1 = _mm256_add_ps(_mm256_shuffle_ps(b[2], b[3], 0x44), _mm256_shuffle_ps(b[2], b[3], 0xEE));
+    // Then 0 + 1: rows [0, 2, 4, 6 | 1, 3, 5, 7], put in order.
+    const __m256 sums = _mm256_add_ps(_mm256_shuffle_ps(y0, y1, 0x88), _mm256_shuffle_ps(y0, y1, 0xDD));
+    _mm256_storeu_ps(out, _mm256_mul_ps(_mm256_permutevar8x32_ps(sums, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)), _mm256_set1_ps(scale)));
+}
+
 MOEK_AVX2 static void vec_dot_f16_rows_avx2(const uint16_t *a, size_t stride, const uint16_t *x, size_t n, size_t rows,
                                             float scale, float *out) {
     size_t p = 0;
+    if (n % 8 == 0) {
+        // Eight rows at a time, whole vectors only: the eight rows' lane sums are folded together
+        // (permutes and shuffles that pair the same lanes as dot_f16_finish's tree), so the adds
+        // are the one-row kernel's, in its order, with no horizontal sum per row.
+        for (; p + 8 <= rows; p += 8) {
+            const uint16_t *r = a + p * stride;
+            __m256 c[8];
+            for (int k = 0; k < 8; k++) c[k] = _mm256_setzero_ps();
+            kv_prefetch4(r, stride, n);
+            kv_prefetch4(r + 4 * stride, stride, n);
+            for (size_t i = 0; i < n; i += 8) {
+                const __m256 q = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i)));
+                for (int k = 0; k < 8; k++)
+                    c[k] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(r + k * stride + i))), q, c[k]);
+            }
+            dot_f16_finish8(c, scale, out + p);
+        }
+    }
     for (; p + 4 <= rows; p += 4) {
         const uint16_t *r0 = a + p * stride, *r1 = r0 + stride, *r2 = r1 + stride, *r3 = r2 + stride;
         __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;

@@ -408,7 +408,7 @@ struct KernelTests {
     }
 
     @Test("F16 dot products and value sums over several rows equal one call per row, bit for bit",
-          arguments: [(1, 1), (7, 3), (8, 4), (130, 9), (128, 67)])
+          arguments: [(1, 1), (7, 3), (8, 4), (16, 17), (32, 12), (130, 9), (128, 67)])
     func halfRows(n: Int, rows: Int) {
         let stride = n + 3  // rows apart by more than their length, as heads in a KV cache row
         let cache = randomRow(stride * rows, seed: 25).map { HalfPrecision.half(fromFloat: $0) }
