@@ -759,11 +759,4 @@ void moek_gemm_f16(const uint16_t *w, size_t rows, size_t n, const uint16_t *x, 
     }
 }
 
-void moek_gemm_f32(const float *w, size_t rows, size_t n, const float *x, size_t xStride, const int32_t *xIndex,
-                   size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
-    for (size_t r = 0; r < rows; r++) {
-        for (size_t t = 0; t < tokens; t++) {
-            y[token_row(yIndex, t) * yStride + r] = moek_vec_dot_f32(w + r * n, x + token_row(xIndex, t) * xStride, n);
-        }
-    }
-}
+

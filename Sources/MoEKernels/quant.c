@@ -162,6 +162,53 @@ MOEK_AVX2 static float vec_dot_f32_avx2(const float *a, const float *b, size_t n
 #endif
 
 #if defined(__x86_64__)
+/// Four rows (`n` apart) · `count` (1-3, a constant after inlining) tokens: twelve independent
+/// chains at most, each vec_dot_f32_avx2's own (one eight-lane fused multiply-add chain, hsum,
+/// then the tail), so the same bits; one row's chain alone waits on every previous result.
+MOEK_AVX2 __attribute__((always_inline)) static inline void dot_f32_rows4(const float *w, size_t n, const float *const *x, int count,
+                                                                          float *const *y) {
+    __m256 acc[4][3];
+    for (int k = 0; k < 4; k++)
+        for (int t = 0; t < count; t++) acc[k][t] = _mm256_setzero_ps();
+    const size_t whole = n / 8 * 8;
+    for (size_t i = 0; i < whole; i += 8) {
+        __m256 a[3];
+        for (int t = 0; t < count; t++) a[t] = _mm256_loadu_ps(x[t] + i);
+        for (int k = 0; k < 4; k++) {
+            const __m256 wk = _mm256_loadu_ps(w + k * n + i);
+            for (int t = 0; t < count; t++) acc[k][t] = _mm256_fmadd_ps(wk, a[t], acc[k][t]);
+        }
+    }
+    for (int k = 0; k < 4; k++)
+        for (int t = 0; t < count; t++) {
+            float sum = hsum(acc[k][t]);
+            for (size_t i = whole; i < n; i++) sum += w[k * n + i] * x[t][i];
+            y[t][k] = sum;
+        }
+}
+
+MOEK_AVX2 static void gemm_f32_avx2(const float *w, size_t rows, size_t n, const float *x, size_t xStride, const int32_t *xIndex,
+                                    size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
+    size_t r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        for (size_t t = 0; t < tokens; t += 3) {
+            const int count = tokens - t < 3 ? (int)(tokens - t) : 3;
+            const float *xs[3];
+            float *ys[3];
+            for (int j = 0; j < count; j++) {
+                xs[j] = x + (xIndex ? (size_t)xIndex[t + j] : t + j) * xStride;
+                ys[j] = y + (yIndex ? (size_t)yIndex[t + j] : t + j) * yStride + r;
+            }
+            if (count == 3) dot_f32_rows4(w + r * n, n, xs, 3, ys);
+            else if (count == 2) dot_f32_rows4(w + r * n, n, xs, 2, ys);
+            else dot_f32_rows4(w + r * n, n, xs, 1, ys);
+        }
+    }
+    for (; r < rows; r++)
+        for (size_t t = 0; t < tokens; t++)
+            y[(yIndex ? (size_t)yIndex[t] : t) * yStride + r] = vec_dot_f32_avx2(w + r * n, x + (xIndex ? (size_t)xIndex[t] : t) * xStride, n);
+}
+
 MOEK_AVX2 static float sum_f32_avx2(const float *x, size_t n) {
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
     size_t i = 0;
@@ -353,6 +400,16 @@ float moek_vec_dot_f32(const float *a, const float *b, size_t n) {
     if (moek_cpu_features() & MOEK_CPU_NEON) return moek_neon_vec_dot_f32(a, b, n);
 #endif
     return moek_vec_dot_f32_scalar(a, b, n);
+}
+
+void moek_gemm_f32(const float *w, size_t rows, size_t n, const float *x, size_t xStride, const int32_t *xIndex,
+                   size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
+#if defined(__x86_64__)
+    if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) { gemm_f32_avx2(w, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex); return; }
+#endif
+    for (size_t r = 0; r < rows; r++)
+        for (size_t t = 0; t < tokens; t++)
+            y[(yIndex ? (size_t)yIndex[t] : t) * yStride + r] = moek_vec_dot_f32(w + r * n, x + (xIndex ? (size_t)xIndex[t] : t) * xStride, n);
 }
 
 float moek_sum_f32(const float *x, size_t n) {

@@ -181,10 +181,15 @@ struct Linear: @unchecked Sendable {
     }
 
     /// `y[r] = W[r] · a` for the rows in `rows`; eight rows at a time for Q4_0, four where a
-    /// 4-row kernel exists.
+    /// 4-row kernel exists (F32: the matrix-matrix kernel's four-row chains).
     @inline(__always)
     func apply(rows: Range<Int>, _ a: ActivationBuffer, _ y: UnsafeMutablePointer<Float>) {
         var r = rows.lowerBound
+        if type == .f32 {  // four rows' independent chains at a time (the one-row dot's bits)
+            moek_gemm_f32((base + r * rowBytes).assumingMemoryBound(to: Float.self), rows.count, inputs, a.source!, 0, nil, 1,
+                          y + r, 0, nil)
+            return
+        }
         if type == .q4_0 {
             while r + 8 <= rows.upperBound {
                 moek_vec_dot8_q4_0_q8_0(base + r * rowBytes, rowBytes, a.q8_0, a.offsets, inputs, y + r)
