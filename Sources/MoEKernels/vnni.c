@@ -91,29 +91,30 @@ void moek_vnni_dot4_q5_K(const void *w, size_t stride, const moek_block_q8_K *x,
     if (vex()) dot4_q5_K_vex((const uint8_t *)w, stride, x, n, out);
     else dot4_q5_K_evex((const uint8_t *)w, stride, x, n, out);
 }
-void moek_vnni_gemm_q4_0(const void *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_0 *x, const int32_t *offsets,
-                         size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
+/// moek_vnni_gemm_q4_0 (q4 = 1) or moek_vnni_gemm_q8_0 (q4 = 0): the 512-bit tiles on the
+/// sixteen-row groups when they take `tokens`, the 256-bit ones on the rest.
+static void gemm_q4_0_q8_0(int q4, const uint8_t *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_0 *x,
+                           const int32_t *offsets, size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride,
+                           const int32_t *yIndex) {
     if (zmm(tokens)) {
-        const size_t done = gemm_tiles16(1, (const uint8_t *)w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
-        w = (const uint8_t *)w + done * rowBytes;
+        const size_t done = gemm_tiles16(q4, w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
+        w += done * rowBytes;
         rows -= done;
         y += done;
         if (rows == 0) return;
     }
-    if (vex()) gemm_q4_0_vex((const uint8_t *)w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
-    else gemm_q4_0_evex((const uint8_t *)w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
+    if (q4 && vex()) gemm_q4_0_vex(w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
+    else if (q4) gemm_q4_0_evex(w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
+    else if (vex()) gemm_q8_0_vex(w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
+    else gemm_q8_0_evex(w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
+}
+void moek_vnni_gemm_q4_0(const void *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_0 *x, const int32_t *offsets,
+                         size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
+    gemm_q4_0_q8_0(1, (const uint8_t *)w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
 }
 void moek_vnni_gemm_q8_0(const void *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_0 *x, const int32_t *offsets,
                          size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
-    if (zmm(tokens)) {
-        const size_t done = gemm_tiles16(0, (const uint8_t *)w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
-        w = (const uint8_t *)w + done * rowBytes;
-        rows -= done;
-        y += done;
-        if (rows == 0) return;
-    }
-    if (vex()) gemm_q8_0_vex((const uint8_t *)w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
-    else gemm_q8_0_evex((const uint8_t *)w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
+    gemm_q4_0_q8_0(0, (const uint8_t *)w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
 }
 
 size_t moek_vnni_gemm_k_zmm(int kind, const void *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_K *x, size_t xStride,
