@@ -735,13 +735,12 @@ void moek_gemm_q5_K_q8_K(const void *w, size_t rowBytes, size_t rows, size_t n,
         gemm_q5_K_interleaved((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
         return;
     }
-    if (moek_has_vnni(moek_cpu_features())) {  // the 512-bit tiles where they apply; the rest below
-        const size_t wide = moek_vnni_gemm_k_zmm(5, w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
-        w = (const uint8_t *)w + wide * rowBytes;
-        rows -= wide;
-        y += wide;
-        if (rows == 0) return;
-    }
+    // The 512-bit tiles where the CPU has them and there are enough tokens; the rest below.
+    const size_t wide = moek_vnni_gemm_k_zmm(5, w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
+    w = (const uint8_t *)w + wide * rowBytes;
+    rows -= wide;
+    y += wide;
+    if (rows == 0) return;
     if ((moek_cpu_features() & MOEK_CPU_AVX2_FMA) && tokens >= Q5_K_INTERLEAVED_TOKENS) {
         gemm_q5_K_interleaved((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
         return;
@@ -776,5 +775,3 @@ void moek_gemm_f16(const uint16_t *w, size_t rows, size_t n, const uint16_t *x, 
         }
     }
 }
-
-

@@ -2,6 +2,7 @@
 #include "half.h"
 #include "vnni.h"
 #include "neon.h"
+#include "tiles.h"
 #include <math.h>
 #include <string.h>
 
@@ -196,8 +197,8 @@ MOEK_AVX2 static void gemm_f32_avx2(const float *w, size_t rows, size_t n, const
             const float *xs[3];
             float *ys[3];
             for (int j = 0; j < count; j++) {
-                xs[j] = x + (xIndex ? (size_t)xIndex[t + j] : t + j) * xStride;
-                ys[j] = y + (yIndex ? (size_t)yIndex[t + j] : t + j) * yStride + r;
+                xs[j] = x + token_row(xIndex, t + j) * xStride;
+                ys[j] = y + token_row(yIndex, t + j) * yStride + r;
             }
             if (count == 3) dot_f32_rows4(w + r * n, n, xs, 3, ys);
             else if (count == 2) dot_f32_rows4(w + r * n, n, xs, 2, ys);
@@ -206,7 +207,7 @@ MOEK_AVX2 static void gemm_f32_avx2(const float *w, size_t rows, size_t n, const
     }
     for (; r < rows; r++)
         for (size_t t = 0; t < tokens; t++)
-            y[(yIndex ? (size_t)yIndex[t] : t) * yStride + r] = vec_dot_f32_avx2(w + r * n, x + (xIndex ? (size_t)xIndex[t] : t) * xStride, n);
+            y[token_row(yIndex, t) * yStride + r] = vec_dot_f32_avx2(w + r * n, x + token_row(xIndex, t) * xStride, n);
 }
 
 MOEK_AVX2 static float sum_f32_avx2(const float *x, size_t n) {
@@ -409,7 +410,7 @@ void moek_gemm_f32(const float *w, size_t rows, size_t n, const float *x, size_t
 #endif
     for (size_t r = 0; r < rows; r++)
         for (size_t t = 0; t < tokens; t++)
-            y[(yIndex ? (size_t)yIndex[t] : t) * yStride + r] = moek_vec_dot_f32(w + r * n, x + (xIndex ? (size_t)xIndex[t] : t) * xStride, n);
+            y[token_row(yIndex, t) * yStride + r] = moek_vec_dot_f32(w + r * n, x + token_row(xIndex, t) * xStride, n);
 }
 
 float moek_sum_f32(const float *x, size_t n) {

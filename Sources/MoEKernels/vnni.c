@@ -61,11 +61,12 @@ static inline int vex(void) { return (moek_cpu_features() & MOEK_CPU_AVX_VNNI) !
 /// Whether the 512-bit tiles take a product with `tokens` tokens.
 static inline int zmm(size_t tokens) { return (moek_cpu_features() & MOEK_CPU_AVX512_VNNI) && tokens >= ZMM_TILE_TOKENS; }
 
-/// Tokens from which the 512-bit K-quant tiles run (Q6_K from 2). Their 256-bit alternatives cost
+/// Tokens from which the 512-bit K-quant tiles run (Q6_K: ZMM_Q6_K_TILE_TOKENS). Their 256-bit alternatives cost
 /// more per token than the Q4_0 ones (Q5_K's is the four-row decode kernel once per token), so
 /// the crossover comes earlier: same measure, Q4_K 2 tokens 33.0 vs 34.0, 3: 22.4 vs 28.3;
 /// Q5_K 2: 45.2 vs 44.3, 3: 28.1 vs 42.7; Q6_K 2: 45.4 vs 54.6, 3: 29.3 vs 42.7.
 #define ZMM_K_TILE_TOKENS 3
+#define ZMM_Q6_K_TILE_TOKENS 2
 
 void moek_vnni_dot4_q4_0(const void *w, size_t stride, const moek_block_q8_0 *x, const int32_t *offsets, size_t n, float *out) {
     if (vex()) dot4_q4_0_vex((const uint8_t *)w, stride, x, offsets, n, out);
@@ -119,7 +120,7 @@ void moek_vnni_gemm_q8_0(const void *w, size_t rowBytes, size_t rows, size_t n, 
 
 size_t moek_vnni_gemm_k_zmm(int kind, const void *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_K *x, size_t xStride,
                             const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
-    if (!(moek_cpu_features() & MOEK_CPU_AVX512_VNNI) || tokens < (kind == 6 ? 2 : ZMM_K_TILE_TOKENS)) return 0;
+    if (!(moek_cpu_features() & MOEK_CPU_AVX512_VNNI) || tokens < (kind == 6 ? ZMM_Q6_K_TILE_TOKENS : ZMM_K_TILE_TOKENS)) return 0;
     if (kind == 6) return gemm_q6_K_tiles16((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
     if (kind == 5) return gemm_q5_K_tiles16((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
     return gemm_q4_K_tiles16((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
