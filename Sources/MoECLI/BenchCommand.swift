@@ -14,6 +14,7 @@ enum BenchCommand {
     static let usage = """
         usage: moe bench -m MODEL [-p 512] [-n 128] [-d 0] [-t THREADS] [-r REPS] [--parallel N] [--overlap | --no-overlap] [-o md|json|csv]
                          [--profile] [--expert-memory SIZE] [--expert-policy lru|lfu] [--expert-profile F] [--no-prefetch]
+                         [--ab-without FEATURES]
 
         Measures prompt processing (ppP: P random tokens evaluated in one call) and decode (tgN:
         N tokens one at a time from an empty context, or after D tokens with -d: "tgN @ dD"),
@@ -43,6 +44,12 @@ enum BenchCommand {
           --no-overlap  run the --parallel batch as one, every expert read once for all
           -o FORMAT   md (default), json or csv
           --profile   record every routing decision (as moe profile does), to measure its cost
+          --ab-without FEATURES  A/B in one run: decode steps (and prompt repetitions) alternate
+                      between all CPU features and all but FEATURES (comma-separated: avx512-vnni,
+                      avx-vnni, avx2, neon-dotprod, neon; all: the scalar kernels), on every
+                      thread; prints each half's median time per token. Both halves see the same
+                      minutes of the machine, so kernel changes show through drifting memory speed;
+                      the table's numbers then mix the halves
         With --expert-memory, each test also reports the expert store's hit rate, bytes read per
         token and the share of the time spent waiting for reads (its timed runs only; the store's
         full report after the table covers the whole run, warm-ups and -d prompts included).
@@ -57,6 +64,9 @@ enum BenchCommand {
         var seconds = 0.0
         var parallel = 1
         var timings: ForwardTimings?
+        /// With --ab-without: seconds per token of each step (decode) or repetition (prompt), all
+        /// features in [0], the masked ones in [1].
+        var ab: [[Double]] = [[], []]
         /// Adds the expert store's activity between two snapshots (taken around a timed run).
         mutating func addStore(from before: ExpertStoreStats?, to after: ExpertStoreStats?) {
             guard let before, let after else { return }
@@ -72,7 +82,7 @@ enum BenchCommand {
     }
 
     static func run(_ args: [String], environment: [String: String]) throws -> Int32 {
-        let p = try Arguments(args, valued: StoreFlags.valued.union(["--model", "-p", "-n", "-d", "-t", "-r", "-o", "--parallel"]), flags: StoreFlags.flags.union(["--help", "--profile", "--overlap", "--no-overlap"]),
+        let p = try Arguments(args, valued: StoreFlags.valued.union(["--model", "-p", "-n", "-d", "-t", "-r", "-o", "--parallel", "--ab-without"]), flags: StoreFlags.flags.union(["--help", "--profile", "--overlap", "--no-overlap"]),
                               aliases: ["-m": "--model", "-h": "--help"])
         if p.flags.contains("--help") { print(usage); return 0 }
         guard p.positionals.isEmpty else { throw UsageError(message: "unexpected argument '\(p.positionals[0])'") }
@@ -92,6 +102,10 @@ enum BenchCommand {
         guard !(p.flags.contains("--overlap") && p.flags.contains("--no-overlap")) else {
             throw UsageError(message: "--overlap and --no-overlap contradict each other; give one")
         }
+        let abBits = try p.values["--ab-without"].map(featureBits)
+        /// Puts the kernels of every thread on half `half` of the A/B (0: all features).
+        func abSelect(_ half: Int) { if let abBits { _ = moek_set_process_feature_mask(half == 0 ? ~0 : ~abBits) } }
+        defer { abSelect(0) }
         let profile = p.flags.contains("--profile")
         let overlap: Bool? = p.flags.contains("--overlap") ? true : p.flags.contains("--no-overlap") ? false : nil
         let model = try StoreFlags.open(path, p)
@@ -116,10 +130,12 @@ enum BenchCommand {
             for rep in 0...reps {
                 let session = try session(room: promptTokens)
                 let input = tokens(promptTokens)
+                abSelect(rep % 2)
                 let before = model.expertStoreStats, start = clock.now
                 _ = try session.evaluate(input)
                 let elapsed = seconds(clock.now - start)
                 if rep > 0 {
+                    if abBits != nil { r.ab[rep % 2].append(elapsed / Double(promptTokens)) }
                     r.samples.append(Double(promptTokens) / elapsed)
                     r.seconds += elapsed
                     r.addStore(from: before, to: model.expertStoreStats)
@@ -138,8 +154,12 @@ enum BenchCommand {
                     let input = (0..<n).map { _ in tokens(genTokens) }
                     let before = model.expertStoreStats, start = clock.now
                     for step in 0..<genTokens {
+                        abSelect(step % 2)
+                        let stepStart = clock.now
                         if n == 1 { _ = try sessions[0].evaluate([input[0][step]]) } else { _ = try Session.evaluate(together: sessions, tokens: input.map { $0[step] }, overlap: overlap) }
+                        if abBits != nil && rep > 0 { r.ab[step % 2].append(seconds(clock.now - stepStart) / Double(n)) }
                     }
+                    abSelect(0)
                     let elapsed = seconds(clock.now - start)
                     if rep > 0 {
                         r.samples.append(Double(n * genTokens) / elapsed)
@@ -152,6 +172,7 @@ enum BenchCommand {
                 results.append(r)
             }
         }
+        abSelect(0)
         let rss = peakResidentBytes()  // before the bandwidth test's 1 GiB buffer
         let bandwidth = measureBandwidth(threads: threads)
         // The KV cache one decoded token reads (F16 keys and values of every layer) at the run's
@@ -203,7 +224,7 @@ enum BenchCommand {
                                  ("waiting", .double(t.perToken(t.waiting) / 1e6)),
                                  ("overlapped", .double(t.perToken(t.overlapped) / 1e6))])
                     } ?? .null),
-                ])
+                ] + abFields(r))
             }
             print(JSONValue.array(objects).serialized(indent: 2))
         case "csv":
@@ -245,9 +266,48 @@ enum BenchCommand {
                     + "waiting for reads \(fixed(r.seconds > 0 ? 100 * t.stallSeconds / r.seconds : 0, 1))% of the time"
                     + (t.predicted > 0 ? ", prefetch precision \(fixed(t.precision * 100, 1))%" : ""))
             }
+            for r in results {
+                guard let names = p.values["--ab-without"], let all = median(r.ab[0]), let without = median(r.ab[1]) else { continue }
+                print("\(r.test) A/B: all features \(fixed(all * 1e3, 3)) ms per token, without \(names) \(fixed(without * 1e3, 3)) ms "
+                    + "(medians of \(r.ab[0].count) and \(r.ab[1].count) \(r.generated > 0 ? "steps" : "runs")): without / all = \(fixed(without / all, 3))")
+            }
+            if let abBits, moek_cpu_features() & abBits == 0 {
+                print("(this CPU has none of \(p.values["--ab-without"] ?? ""): both halves ran the same kernels)")
+            }
             if let st = model.expertStoreStats { print(""); print(StoreFlags.report(st), terminator: "") }
         }
         return 0
+
+        /// JSON fields of the A/B (none without --ab-without): each half's median seconds per token.
+        func abFields(_ r: Result) -> [(String, JSONValue)] {
+            guard let names = p.values["--ab-without"] else { return [] }
+            return [("ab_without", .string(names)), ("ab_ms_per_token_all", median(r.ab[0]).map { .double($0 * 1e3) } ?? .null),
+                    ("ab_ms_per_token_without", median(r.ab[1]).map { .double($0 * 1e3) } ?? .null)]
+        }
+    }
+
+    /// The CPU feature bits `--ab-without` names (comma-separated), each with the features that need it.
+    static func featureBits(_ list: String) throws(UsageError) -> UInt32 {
+        let x86 = MOEK_CPU_AVX2_FMA.rawValue | MOEK_CPU_AVX2_HALF_WIDTH.rawValue | MOEK_CPU_AVX_VNNI.rawValue | MOEK_CPU_AVX512_VNNI.rawValue
+        let names: [String: UInt32] = [
+            "avx512-vnni": MOEK_CPU_AVX512_VNNI.rawValue, "avx-vnni": MOEK_CPU_AVX_VNNI.rawValue, "avx2": x86,
+            "neon-dotprod": MOEK_CPU_NEON_DOTPROD.rawValue, "neon": MOEK_CPU_NEON.rawValue | MOEK_CPU_NEON_DOTPROD.rawValue, "all": ~0,
+        ]
+        var bits: UInt32 = 0
+        for name in list.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let b = names[String(name)] else {
+                throw UsageError(message: "--ab-without takes CPU features from avx512-vnni, avx-vnni, avx2, neon-dotprod, neon, all (comma-separated), not '\(name)'")
+            }
+            bits |= b
+        }
+        return bits
+    }
+
+    /// The median of `values`, nil when empty.
+    static func median(_ values: [Double]) -> Double? {
+        guard !values.isEmpty else { return nil }
+        let v = values.sorted(), m = v.count / 2
+        return v.count % 2 == 1 ? v[m] : (v[m - 1] + v[m]) / 2
     }
 
     /// The ggml type holding most of the bytes.

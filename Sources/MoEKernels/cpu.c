@@ -54,6 +54,8 @@ static _Atomic uint32_t detected = 0xFFFFFFFFu;
 // Per thread, so a test that forces the scalar paths cannot change what other threads compute.
 static _Thread_local uint32_t feature_mask = 0xFFFFFFFFu;
 static _Thread_local uint32_t forced = 0;
+// For every thread at once (`moe bench --ab-without`): a pool's workers see it between steps.
+static _Atomic uint32_t process_mask = 0xFFFFFFFFu;
 
 uint32_t moek_cpu_features(void) {
     uint32_t f = atomic_load_explicit(&detected, memory_order_relaxed);
@@ -61,7 +63,12 @@ uint32_t moek_cpu_features(void) {
         f = detect();
         atomic_store_explicit(&detected, f, memory_order_relaxed);
     }
-    return (f | (forced & MOEK_CPU_AVX2_HALF_WIDTH & (f & MOEK_CPU_AVX2_FMA ? ~0u : 0u))) & feature_mask;
+    return (f | (forced & MOEK_CPU_AVX2_HALF_WIDTH & (f & MOEK_CPU_AVX2_FMA ? ~0u : 0u))) & feature_mask
+        & atomic_load_explicit(&process_mask, memory_order_relaxed);
+}
+
+uint32_t moek_set_process_feature_mask(uint32_t mask) {
+    return atomic_exchange_explicit(&process_mask, mask, memory_order_relaxed);
 }
 
 uint32_t moek_force_features(uint32_t bits) {

@@ -69,6 +69,22 @@ struct CLITests {
         #expect(try run(["bench", "-m", model, "-d", "x"]).status == 2)
     }
 
+    @Test("moe bench --ab-without alternates steps between all CPU features and fewer, and prints both halves' medians")
+    func benchABFeatures() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path))
+        let model = Fixtures.path("forward/qwen3moe-q8_0.gguf")
+        let md = try run(["bench", "-m", model, "-p", "4", "-n", "6", "-r", "3", "-t", "2", "--ab-without", "avx512-vnni,neon-dotprod"])
+        #expect(md.status == 0, "\(md.stderr)")
+        #expect(md.stdout.contains("tg6 A/B: all features ") && md.stdout.contains("without avx512-vnni,neon-dotprod ")
+                && md.stdout.contains("(medians of 9 and 9 steps)"))
+        #expect(md.stdout.contains("pp4 A/B: all features ") && md.stdout.contains("(medians of 1 and 2 runs)"))
+        let json = try run(["bench", "-m", model, "-p", "0", "-n", "4", "-r", "1", "-t", "1", "--ab-without", "all", "-o", "json"])
+        let tests = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
+        #expect(tests.first?["ab_without"] as? String == "all" && (tests.first?["ab_ms_per_token_without"] as? Double ?? 0) > 0)
+        let bad = try run(["bench", "-m", model, "--ab-without", "avx512"])
+        #expect(bad.status == 2 && bad.stderr.contains("not 'avx512'"))
+    }
+
     @Test("moe bench --parallel adds an aggregate decode test, and every decode test splits its time per token")
     func benchParallel() throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path))

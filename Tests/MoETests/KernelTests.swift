@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import MoEKernels
 @testable import MoE
@@ -65,6 +66,34 @@ struct KernelTests {
         #if arch(x86_64) || arch(arm64)
         #expect(all != 0, "this CPU has no SIMD path in use; the speed numbers would be scalar")
         #endif
+    }
+
+    @Test("the process-wide feature mask reaches threads that never set one, and lifting it restores them")
+    func processFeatureMask() throws {
+        // A bit whose masking changes no result elsewhere in the process while other suites run:
+        // the half-width preference (forced on the probing thread, detected only on Zen 1), or
+        // the dot-product extension on arm64 (the baseline NEON kernels give the same integers).
+        let bit = moek_cpu_features() & MOEK_CPU_AVX2_FMA.rawValue != 0 ? MOEK_CPU_AVX2_HALF_WIDTH.rawValue
+            : moek_cpu_features() & MOEK_CPU_NEON_DOTPROD.rawValue
+        try #require(bit != 0, "no maskable feature on this CPU")
+        /// What a fresh thread (with the half-width bit forced) sees.
+        func seenByNewThread() -> UInt32 {
+            final class Box: @unchecked Sendable { var value: UInt32 = 0 }
+            let box = Box(), done = DispatchSemaphore(value: 0)
+            Thread {
+                moek_force_features(MOEK_CPU_AVX2_HALF_WIDTH.rawValue)
+                box.value = moek_cpu_features()
+                done.signal()
+            }.start()
+            done.wait()
+            return box.value
+        }
+        #expect(seenByNewThread() & bit == bit)
+        let previous = moek_set_process_feature_mask(~bit)
+        let masked = seenByNewThread()
+        moek_set_process_feature_mask(previous)
+        #expect(masked & bit == 0 && masked != 0)
+        #expect(seenByNewThread() & bit == bit)
     }
 
     @Test("activation quantization: SIMD equals scalar, and both follow ggml's x86 rule", arguments: blockCounts)

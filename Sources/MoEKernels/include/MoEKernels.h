@@ -32,6 +32,11 @@ uint32_t moek_cpu_features(void);
 /// paths); for tests and benchmarks. Returns the thread's previous mask.
 uint32_t moek_set_feature_mask(uint32_t mask);
 
+/// Restricts the kernels of every thread to the given features (combined with each thread's
+/// own mask), for A/B benchmarks in one process; set it while no kernel runs (between steps), as
+/// a kernel already dispatched keeps its path. Returns the previous mask.
+uint32_t moek_set_process_feature_mask(uint32_t mask);
+
 /// Adds preference bits (only MOEK_CPU_AVX2_HALF_WIDTH; instruction sets cannot be forced) to
 /// what this thread's kernels see, so tests can run either variant on any AVX2 machine. Returns
 /// the thread's previous forced bits.
