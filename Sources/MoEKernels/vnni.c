@@ -1,8 +1,10 @@
 // Q4_0 / Q8_0 kernels with vpdpbusd, compiled twice from vnni_qdot.h: VEX-encoded (AVX-VNNI) and
 // EVEX-encoded at 256 bits (AVX-512 VNNI + VL). The dispatchers below prefer the VEX form and
 // fall back to the EVEX one, which CPUs with AVX-512 but no AVX-VNNI (Zen 4, Ice Lake / Cascade
-// Lake servers) have. Matrix-matrix products with enough tokens take 512-bit tiles (vnni_zmm.h)
-// on CPUs with AVX-512 VNNI. All give the same bits as the scalar twins (see vnni_qdot.h).
+// Lake servers) have. On CPUs with AVX-512 VNNI, matrix-matrix products with enough tokens take
+// 512-bit tiles (vnni_zmm.h), and Q4_0 (eight rows), Q4_K and Q5_K decode 512-bit kernels
+// (vnni_zdot.h), so those decode kernels are compiled in the VEX form only. All give the same
+// bits as the scalar twins (see vnni_qdot.h).
 #include "vnni.h"
 
 #if defined(__x86_64__)
@@ -36,7 +38,9 @@ static inline size_t prefetch_rows(size_t stride) {
 /// 64 Q4_K matrices (1024x2048, 75 MB) on Zen 5, ms per pass, medians of 101 alternated:
 /// 1.38-1.53 -> 1.34-1.46 while the VM's memory was slow, 1.17 -> 1.25 while it was fast; a
 /// plain read of 75 MB four rows side by side, 50 -> 61 GB/s (one sequential stream: 63). Whole
-/// decode steps gain more than that streaming test: see docs/PERFORMANCE.md.
+/// decode steps gain more than that streaming test: see docs/PERFORMANCE.md. The 512-bit
+/// kernels (vnni_zdot.h) needed it most: with the per-row prefetch they lost to the 256-bit
+/// ones while memory was slow (1.45-1.65 ms), with it they match or beat them (1.34-1.44).
 static inline void prefetch_span(const uint8_t *w, size_t groupBytes, size_t ahead, size_t step, size_t steps) {
     const uintptr_t base = (uintptr_t)(w + ahead), share = groupBytes / steps;
     const uintptr_t start = base + step * share, end = step + 1 == steps ? base + groupBytes : start + share;
@@ -47,23 +51,28 @@ static inline void prefetch_span(const uint8_t *w, size_t groupBytes, size_t ahe
 #define MOEK_VNNI_NAME(name) name##_vex
 #define MOEK_DPBUSD(acc, u, s) _mm256_dpbusd_avx_epi32(acc, u, s)
 #define MOEK_DPWSSD(acc, a, b) _mm256_dpwssd_avx_epi32(acc, a, b)
+#define MOEK_VNNI_VEX_DECODE 1
 #include "vnni_qdot.h"
 #undef MOEK_VNNI_ATTR
 #undef MOEK_VNNI_NAME
 #undef MOEK_DPBUSD
 #undef MOEK_DPWSSD
+#undef MOEK_VNNI_VEX_DECODE
 
 #define MOEK_VNNI_ATTR __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")))
 #define MOEK_VNNI_NAME(name) name##_evex
 #define MOEK_DPBUSD(acc, u, s) _mm256_dpbusd_epi32(acc, u, s)
 #define MOEK_DPWSSD(acc, a, b) _mm256_dpwssd_epi32(acc, a, b)
+#define MOEK_VNNI_VEX_DECODE 0
 #include "vnni_qdot.h"
 #undef MOEK_VNNI_ATTR
 #undef MOEK_VNNI_NAME
 #undef MOEK_DPBUSD
 #undef MOEK_DPWSSD
+#undef MOEK_VNNI_VEX_DECODE
 
 #include "vnni_zmm.h"
+#include "vnni_zdot.h"
 
 static inline int vex(void) { return (moek_cpu_features() & MOEK_CPU_AVX_VNNI) != 0; }
 
@@ -88,24 +97,24 @@ void moek_vnni_dot4_q4_0(const void *w, size_t stride, const moek_block_q8_0 *x,
     else dot4_q4_0_evex((const uint8_t *)w, stride, x, offsets, n, out);
 }
 void moek_vnni_dot8_q4_0(const void *w, size_t stride, const moek_block_q8_0 *x, const int32_t *offsets, size_t n, float *out) {
-    if (vex()) dot8_q4_0_vex((const uint8_t *)w, stride, x, offsets, n, out);
-    else dot8_q4_0_evex((const uint8_t *)w, stride, x, offsets, n, out);
+    if (moek_cpu_features() & MOEK_CPU_AVX512_VNNI) zd_dot8_q4_0((const uint8_t *)w, stride, x, offsets, n, out);
+    else dot8_q4_0_vex((const uint8_t *)w, stride, x, offsets, n, out);
 }
 void moek_vnni_dot4_q8_0(const void *w, size_t stride, const moek_block_q8_0 *x, size_t n, float *out) {
     if (vex()) dot4_q8_0_vex((const uint8_t *)w, stride, x, n, out);
     else dot4_q8_0_evex((const uint8_t *)w, stride, x, n, out);
 }
 void moek_vnni_dot4_q4_K(const void *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
-    if (vex()) dot4_q4_K_vex((const uint8_t *)w, stride, x, n, out);
-    else dot4_q4_K_evex((const uint8_t *)w, stride, x, n, out);
+    if (moek_cpu_features() & MOEK_CPU_AVX512_VNNI) zd_dot4_q4_K((const uint8_t *)w, stride, x, n, out);
+    else dot4_q4_K_vex((const uint8_t *)w, stride, x, n, out);
 }
 void moek_vnni_dot4_q6_K(const void *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
     if (vex()) dot4_q6_K_vex((const uint8_t *)w, stride, x, n, out);
     else dot4_q6_K_evex((const uint8_t *)w, stride, x, n, out);
 }
 void moek_vnni_dot4_q5_K(const void *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
-    if (vex()) dot4_q5_K_vex((const uint8_t *)w, stride, x, n, out);
-    else dot4_q5_K_evex((const uint8_t *)w, stride, x, n, out);
+    if (moek_cpu_features() & MOEK_CPU_AVX512_VNNI) zd_dot4_q5_K((const uint8_t *)w, stride, x, n, out);
+    else dot4_q5_K_vex((const uint8_t *)w, stride, x, n, out);
 }
 /// moek_vnni_gemm_q4_0 (q4 = 1) or moek_vnni_gemm_q8_0 (q4 = 0): the 512-bit tiles on the
 /// sixteen-row groups when they take `tokens`, the 256-bit ones on the rest.

@@ -3,7 +3,9 @@
 // encoding: Intel Alder Lake and later client CPUs, AMD Zen 5) and once for AVX-512 VNNI at 256
 // bits (EVEX encoding: Intel Ice Lake and later servers, AMD Zen 4 and 5). The includer defines
 // MOEK_VNNI_ATTR (the target attribute), MOEK_VNNI_NAME(name) (a suffixed name) and
-// MOEK_DPBUSD(acc, u, s).
+// MOEK_DPBUSD(acc, u, s), and MOEK_VNNI_VEX_DECODE: 1 for the decode kernels that CPUs with
+// AVX-512 VNNI run 512 bits wide instead (vnni_zdot.h: Q4_0 eight rows, Q4_K, Q5_K), so that
+// they are compiled in the VEX form only.
 //
 // No 16-bit intermediate sums, so no sign trick: Q4_0 nibbles (0..15) and Q8_0 weights shifted to
 // 0..255 (w + 128, an xor) are the unsigned operand, the activations the signed one, and the shift
@@ -70,6 +72,7 @@ MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(dot4_q4_0)(const uint8_t *w, size_t st
     _mm_storeu_ps(out, acc);
 }
 
+#if MOEK_VNNI_VEX_DECODE
 /// One Q4_0 block of eight rows against activation block xb: the eight integer sums (8·Σa
 /// subtracted), four row pairs as in q4_0_sums4.
 MOEK_VNNI_INLINE __m256i MOEK_VNNI_NAME(q4_0_sums8)(const uint8_t *r, size_t stride, const moek_block_q8_0 *xb, int32_t offset) {
@@ -109,6 +112,7 @@ MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(dot8_q4_0)(const uint8_t *w, size_t st
     }
     _mm256_storeu_ps(out, acc);
 }
+#endif
 
 /// Decode: four Q8_0 rows · one token, as moek_vec_dot4_q8_0_q8_0. Every row's sums start from
 /// −128·Σa of each lane's four activations (one vpdpbusd for all four rows), so the xor's +128
@@ -132,6 +136,7 @@ MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(dot4_q8_0)(const uint8_t *w, size_t st
     _mm_storeu_ps(out, acc);
 }
 
+#if MOEK_VNNI_VEX_DECODE
 /// Bit `bit` (0-7, a constant after unrolling) of every byte of h, as 16 or 0: one shift of the
 /// 16-bit lanes (by at most four, so no bit crosses into the other byte at bit 4) and a mask.
 MOEK_VNNI_INLINE __m256i MOEK_VNNI_NAME(bit_to_16)(__m256i h, const int bit) {
@@ -225,6 +230,7 @@ MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(dot4_q4_K)(const uint8_t *w, size_t st
 MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(dot4_q5_K)(const uint8_t *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
     MOEK_VNNI_NAME(dot4_k4)(w, stride, x, n, 1, out);
 }
+#endif
 
 /// Q6_K, one row of one block against activations av (av[h][g]: the 32 bytes at 128h + 32g):
 /// the scaled level sums (8 lanes) and the scales times the activation sums of their groups

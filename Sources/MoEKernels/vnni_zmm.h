@@ -474,5 +474,3 @@ MOEK_ZMM_ATTR static size_t gemm_q6_K_tiles16(const uint8_t *w, size_t rowBytes,
                                               const int32_t *yIndex) {
     return gemm_k_tiles16(6, w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
 }
-
-#undef MOEK_ZMM_INLINE

@@ -1,0 +1,221 @@
+// Decode kernels with 512-bit vpdpbusd (AVX-512 VNNI): four K-quant rows times one token,
+// included once by vnni.c after vnni_zmm.h (whose attributes they use).
+//
+// One token leaves nothing to amortize an interleaving pass over (the sixteen-row tiles in
+// vnni_zmm.h pay for theirs from three tokens), so these read each row as the file stores it:
+// one 64-byte load holds 128 of a row's weights, whose low nibbles go against one activation
+// vector and high nibbles against another, arranged once per block for all four rows. Each
+// 128-bit lane then meets a single sub-block, so one pack to int16 and one vpdpwssd against the
+// rows' sub-block scales accumulate the scaled sums exactly, as in vnni_qdot.h's 256-bit kernels,
+// with half the instructions per weight and no pairing of rows. The integer sums are exact and
+// the float finish is the scalar twin's, lane by lane, so the results are the scalar bits.
+//
+// Q6_K has none: a 512-bit form (a half's 64 low-bit bytes in one load, their low nibbles
+// weights 0-63 in order, high nibbles 64-127, the qh bytes shifted 0 or 2 per lane) ran 1.7x
+// faster from cache on Zen 5 but made whole decode steps 2% slower (tokens alternating between
+// it and the 256-bit kernel in one run, measured before prefetch_span and with a feature mask
+// that reached only one of the two threads), so Q6_K decodes with vnni_qdot.h's kernel.
+
+/// Four rows' sixteen int32 lanes (`s[k]`: row k) summed: row k's total in lane k.
+MOEK_ZMM_INLINE __m128i zd_fold4(const __m512i *s) {
+    const __m512i t01 = _mm512_add_epi32(_mm512_unpacklo_epi32(s[0], s[1]), _mm512_unpackhi_epi32(s[0], s[1]));
+    const __m512i t23 = _mm512_add_epi32(_mm512_unpacklo_epi32(s[2], s[3]), _mm512_unpackhi_epi32(s[2], s[3]));
+    const __m512i u = _mm512_add_epi32(_mm512_unpacklo_epi64(t01, t23), _mm512_unpackhi_epi64(t01, t23));
+    const __m256i v = _mm256_add_epi32(_mm512_castsi512_si256(u), _mm512_extracti64x4_epi64(u, 1));
+    return _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+}
+
+/// Half h (weights 128h..128h+127) of one Q4_K/Q5_K row's super-block: `v` its 64 bytes of
+/// nibbles (chunks 2h and 2h+1: lanes 0-1 the first, 2-3 the second), `alo`/`ahi` the
+/// activations of their low and high nibbles, `scw` each lane's two sub-block scales as int16
+/// (low nibbles' in words 0-3, high nibbles' in 4-7). Q5_K (`qh` not NULL) ORs in bit 4 from the
+/// qh bytes of the low (bit 4h, lanes 2-3: 4h+2) and high (4h+1, 4h+3) nibbles. Every vpdpbusd
+/// lane sums four products, at most 4·31·127 = 15748, so the pack to int16 is exact.
+MOEK_ZMM_INLINE __m512i zd_k4_half(__m512i acc, __m512i v, __m512i alo, __m512i ahi, __m512i scw, const __m512i *qh, const int h) {
+    const __m512i low = _mm512_set1_epi8(0xF), zero = _mm512_setzero_si512();
+    __m512i l = _mm512_and_si512(v, low), u = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+    if (qh) {
+        const __m512i sixteen = _mm512_set1_epi8(16);
+        // One bit per byte: lanes 0-1 test bit 4h (low) / 4h+1 (high), lanes 2-3 bits 4h+2 / 4h+3.
+        const __m512i bitLow = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (4 * h))), _mm256_set1_epi8((char)(4 << (4 * h))), 1);
+        const __m512i bitHigh = _mm512_add_epi8(bitLow, bitLow);
+        l = _mm512_mask_add_epi8(l, _mm512_test_epi8_mask(*qh, bitLow), l, sixteen);  // l <= 15: the add is an OR
+        u = _mm512_mask_add_epi8(u, _mm512_test_epi8_mask(*qh, bitHigh), u, sixteen);
+    }
+    const __m512i sums = _mm512_packs_epi32(_mm512_dpbusd_epi32(zero, l, alo), _mm512_dpbusd_epi32(zero, u, ahi));
+    return _mm512_dpwssd_epi32(acc, sums, scw);
+}
+
+/// The first sixteen bytes of four Q4_K/Q5_K super-blocks (d, dmin and the twelve packed 6-bit
+/// scales: row k's in lane k) with the scales unpacked: bytes 0-7 of lane k row k's eight
+/// scales, bytes 8-15 its eight minimums (k4_unpack's arithmetic on 32-bit lanes).
+MOEK_ZMM_INLINE __m512i zd_k4_scales(__m512i head) {
+    const __m512i six = _mm512_set1_epi8(0x3F), four = _mm512_set1_epi8(0xF), two = _mm512_set1_epi8(3);
+    // Dwords per lane: head [d|dmin, w0, w1, w2]; lo [w0, w0, w1, w1]; hi [w2, w2, w2, w2 >> 4].
+    const __m512i lo = _mm512_shuffle_epi32(head, _MM_SHUFFLE(2, 2, 1, 1));
+    const __m512i hi = _mm512_srlv_epi32(_mm512_shuffle_epi32(head, _MM_SHUFFLE(3, 3, 3, 3)), _mm512_set4_epi32(4, 0, 0, 0));
+    const __m512i first = _mm512_and_si512(lo, six);  // dwords 0 and 2: sub-blocks 0-3
+    const __m512i second = _mm512_or_si512(_mm512_and_si512(hi, four), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(lo, 6), two), 4));
+    return _mm512_mask_blend_epi32(0xAAAA, first, second);
+}
+
+/// Decode: four Q4_K (`q5` 0) or Q5_K (1) rows · one token, as moek_vec_dot4_q4_K_q8_K, 512 bits
+/// wide (see the top of this file): the four rows' scales, minimums and super-block scales
+/// unpacked together from one vector of their headers; the float finish is vnni_qdot.h's.
+MOEK_ZMM_INLINE void zd_dot4_k4(const uint8_t *w, size_t stride, const moek_block_q8_K *x, size_t n, const int q5, float *out) {
+    const size_t blockBytes = q5 ? 176 : 144, qsOffset = q5 ? 48 : 16;
+    const size_t ahead = prefetch_rows(stride) * stride;
+    // Byte shuffles (within each 128-bit lane of a row's unpacked scales, zd_k4_scales) putting
+    // the int16 scales of half h's sub-blocks where zd_k4_half wants them: lanes 0-1 sub-blocks
+    // 4h and 4h+1, lanes 2-3 sub-blocks 4h+2 and 4h+3.
+    const char z = (char)0x80;
+    const __m512i pick0 = _mm512_inserti64x4(
+        _mm512_broadcast_i32x4(_mm_setr_epi8(0, z, 0, z, 0, z, 0, z, 1, z, 1, z, 1, z, 1, z)),
+        _mm256_broadcastsi128_si256(_mm_setr_epi8(2, z, 2, z, 2, z, 2, z, 3, z, 3, z, 3, z, 3, z)), 1);
+    const __m512i pick1 = _mm512_add_epi8(pick0, _mm512_maskz_set1_epi8(0x5555555555555555ull, 4));
+    // The minimums (bytes 8-15) as int16; the halves d (bytes 0-1) and dmin (2-3) of each lane
+    // gathered: d of rows 0-3 in bytes 0-7, dmin in 8-15.
+    const __m512i minWords = _mm512_broadcast_i32x4(_mm_setr_epi8(8, z, 9, z, 10, z, 11, z, 12, z, 13, z, 14, z, 15, z));
+    const __m512i heads = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m128i halves = _mm_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
+    __m128 acc = _mm_setzero_ps();
+    for (size_t i = 0; i < n / 256; i++) {
+        const uint8_t *b = w + i * blockBytes;
+        prefetch_span(w, 4 * stride, ahead, i, n / 256);
+        // Half h's low nibbles meet activations 128h + (0..31, 64..95), high ones 128h + (32..63, 96..127).
+        const int8_t *a = x[i].qs;
+        __m512i alo[2], ahi[2];
+        for (int h = 0; h < 2; h++) {
+            alo[h] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(a + 128 * h))),
+                                        _mm256_loadu_si256((const __m256i *)(a + 128 * h + 64)), 1);
+            ahi[h] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(a + 128 * h + 32))),
+                                        _mm256_loadu_si256((const __m256i *)(a + 128 * h + 96)), 1);
+        }
+        __m512i head = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)b));
+        head = _mm512_inserti32x4(head, _mm_loadu_si128((const __m128i *)(b + stride)), 1);
+        head = _mm512_inserti32x4(head, _mm_loadu_si128((const __m128i *)(b + 2 * stride)), 2);
+        head = _mm512_inserti32x4(head, _mm_loadu_si128((const __m128i *)(b + 3 * stride)), 3);
+        const __m512i scales = zd_k4_scales(head);
+        // The minimums' term: each minimum times its sub-block's activation sum, row k in lane k.
+        const __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)x[i].bsums), _mm_loadu_si128((const __m128i *)(x[i].bsums + 8)));
+        __m512i m = _mm512_madd_epi16(_mm512_shuffle_epi8(scales, minWords), _mm512_broadcast_i32x4(pairs));
+        m = _mm512_add_epi32(m, _mm512_shuffle_epi32(m, _MM_SHUFFLE(1, 0, 3, 2)));
+        m = _mm512_add_epi32(m, _mm512_shuffle_epi32(m, _MM_SHUFFLE(2, 3, 0, 1)));
+        const __m128i summ = _mm512_castsi512_si128(_mm512_permutexvar_epi32(heads, m));
+        const __m512i rowScales[4] = {  // row k's lane in all four
+            _mm512_shuffle_i32x4(scales, scales, 0x00), _mm512_shuffle_i32x4(scales, scales, 0x55),
+            _mm512_shuffle_i32x4(scales, scales, 0xAA), _mm512_shuffle_i32x4(scales, scales, 0xFF),
+        };
+        __m512i s[4];
+        for (int k = 0; k < 4; k++) {
+            const uint8_t *r = b + k * stride;
+            const __m512i sc = rowScales[k];
+            __m512i qh;
+            if (q5) qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(r + 16)));
+            s[k] = zd_k4_half(_mm512_setzero_si512(), _mm512_loadu_si512(r + qsOffset), alo[0], ahi[0],
+                              _mm512_shuffle_epi8(sc, pick0), q5 ? &qh : NULL, 0);
+            s[k] = zd_k4_half(s[k], _mm512_loadu_si512(r + qsOffset + 64), alo[1], ahi[1],
+                              _mm512_shuffle_epi8(sc, pick1), q5 ? &qh : NULL, 1);
+        }
+        const __m128i sumi = zd_fold4(s);
+        const __m128i dd = _mm_shuffle_epi8(_mm512_castsi512_si128(_mm512_permutexvar_epi32(heads, head)), halves);
+        const __m128 xd = _mm_set1_ps(x[i].d);
+        const __m128 d = _mm_mul_ps(_mm_cvtph_ps(dd), xd), dmin = _mm_mul_ps(_mm_cvtph_ps(_mm_unpackhi_epi64(dd, dd)), xd);
+        // sum += d * (float)sumi - dmin * (float)summ, per row
+        acc = _mm_add_ps(acc, _mm_sub_ps(_mm_mul_ps(d, _mm_cvtepi32_ps(sumi)), _mm_mul_ps(dmin, _mm_cvtepi32_ps(summ))));
+    }
+    _mm_storeu_ps(out, acc);
+}
+
+MOEK_ZMM_ATTR static void zd_dot4_q4_K(const uint8_t *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
+    zd_dot4_k4(w, stride, x, n, 0, out);
+}
+MOEK_ZMM_ATTR static void zd_dot4_q5_K(const uint8_t *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
+    zd_dot4_k4(w, stride, x, n, 1, out);
+}
+
+/// One Q4_0 block of four rows (16 bytes of nibbles each at q, q + stride, ...; row k in lane k)
+/// against activation halves alo / ahi (each in all four lanes), the sums starting from `start`:
+/// row k's four partial sums in lane k.
+MOEK_ZMM_INLINE __m512i zd_q4_0_quad(const uint8_t *q, size_t stride, __m512i alo, __m512i ahi, __m512i start) {
+    const __m512i low = _mm512_set1_epi8(0xF);
+    __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)q));
+    v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(q + stride)), 1);
+    v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(q + 2 * stride)), 2);
+    v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(q + 3 * stride)), 3);
+    return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(start, _mm512_and_si512(v, low), alo), _mm512_and_si512(_mm512_srli_epi16(v, 4), low), ahi);
+}
+
+/// One Q4_0 block of eight rows (at r, r + stride, ...) against activation block xb, 8·Σa
+/// (`offset`) taken out at the start of each row's first lane: dwords 2k and 2k+1 of lane k hold
+/// rows k and k + 4 twice over, summed (gather dwords 0, 4, 8, 12 and 2, 6, 10, 14 for rows 0-7).
+MOEK_ZMM_INLINE __m512i zd_q4_0_sums8(const uint8_t *r, size_t stride, const moek_block_q8_0 *xb, int32_t offset) {
+    const __m512i alo = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)xb->qs));
+    const __m512i ahi = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(xb->qs + 16)));
+    const __m512i start = _mm512_maskz_set1_epi32(0x1111, -offset);
+    const __m512i p0 = zd_q4_0_quad(r + 2, stride, alo, ahi, start), p1 = zd_q4_0_quad(r + 4 * stride + 2, stride, alo, ahi, start);
+    const __m512i t = _mm512_add_epi32(_mm512_unpacklo_epi64(p0, p1), _mm512_unpackhi_epi64(p0, p1));
+    return _mm512_add_epi32(t, _mm512_shuffle_epi32(t, _MM_SHUFFLE(2, 3, 0, 1)));
+}
+
+/// lo in the low 256 bits, hi in the high (AVX-512F only: no DQ insert).
+MOEK_ZMM_INLINE __m512 zd_join(__m256 lo, __m256 hi) {
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(lo)), _mm256_castps_pd(hi), 1));
+}
+/// The high 256 bits of v.
+MOEK_ZMM_INLINE __m256 zd_high(__m512 v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }
+
+/// The scales of two consecutive Q4_0 blocks (at p and p + 18) of eight rows (p, p + stride,
+/// ...) as floats: the first block's rows 0-7, then the second's. One 32-byte load per row holds
+/// both (words 0 and 9), and two word permutes (`pick`, zd_scale_picks) gather the sixteen, where
+/// loading them one by one into a general register (moek_scales4) took a third of the time.
+MOEK_ZMM_INLINE __m512 zd_scales8x2(const uint8_t *p, size_t stride, const __m512i *pick) {
+    __m512i pair[4];
+    for (int j = 0; j < 4; j++)
+        pair[j] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p + 2 * j * stride))),
+                                     _mm256_loadu_si256((const __m256i *)(p + (2 * j + 1) * stride)), 1);
+    const __m512i lo = _mm512_permutex2var_epi32(pair[0], pick[0], pair[1]), hi = _mm512_permutex2var_epi32(pair[2], pick[1], pair[3]);
+    const __m512i both = _mm512_mask_blend_epi32(0xF0F0, lo, hi);
+    // The first block's halves are the low words of dwords 0-7, the second's the high words of 8-15.
+    return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_mask_srli_epi32(both, 0xFF00, both, 16)));
+}
+
+/// zd_scales8x2's word permutes: rows 0-3 (of pair vectors 0-1: row j's 32 bytes at word 16j)
+/// into words 0-3 (first block) and 8-11 (second), rows 4-7 into words 4-7 and 12-15.
+MOEK_ZMM_INLINE void zd_scale_picks(__m512i *pick) {
+    pick[0] = _mm512_setr_epi32(0, 8, 16, 24, 0, 0, 0, 0, 4, 12, 20, 28, 0, 0, 0, 0);
+    pick[1] = _mm512_setr_epi32(0, 0, 0, 0, 0, 8, 16, 24, 0, 0, 0, 0, 4, 12, 20, 28);
+}
+
+/// Decode: eight Q4_0 rows · one token, as moek_vec_dot8_q4_0_q8_0, 512 bits wide: four rows per
+/// vector (a row per 128-bit lane) against the activation halves in every lane. Two blocks per
+/// pass share one gather of their sixteen row sums, one conversion and one scale multiply, then
+/// finish in block order as vnni_qdot.h's dot8_q4_0 does (the same bits).
+MOEK_ZMM_ATTR static void zd_dot8_q4_0(const uint8_t *w, size_t stride, const moek_block_q8_0 *x, const int32_t *offsets, size_t n, float *out) {
+    const __m512i gather = _mm512_setr_epi32(0, 4, 8, 12, 2, 6, 10, 14, 16, 20, 24, 28, 18, 22, 26, 30);
+    __m512i pick[2];
+    zd_scale_picks(pick);
+    __m256 acc = _mm256_setzero_ps();
+    const size_t blocks = n / 32, ahead = prefetch_rows(stride) * stride;
+    size_t b = 0;
+    for (; b + 2 <= blocks; b += 2) {
+        const uint8_t *r = w + b * 18;
+        prefetch_span(w, 8 * stride, ahead, b / 2, blocks / 2);
+        const __m512i s0 = zd_q4_0_sums8(r, stride, &x[b], offsets[b]);
+        const __m512i s1 = zd_q4_0_sums8(r + 18, stride, &x[b + 1], offsets[b + 1]);
+        const __m512 sums = _mm512_cvtepi32_ps(_mm512_permutex2var_epi32(s0, gather, s1));
+        const __m512 d = _mm512_mul_ps(zd_scales8x2(r, stride, pick), zd_join(_mm256_set1_ps(moek_h2f(x[b].d)), _mm256_set1_ps(moek_h2f(x[b + 1].d))));
+        acc = _mm256_fmadd_ps(_mm512_castps512_ps256(d), _mm512_castps512_ps256(sums), acc);
+        acc = _mm256_fmadd_ps(zd_high(d), zd_high(sums), acc);
+    }
+    if (b < blocks) {
+        const uint8_t *r = w + b * 18;
+        const __m512i s0 = zd_q4_0_sums8(r, stride, &x[b], offsets[b]);
+        const __m256 sums = _mm256_cvtepi32_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi32(gather, s0)));
+        const __m256 d0 = _mm256_set_m128(moek_scales4(r + 4 * stride, stride), moek_scales4(r, stride));
+        acc = _mm256_fmadd_ps(_mm256_mul_ps(d0, _mm256_set1_ps(moek_h2f(x[b].d))), sums, acc);
+    }
+    _mm256_storeu_ps(out, acc);
+}
+
+#undef MOEK_ZMM_INLINE
