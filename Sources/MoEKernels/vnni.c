@@ -2,7 +2,7 @@
 // EVEX-encoded at 256 bits (AVX-512 VNNI + VL). The dispatchers below prefer the VEX form and
 // fall back to the EVEX one, which CPUs with AVX-512 but no AVX-VNNI (Zen 4, Ice Lake / Cascade
 // Lake servers) have. On CPUs with AVX-512 VNNI, matrix-matrix products with enough tokens take
-// 512-bit tiles (vnni_zmm.h), and Q4_0 (eight rows), Q4_K and Q5_K decode 512-bit kernels
+// 512-bit tiles (vnni_zmm.h), and Q4_0 (eight rows), Q4_K, Q5_K and Q6_K decode 512-bit kernels
 // (vnni_zdot.h), so those decode kernels are compiled in the VEX form only. All give the same
 // bits as the scalar twins (see vnni_qdot.h).
 #include "vnni.h"
@@ -109,8 +109,8 @@ void moek_vnni_dot4_q4_K(const void *w, size_t stride, const moek_block_q8_K *x,
     else dot4_q4_K_vex((const uint8_t *)w, stride, x, n, out);
 }
 void moek_vnni_dot4_q6_K(const void *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
-    if (vex()) dot4_q6_K_vex((const uint8_t *)w, stride, x, n, out);
-    else dot4_q6_K_evex((const uint8_t *)w, stride, x, n, out);
+    if (moek_cpu_features() & MOEK_CPU_AVX512_VNNI) zd_dot4_q6_K((const uint8_t *)w, stride, x, n, out);
+    else dot4_q6_K_vex((const uint8_t *)w, stride, x, n, out);
 }
 void moek_vnni_dot4_q5_K(const void *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
     if (moek_cpu_features() & MOEK_CPU_AVX512_VNNI) zd_dot4_q5_K((const uint8_t *)w, stride, x, n, out);

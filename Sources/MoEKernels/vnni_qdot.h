@@ -4,8 +4,8 @@
 // bits (EVEX encoding: Intel Ice Lake and later servers, AMD Zen 4 and 5). The includer defines
 // MOEK_VNNI_ATTR (the target attribute), MOEK_VNNI_NAME(name) (a suffixed name) and
 // MOEK_DPBUSD(acc, u, s), and MOEK_VNNI_VEX_DECODE: 1 for the decode kernels that CPUs with
-// AVX-512 VNNI run 512 bits wide instead (vnni_zdot.h: Q4_0 eight rows, Q4_K, Q5_K), so that
-// they are compiled in the VEX form only.
+// AVX-512 VNNI run 512 bits wide instead (vnni_zdot.h: Q4_0 eight rows, Q4_K, Q5_K, Q6_K), so
+// that they are compiled in the VEX form only.
 //
 // No 16-bit intermediate sums, so no sign trick: Q4_0 nibbles (0..15) and Q8_0 weights shifted to
 // 0..255 (w + 128, an xor) are the unsigned operand, the activations the signed one, and the shift
@@ -230,7 +230,6 @@ MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(dot4_q4_K)(const uint8_t *w, size_t st
 MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(dot4_q5_K)(const uint8_t *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
     MOEK_VNNI_NAME(dot4_k4)(w, stride, x, n, 1, out);
 }
-#endif
 
 /// Q6_K, one row of one block against activations av (av[h][g]: the 32 bytes at 128h + 32g):
 /// the scaled level sums (8 lanes) and the scales times the activation sums of their groups
@@ -285,6 +284,7 @@ MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(dot4_q6_K)(const uint8_t *w, size_t st
     }
     _mm_storeu_ps(out, acc);
 }
+#endif
 
 // Matrix-matrix tiles. Four rows' block is stored as four vectors, vector g holding, for rows 0-3,
 // elements 4g..4g+3 in lanes 0-3 and elements 16+4g..16+4g+3 in lanes 4-7 (unsigned bytes). A

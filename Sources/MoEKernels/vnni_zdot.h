@@ -10,11 +10,8 @@
 // with half the instructions per weight and no pairing of rows. The integer sums are exact and
 // the float finish is the scalar twin's, lane by lane, so the results are the scalar bits.
 //
-// Q6_K has none: a 512-bit form (a half's 64 low-bit bytes in one load, their low nibbles
-// weights 0-63 in order, high nibbles 64-127, the qh bytes shifted 0 or 2 per lane) ran 1.7x
-// faster from cache on Zen 5 but made whole decode steps 2% slower (tokens alternating between
-// it and the 256-bit kernel in one run, measured before prefetch_span and with a feature mask
-// that reached only one of the two threads), so Q6_K decodes with vnni_qdot.h's kernel.
+// Q6_K reads a half's 64 low-bit bytes in one load: their low nibbles are weights 0-63 in
+// order and their high nibbles 64-127, so the same scheme applies (zd_q6_half).
 
 /// Four rows' sixteen int32 lanes (`s[k]`: row k) summed: row k's total in lane k.
 MOEK_ZMM_INLINE __m128i zd_fold4(const __m512i *s) {
@@ -216,6 +213,66 @@ MOEK_ZMM_ATTR static void zd_dot8_q4_0(const uint8_t *w, size_t stride, const mo
         acc = _mm256_fmadd_ps(_mm256_mul_ps(d0, _mm256_set1_ps(moek_h2f(x[b].d))), sums, acc);
     }
     _mm256_storeu_ps(out, acc);
+}
+
+/// Half h (weights 128h..128h+127) of one Q6_K row's super-block, added to `acc`: `ql` its 64
+/// low-bit bytes, `qh` its 32 high-bit bytes, `alo`/`ahi` activations 128h + 0..63 / 64..127,
+/// `scw` each lane's scales as int16 (lane j: the low nibbles' group j in words 0-3, the high
+/// nibbles' group 4 + j in words 4-7). The low nibbles of the 64 bytes are weights 0-63 in order
+/// and the high nibbles 64-127, so each 128-bit lane of either vector is one 16-weight group;
+/// the two high bits of a weight sit at bits 2j, 2j+1 of its qh byte (j: which quarter of the
+/// half), moved to bits 4-5 by one variable shift per vector (`shlo`, `shhi`: 4 and 2 to the left,
+/// 0 and 2 to the right, per 256-bit half). Levels 0-63 times int8 are at most 4·63·127 = 32004 in
+/// a vpdpbusd lane, so the pack to int16 is exact, as in vnni_qdot.h's q6_row.
+MOEK_ZMM_INLINE __m512i zd_q6_half(__m512i acc, const uint8_t *ql, const uint8_t *qh, __m512i alo, __m512i ahi, __m512i scw,
+                                   __m512i shlo, __m512i shhi) {
+    const __m512i low = _mm512_set1_epi8(0x0F), top = _mm512_set1_epi8(0x30), zero = _mm512_setzero_si512();
+    const __m512i l = _mm512_loadu_si512(ql);
+    const __m512i h = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)qh));
+    // (a & b) | c: the nibble and its two high bits
+    const __m512i qlo = _mm512_ternarylogic_epi32(l, low, _mm512_and_si512(_mm512_sllv_epi16(h, shlo), top), 0xEA);
+    const __m512i qhi = _mm512_ternarylogic_epi32(_mm512_srli_epi16(l, 4), low, _mm512_and_si512(_mm512_srlv_epi16(h, shhi), top), 0xEA);
+    const __m512i p = _mm512_packs_epi32(_mm512_dpbusd_epi32(zero, qlo, alo), _mm512_dpbusd_epi32(zero, qhi, ahi));
+    return _mm512_dpwssd_epi32(acc, p, scw);
+}
+
+/// Decode: four Q6_K rows · one token, as moek_vec_dot4_q6_K_q8_K, 512 bits wide: zd_q6_half
+/// twice per row and block; the offset of 32 (the scales times the activation sums) and the
+/// float finish are vnni_qdot.h's dot4_q6_K's, so the results are the same bits.
+MOEK_ZMM_ATTR static void zd_dot4_q6_K(const uint8_t *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
+    const __m512i shlo = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+    const __m512i shhi = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    // Word indices into a row's sixteen int16 scales for half 0 (lane j: j four times, then
+    // 4 + j four times); half 1's are eight on.
+    const __m512i pick0 = _mm512_setr_epi32(0x00000000, 0x00000000, 0x00040004, 0x00040004, 0x00010001, 0x00010001, 0x00050005, 0x00050005,
+                                            0x00020002, 0x00020002, 0x00060006, 0x00060006, 0x00030003, 0x00030003, 0x00070007, 0x00070007);
+    const __m512i pick1 = _mm512_add_epi16(pick0, _mm512_set1_epi16(8));
+    __m128 acc = _mm_setzero_ps();
+    const size_t ahead = prefetch_rows(stride) * stride;
+    for (size_t i = 0; i < n / 256; i++) {
+        const uint8_t *b = w + i * 210;
+        prefetch_span(w, 4 * stride, ahead, i, n / 256);
+        const int8_t *a = x[i].qs;
+        const __m512i a0 = _mm512_loadu_si512(a), a1 = _mm512_loadu_si512(a + 64);
+        const __m512i a2 = _mm512_loadu_si512(a + 128), a3 = _mm512_loadu_si512(a + 192);
+        const __m256i bsums = _mm256_loadu_si256((const __m256i *)x[i].bsums);
+        __m512i s[4];
+        __m256i off[4];
+        for (int k = 0; k < 4; k++) {
+            const uint8_t *r = b + k * stride;
+            const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(r + 192)));
+            off[k] = _mm256_madd_epi16(sc16, bsums);
+            const __m512i scz = _mm512_castsi256_si512(sc16);  // the indices read words 0-15 only
+            s[k] = zd_q6_half(_mm512_setzero_si512(), r, r + 128, a0, a1, _mm512_permutexvar_epi16(pick0, scz), shlo, shhi);
+            s[k] = zd_q6_half(s[k], r + 64, r + 160, a2, a3, _mm512_permutexvar_epi16(pick1, scz), shlo, shhi);
+        }
+        const __m128i offset = moek_fold4_256(off[0], off[1], off[2], off[3]);
+        const __m128i sumi = _mm_sub_epi32(zd_fold4(s), _mm_slli_epi32(offset, 5));
+        // sum += d * x.d * (float)(sumi - 32 * offset), per row
+        const __m128 d = _mm_mul_ps(moek_scales4(b + 208, stride), _mm_set1_ps(x[i].d));
+        acc = _mm_add_ps(acc, _mm_mul_ps(d, _mm_cvtepi32_ps(sumi)));
+    }
+    _mm_storeu_ps(out, acc);
 }
 
 #undef MOEK_ZMM_INLINE
