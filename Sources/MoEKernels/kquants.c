@@ -515,19 +515,13 @@ MOEK_AVX2 __attribute__((always_inline)) static inline void k4_row(const uint8_t
     *sumi = acc;
 }
 
-/// Every cache line of `bytes` bytes at p + 4·stride .. p + 7·stride: where the next call reads.
-MOEK_AVX2 static inline void prefetch_next4(const uint8_t *p, size_t stride, size_t bytes) {
-    for (int k = 4; k < 8; k++) {
-        for (size_t line = 0; line < bytes; line += 64) _mm_prefetch((const char *)(p + k * stride + line), _MM_HINT_T0);
-    }
-}
 
 MOEK_AVX2 __attribute__((always_inline)) static inline void vec_dot4_k4_avx2(const uint8_t *w, size_t stride, const moek_block_q8_K *x, size_t n,
                                                                              size_t block_bytes, size_t qs_offset, int fifth_bit, float *out) {
     __m128 acc = _mm_setzero_ps();
     for (size_t i = 0; i < n / 256; i++) {
         const uint8_t *b = w + i * block_bytes;
-        prefetch_next4(b, stride, block_bytes);
+        moek_prefetch_span(w, 4 * stride, 4 * stride, i, n / 256);  // the next four rows
         // Activation sums per 32-element sub-block (the minimums' weights).
         const __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)x[i].bsums), _mm_loadu_si128((const __m128i *)(x[i].bsums + 8)));
         __m256i si[4];
@@ -579,7 +573,7 @@ MOEK_AVX2 static void vec_dot4_q6_K_q8_K_avx2(const uint8_t *w, size_t stride, c
     __m128 acc = _mm_setzero_ps();
     for (size_t i = 0; i < n / 256; i++) {
         const uint8_t *b = w + i * 210;
-        prefetch_next4(b, stride, 210);
+        moek_prefetch_span(w, 4 * stride, 4 * stride, i, n / 256);  // the next four rows
         const __m256i bsums = _mm256_loadu_si256((const __m256i *)x[i].bsums);
         __m256i si[4], off[4];
         for (int k = 0; k < 4; k++) q6_row(b + k * stride, &x[i], bsums, &si[k], &off[k]);
@@ -653,7 +647,7 @@ MOEK_AVX2 __attribute__((always_inline)) static inline void vec_dot4_q4_K_fold(c
     const __m128i pickB = _mm_setr_epi8(-128, -128, -128, -128, -128, -128, -128, -128, 0, -128, 0, -128, 8, -128, 8, -128);
     for (size_t i = 0; i < n / 256; i++) {
         const uint8_t *b = w + i * 144;
-        prefetch_next4(b, stride, 144);
+        moek_prefetch_span(w, 4 * stride, 4 * stride, i, n / 256);  // the next four rows
         const __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)x[i].bsums), _mm_loadu_si128((const __m128i *)(x[i].bsums + 8)));
         uint64_t sc[4];
         __m128i sm[4];

@@ -251,9 +251,7 @@ MOEK_AVX2 static void vec_dot4_q4_0_q8_0_avx2(const uint8_t *w, size_t stride, c
     for (size_t b = 0; b < n / 32; b++) {
         const __m256i a = _mm256_loadu_si256((const __m256i *)x[b].qs);
         const uint8_t *r = w + b * 18;
-        if (!(b & 1)) {  // two blocks are 36 bytes: every cache line of the next four rows is touched
-            for (int k = 4; k < 8; k++) _mm_prefetch((const char *)(r + k * stride), _MM_HINT_T0);
-        }
+        if (!(b & 1)) moek_prefetch_span(w, 4 * stride, 4 * stride, b / 2, (n / 32 + 1) / 2);  // the next four rows
         __m128i s[4];
         for (int k = 0; k < 4; k++) {
             const __m128i packed = _mm_loadu_si128((const __m128i *)(r + k * stride + 2));
@@ -288,7 +286,7 @@ MOEK_AVX2 static void vec_dot4_q4_0_q8_0_avx2_128(const uint8_t *w, size_t strid
     size_t b = 0;
     for (; b + 2 <= blocks; b += 2) {
         const uint8_t *r = w + b * 18;
-        for (int k = 4; k < 8; k++) _mm_prefetch((const char *)(r + k * stride), _MM_HINT_T0);
+        moek_prefetch_span(w, 4 * stride, 4 * stride, b / 2, blocks / 2);
         const __m128i s0 = q4_0_sums4_128(r, stride, &x[b], offsets[b]);
         const __m128i s1 = q4_0_sums4_128(r + 18, stride, &x[b + 1], offsets[b + 1]);
         acc = moek_finish4(acc, moek_scales4(r, stride), moek_h2f4(&x[b].d), s0);
@@ -306,10 +304,10 @@ MOEK_AVX2 static void vec_dot4_q8_0_q8_0_avx2(const uint8_t *w, size_t stride, c
     for (size_t b = 0; b < n / 32; b++) {
         const __m256i a = _mm256_loadu_si256((const __m256i *)x[b].qs);
         const uint8_t *r = w + b * 34;
+        moek_prefetch_span(w, 4 * stride, 4 * stride, b, n / 32);
         __m256i s[4];
         for (int k = 0; k < 4; k++) {
             const uint8_t *p = r + k * stride;
-            _mm_prefetch((const char *)(p + 4 * stride), _MM_HINT_T0);
             s[k] = moek_q8_sums256(_mm256_loadu_si256((const __m256i *)(p + 2)), a);
         }
         acc = moek_finish4(acc, moek_scales4(r, stride), moek_h2f4(&x[b].d), moek_fold4_256(s[0], s[1], s[2], s[3]));
@@ -322,10 +320,10 @@ MOEK_AVX2 static void vec_dot4_q8_0_q8_0_avx2_128(const uint8_t *w, size_t strid
     for (size_t b = 0; b < n / 32; b++) {
         const __m128i alo = _mm_loadu_si128((const __m128i *)x[b].qs), ahi = _mm_loadu_si128((const __m128i *)(x[b].qs + 16));
         const uint8_t *r = w + b * 34;
+        moek_prefetch_span(w, 4 * stride, 4 * stride, b, n / 32);
         __m128i s[4];
         for (int k = 0; k < 4; k++) {
             const uint8_t *p = r + k * stride;
-            _mm_prefetch((const char *)(p + 4 * stride), _MM_HINT_T0);
             s[k] = _mm_add_epi32(moek_q8_sums128(_mm_loadu_si128((const __m128i *)(p + 2)), alo), moek_q8_sums128(_mm_loadu_si128((const __m128i *)(p + 18)), ahi));
         }
         acc = moek_finish4(acc, moek_scales4(r, stride), moek_h2f4(&x[b].d), moek_fold4(s[0], s[1], s[2], s[3]));

@@ -30,23 +30,6 @@ static inline size_t prefetch_rows(size_t stride) {
     return rows < 4 ? 4 : rows;
 }
 
-/// Step `step` of `steps` in a decode kernel over the rows at `w` (`groupBytes` of them in all):
-/// prefetches the step's share of the same span `ahead` bytes on, in address order, each line
-/// once (the lines that start in the share). The kernels read their rows side by side, a block
-/// of each in turn; prefetching them the same way (one line per row per block, four or eight
-/// streams) kept fewer lines in flight than one sequential stream does. Two threads streaming
-/// 64 Q4_K matrices (1024x2048, 75 MB) on Zen 5, ms per pass, medians of 101 alternated:
-/// 1.38-1.53 -> 1.34-1.46 while the VM's memory was slow, 1.17 -> 1.25 while it was fast; a
-/// plain read of 75 MB four rows side by side, 50 -> 61 GB/s (one sequential stream: 63). Whole
-/// decode steps gain more than that streaming test: see docs/PERFORMANCE.md. The 512-bit
-/// kernels (vnni_zdot.h) needed it most: with the per-row prefetch they lost to the 256-bit
-/// ones while memory was slow (1.45-1.65 ms), with it they match or beat them (1.34-1.44).
-static inline void prefetch_span(const uint8_t *w, size_t groupBytes, size_t ahead, size_t step, size_t steps) {
-    const uintptr_t base = (uintptr_t)(w + ahead), share = groupBytes / steps;
-    const uintptr_t start = base + step * share, end = step + 1 == steps ? base + groupBytes : start + share;
-    for (uintptr_t line = (start + 63) & ~(uintptr_t)63; line < end; line += 64) _mm_prefetch((const char *)line, _MM_HINT_T0);
-}
-
 #define MOEK_VNNI_ATTR __attribute__((target("avx2,fma,f16c,avxvnni")))
 #define MOEK_VNNI_NAME(name) name##_vex
 #define MOEK_DPBUSD(acc, u, s) _mm256_dpbusd_avx_epi32(acc, u, s)

@@ -59,7 +59,7 @@ MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(dot4_q4_0)(const uint8_t *w, size_t st
     size_t b = 0;
     for (; b + 2 <= blocks; b += 2) {
         const uint8_t *r = w + b * 18;
-        prefetch_span(w, 4 * stride, ahead, b / 2, blocks / 2);
+        moek_prefetch_span(w, 4 * stride, ahead, b / 2, blocks / 2);
         const __m128i s0 = MOEK_VNNI_NAME(q4_0_sums4)(r, stride, &x[b], offsets[b]);
         const __m128i s1 = MOEK_VNNI_NAME(q4_0_sums4)(r + 18, stride, &x[b + 1], offsets[b + 1]);
         acc = moek_finish4(acc, moek_scales4(r, stride), moek_h2f4(&x[b].d), s0);
@@ -97,7 +97,7 @@ MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(dot8_q4_0)(const uint8_t *w, size_t st
     size_t b = 0;
     for (; b + 2 <= blocks; b += 2) {
         const uint8_t *r = w + b * 18;
-        prefetch_span(w, 8 * stride, ahead, b / 2, blocks / 2);
+        moek_prefetch_span(w, 8 * stride, ahead, b / 2, blocks / 2);
         const __m256i s0 = MOEK_VNNI_NAME(q4_0_sums8)(r, stride, &x[b], offsets[b]);
         const __m256i s1 = MOEK_VNNI_NAME(q4_0_sums8)(r + 18, stride, &x[b + 1], offsets[b + 1]);
         const __m256 d0 = _mm256_mul_ps(MOEK_VNNI_NAME(scales8)(r, stride), _mm256_set1_ps(moek_h2f(x[b].d)));
@@ -122,7 +122,7 @@ MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(dot4_q8_0)(const uint8_t *w, size_t st
     const __m256i flip = _mm256_set1_epi8((char)0x80), zero = _mm256_setzero_si256();
     const size_t ahead = prefetch_rows(stride) * stride;
     for (size_t b = 0; b < n / 32; b++) {
-        prefetch_span(w, 4 * stride, ahead, b, n / 32);
+        moek_prefetch_span(w, 4 * stride, ahead, b, n / 32);
         const __m256i a = _mm256_loadu_si256((const __m256i *)x[b].qs);
         const __m256i shift = MOEK_DPBUSD(zero, flip, _mm256_sub_epi8(zero, a));  // |a| <= 127: −a fits
         const uint8_t *r = w + b * 34;
@@ -185,7 +185,7 @@ MOEK_VNNI_INLINE void MOEK_VNNI_NAME(dot4_k4)(const uint8_t *w, size_t stride, c
     __m128 acc = _mm_setzero_ps();
     for (size_t i = 0; i < n / 256; i++) {
         const uint8_t *b = w + i * blockBytes;
-        prefetch_span(w, 4 * stride, ahead, i, n / 256);
+        moek_prefetch_span(w, 4 * stride, ahead, i, n / 256);
         const __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)x[i].bsums), _mm_loadu_si128((const __m128i *)(x[i].bsums + 8)));
         __m128i sm[4];
         __m256i sc[2];  // rows 2j and 2j+1: their eight scales as int16, one row per 128-bit half
@@ -269,7 +269,7 @@ MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(dot4_q6_K)(const uint8_t *w, size_t st
     const size_t ahead = prefetch_rows(stride) * stride;
     for (size_t i = 0; i < n / 256; i++) {
         const uint8_t *b = w + i * 210;
-        prefetch_span(w, 4 * stride, ahead, i, n / 256);
+        moek_prefetch_span(w, 4 * stride, ahead, i, n / 256);
         __m256i av[2][4];
         for (int h = 0; h < 2; h++)
             for (int g = 0; g < 4; g++) av[h][g] = _mm256_loadu_si256((const __m256i *)(x[i].qs + 128 * h + 32 * g));

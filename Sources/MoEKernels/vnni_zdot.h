@@ -78,7 +78,7 @@ MOEK_ZMM_INLINE void zd_dot4_k4(const uint8_t *w, size_t stride, const moek_bloc
     __m128 acc = _mm_setzero_ps();
     for (size_t i = 0; i < n / 256; i++) {
         const uint8_t *b = w + i * blockBytes;
-        prefetch_span(w, 4 * stride, ahead, i, n / 256);
+        moek_prefetch_span(w, 4 * stride, ahead, i, n / 256);
         // Half h's low nibbles meet activations 128h + (0..31, 64..95), high ones 128h + (32..63, 96..127).
         const int8_t *a = x[i].qs;
         __m512i alo[2], ahi[2];
@@ -197,7 +197,7 @@ MOEK_ZMM_ATTR static void zd_dot8_q4_0(const uint8_t *w, size_t stride, const mo
     size_t b = 0;
     for (; b + 2 <= blocks; b += 2) {
         const uint8_t *r = w + b * 18;
-        prefetch_span(w, 8 * stride, ahead, b / 2, blocks / 2);
+        moek_prefetch_span(w, 8 * stride, ahead, b / 2, blocks / 2);
         const __m512i s0 = zd_q4_0_sums8(r, stride, &x[b], offsets[b]);
         const __m512i s1 = zd_q4_0_sums8(r + 18, stride, &x[b + 1], offsets[b + 1]);
         const __m512 sums = _mm512_cvtepi32_ps(_mm512_permutex2var_epi32(s0, gather, s1));
@@ -251,7 +251,7 @@ MOEK_ZMM_ATTR static void zd_dot4_q6_K(const uint8_t *w, size_t stride, const mo
     const size_t ahead = prefetch_rows(stride) * stride;
     for (size_t i = 0; i < n / 256; i++) {
         const uint8_t *b = w + i * 210;
-        prefetch_span(w, 4 * stride, ahead, i, n / 256);
+        moek_prefetch_span(w, 4 * stride, ahead, i, n / 256);
         const int8_t *a = x[i].qs;
         const __m512i a0 = _mm512_loadu_si512(a), a1 = _mm512_loadu_si512(a + 64);
         const __m512i a2 = _mm512_loadu_si512(a + 128), a3 = _mm512_loadu_si512(a + 192);
