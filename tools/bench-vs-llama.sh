@@ -83,7 +83,11 @@ for name in ("llama", "moe"):
         r["samples_ts"] = samples
         r["avg_ts"] = statistics.mean(samples)
         r["stddev_ts"] = statistics.stdev(samples) if len(samples) > 1 else 0.0
-        if r.get("roofline_fraction") is not None and r.get("roofline_ts"): r["roofline_fraction"] = r["avg_ts"] / r["roofline_ts"]
+        # Each round's fraction is against the bandwidth probed just before its repetition
+        # (moe bench, decode tests); without those, against the last round's probe.
+        fractions = [x["roofline_fraction"] for x in rs if x.get("roofline_fraction") is not None]
+        if any(x.get("memory_bandwidth_per_rep_bytes_per_s") for x in rs) and fractions: r["roofline_fraction"] = statistics.mean(fractions)
+        elif r.get("roofline_fraction") is not None and r.get("roofline_ts"): r["roofline_fraction"] = r["avg_ts"] / r["roofline_ts"]
         if r.get("time_per_token_ms"):
             r["time_per_token_ms"] = {p: statistics.mean(x["time_per_token_ms"][p] for x in rs) for p in r["time_per_token_ms"]}
         result.append(r)

@@ -21,7 +21,8 @@ enum BenchCommand {
         each as tokens/s, mean ± std over REPS runs after one warm-up. Also measures this
         machine's memory read bandwidth and reports the decode roofline: bandwidth / bytes one
         token reads (weights, and the KV cache at the run's mean context), and the fraction of it
-        reached; at --parallel N, the roofline of a step (every expert any sequence chose read
+        reached, each decode repetition against a short probe (256 MiB) taken just before it, as
+        a machine's memory speed can drift between the tests and the final probe; at --parallel N, the roofline of a step (every expert any sequence chose read
         once: the experts per layer a step ran are counted). -p 0 or -n 0 skips a test. JSON
         uses llama-bench's field names. Decode tests also print where a token's time goes:
         attention, router, experts, output, and how much of it the calling thread spent waiting
@@ -67,6 +68,9 @@ enum BenchCommand {
         /// With --ab-without: seconds per token of each step (decode) or repetition (prompt), all
         /// features in [0], the masked ones in [1].
         var ab: [[Double]] = [[], []]
+        /// Decode tests without an expert store: read bandwidth measured just before each timed
+        /// repetition (bytes/s), one per sample.
+        var bandwidths: [Double] = []
         /// Adds the expert store's activity between two snapshots (taken around a timed run).
         mutating func addStore(from before: ExpertStoreStats?, to after: ExpertStoreStats?) {
             guard let before, let after else { return }
@@ -125,6 +129,11 @@ enum BenchCommand {
         }
         let at = depth > 0 ? " @ d\(depth)" : ""
         var results: [Result] = []
+        // This VM-friendly roofline: a short probe before every timed decode repetition, so each
+        // is judged against the bandwidth of its own minute. Its buffer is touched once, here,
+        // and kept, so the peak RSS less its size is the model's. Not with an expert store, whose
+        // runs are usually memory-capped.
+        let probe = genTokens > 0 && model.options.expertStore == nil ? BandwidthProbe(bytes: 256 << 20, threads: threads) : nil
         if promptTokens > 0 {
             var r = Result(test: "pp\(promptTokens)\(at)", prompt: promptTokens, generated: 0, samples: [])
             for rep in 0...reps {
@@ -152,6 +161,7 @@ enum BenchCommand {
                 for rep in 0...reps {
                     let sessions = try (0..<n).map { _ in try session(room: genTokens) }
                     let input = (0..<n).map { _ in tokens(genTokens) }
+                    let bandwidth = rep > 0 ? probe?.measure() : nil
                     let before = model.expertStoreStats, start = clock.now
                     for step in 0..<genTokens {
                         abSelect(step % 2)
@@ -162,6 +172,7 @@ enum BenchCommand {
                     abSelect(0)
                     let elapsed = seconds(clock.now - start)
                     if rep > 0 {
+                        if let bandwidth { r.bandwidths.append(bandwidth) }
                         r.samples.append(Double(n * genTokens) / elapsed)
                         r.seconds += elapsed
                         timings.add(sessions[0].timings)
@@ -173,8 +184,8 @@ enum BenchCommand {
             }
         }
         abSelect(0)
-        let rss = peakResidentBytes()  // before the bandwidth test's 1 GiB buffer
-        let bandwidth = measureBandwidth(threads: threads)
+        let rss = peakResidentBytes() - (probe?.bytes ?? 0)  // before the bandwidth test's 1 GiB buffer
+        let bandwidth = BandwidthProbe(bytes: 1 << 30, threads: threads).measure()
         // The KV cache one decoded token reads (F16 keys and values of every layer) at the run's
         // mean context: depth + (n + 1) / 2 positions.
         let c = model.config
@@ -192,7 +203,13 @@ enum BenchCommand {
             guard bytes > 0 else { return nil }
             return (bandwidth * perStep / bytes, experts, bytes, perStep)
         }
-        func fraction(_ r: Result) -> Double? { stepRoofline(r).map { r.mean / $0.ts } }
+        /// The fraction of the roofline a decode test reached: each repetition against the bandwidth
+        /// measured just before it (the mean of those), else against the probe after the tests.
+        func fraction(_ r: Result) -> Double? {
+            guard let b = stepRoofline(r) else { return nil }
+            guard r.bandwidths.count == r.samples.count, !r.samples.isEmpty else { return r.mean / b.ts }
+            return zip(r.samples, r.bandwidths).map { $0 / ($1 * b.tokensPerStep / b.bytesPerStep) }.reduce(0, +) / Double(r.samples.count)
+        }
         func storeFields(_ r: Result) -> (hitRate: JSONValue, readPerToken: JSONValue, stall: JSONValue) {
             guard let s = r.store else { return (.null, .null, .null) }
             let tokens = Double(max(r.prompt + r.generated, 1) * r.samples.count), t = s.total
@@ -214,6 +231,7 @@ enum BenchCommand {
                     ("expert_bytes_read_per_token", storeFields(r).readPerToken), ("expert_stall_fraction", storeFields(r).stall),
                     ("roofline_fraction", fraction(r).map { .double($0) } ?? .null),
                     ("roofline_ts", .double(stepRoofline(r)?.ts ?? roofline)), ("memory_bandwidth_bytes_per_s", .double(bandwidth)),
+                    ("memory_bandwidth_per_rep_bytes_per_s", r.bandwidths.isEmpty ? .null : .array(r.bandwidths.map { .double($0) })),
                     ("experts_per_layer_step", stepRoofline(r).map { .double($0.expertsPerLayer) } ?? .null),
                     ("bytes_per_step", stepRoofline(r).map { .double($0.bytesPerStep) } ?? .null),
                     ("active_bytes_per_token", .int(summary.activeBytesPerToken)), ("kv_bytes_per_token", .double(kvBytesPerToken)),
@@ -244,12 +262,13 @@ enum BenchCommand {
             print("")
             print("decode roofline: \(fixed(bandwidth / 1e9, 1)) GB/s read bandwidth / (\(formatBytes(summary.activeBytesPerToken)) of weights + "
                 + "\(formatBytes(Int(kvBytesPerToken))) of KV cache) per token = \(fixed(roofline, 1)) t/s"
-                + (results.first { $0.generated > 0 && $0.parallel == 1 }.map { "; tg reached \(fixed(100 * $0.mean / roofline, 1))%" } ?? ""))
+                + (results.first { $0.generated > 0 && $0.parallel == 1 }.map { r in
+                    "; tg reached \(fixed(100 * (fraction(r) ?? r.mean / roofline), 1))%" + probeRange(r) } ?? ""))
             for r in results where r.parallel > 1 {
                 guard let b = stepRoofline(r) else { continue }
                 print("\(r.test) roofline: \(fixed(b.expertsPerLayer, 1)) experts per layer per step of \(b.tokensPerStep == b.tokensPerStep.rounded() ? String(Int(b.tokensPerStep)) : fixed(b.tokensPerStep, 1)) tokens "
                     + "(one token: \(summary.expertUsedCount ?? 0)) = \(formatBytes(Int(b.bytesPerStep))) per step, \(fixed(b.ts, 1)) t/s; "
-                    + "reached \(fixed(100 * r.mean / b.ts, 1))%")
+                    + "reached \(fixed(100 * (fraction(r) ?? r.mean / b.ts), 1))%" + probeRange(r))
             }
             print("peak RSS: \(formatBytes(rss))")
             for r in results {
@@ -277,6 +296,12 @@ enum BenchCommand {
             if let st = model.expertStoreStats { print(""); print(StoreFlags.report(st), terminator: "") }
         }
         return 0
+
+        /// How the per-repetition probes were taken, for the text output ("" without them).
+        func probeRange(_ r: Result) -> String {
+            guard let lo = r.bandwidths.min(), let hi = r.bandwidths.max() else { return "" }
+            return " (each repetition against the bandwidth measured just before it: \(fixed(lo / 1e9, 1))-\(fixed(hi / 1e9, 1)) GB/s)"
+        }
 
         /// JSON fields of the A/B (none without --ab-without): each half's median seconds per token.
         func abFields(_ r: Result) -> [(String, JSONValue)] {
@@ -313,33 +338,49 @@ enum BenchCommand {
     /// The ggml type holding most of the bytes.
     static func dominantType(_ s: ModelSummary) -> String { s.types.first?.type.name ?? "?" }
 
-    /// Read bandwidth with `threads` threads over a 1 GiB buffer, best of three passes, in bytes/s.
-    static func measureBandwidth(threads: Int) -> Double {
-        let count = (1 << 30) / MemoryLayout<Float>.size
-        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: count)
-        defer { buffer.deallocate() }
-        let pool = ThreadPool(threads: threads)
-        let chunks = threads
-        pool.parallelFor(chunks) { c in
-            let lo = c * count / chunks, hi = (c + 1) * count / chunks
-            (buffer + lo).initialize(repeating: 1, count: hi - lo)
-        }
-        let sums = UnsafeMutablePointer<Float>.allocate(capacity: chunks)  // results kept, so reads are not elided
-        defer { sums.deallocate() }
-        let clock = ContinuousClock()
-        var best = 0.0
-        for _ in 0..<3 {
-            let start = clock.now
+    /// A read-bandwidth probe: `bytes` of floats, touched once at creation and kept until it is
+    /// released, summed by `threads` threads.
+    final class BandwidthProbe {
+        let bytes: Int
+        private let buffer: UnsafeMutablePointer<Float>
+        private let sums: UnsafeMutablePointer<Float>  // results kept, so reads are not elided
+        private let pool: ThreadPool
+        private var count: Int { bytes / MemoryLayout<Float>.size }
+
+        /// Allocates and fills the buffer.
+        init(bytes: Int, threads: Int) {
+            self.bytes = bytes
+            buffer = .allocate(capacity: bytes / MemoryLayout<Float>.size)
+            sums = .allocate(capacity: threads)
+            pool = ThreadPool(threads: threads)
+            let (buffer, count, chunks) = (buffer, bytes / MemoryLayout<Float>.size, threads)
             pool.parallelFor(chunks) { c in
                 let lo = c * count / chunks, hi = (c + 1) * count / chunks
-                sums[c] = moek_sum_f32(buffer + lo, hi - lo)
+                (buffer + lo).initialize(repeating: 1, count: hi - lo)
             }
-            let d = clock.now - start
-            let secs = Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
-            best = max(best, Double(count * MemoryLayout<Float>.size) / secs)
         }
-        return best
+        deinit {
+            buffer.deallocate()
+            sums.deallocate()
+        }
 
+        /// Read bandwidth in bytes/s: the best of three passes over the buffer.
+        func measure() -> Double {
+            let (buffer, sums, count, chunks) = (buffer, sums, count, pool.threads)
+            let clock = ContinuousClock()
+            var best = 0.0
+            for _ in 0..<3 {
+                let start = clock.now
+                pool.parallelFor(chunks) { c in
+                    let lo = c * count / chunks, hi = (c + 1) * count / chunks
+                    sums[c] = moek_sum_f32(buffer + lo, hi - lo)
+                }
+                let d = clock.now - start
+                let secs = Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+                best = max(best, Double(count * MemoryLayout<Float>.size) / secs)
+            }
+            return best
+        }
     }
 
     /// The process's peak resident set size in bytes. On Linux this is VmHWM from /proc/self/status:
