@@ -709,10 +709,24 @@ void moek_gemm_q8_0_q8_0(const void *w, size_t rowBytes, size_t rows, size_t n,
     rows4_q8_0(0, (const uint8_t *)w, rowBytes, rows, n, x, NULL, xStride, xIndex, tokens, y, yStride, yIndex);
 }
 
+#if defined(__x86_64__)
+/// Few tokens on CPUs with AVX-512 VNNI: moek_vnni_gemm_k_small's decode kernels on the four-row
+/// groups, one dot per row and token on the rest. Whether it took the product.
+static int gemm_k_small(int kind, row_dot_q8_K dot, const uint8_t *w, size_t rowBytes, size_t rows, size_t n,
+                        const moek_block_q8_K *x, size_t xStride, const int32_t *xIndex,
+                        size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
+    const size_t done = moek_vnni_gemm_k_small(kind, w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
+    if (done == 0) return 0;
+    if (done < rows) gemm_loop_q8_K(dot, w + done * rowBytes, rowBytes, rows - done, n, x, xStride, xIndex, tokens, y + done, yStride, yIndex);
+    return 1;
+}
+#endif
+
 void moek_gemm_q4_K_q8_K(const void *w, size_t rowBytes, size_t rows, size_t n,
                          const moek_block_q8_K *x, size_t xStride, const int32_t *xIndex,
                          size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
 #if defined(__x86_64__)
+    if (gemm_k_small(4, moek_vec_dot_q4_K_q8_K, (const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex)) return;
     if (moek_has_vnni(moek_cpu_features()) && tokens >= VNNI_Q4_K_TILE_TOKENS) {
         gemm_k_vnni((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 0);
         return;
@@ -731,6 +745,7 @@ void moek_gemm_q5_K_q8_K(const void *w, size_t rowBytes, size_t rows, size_t n,
                          const moek_block_q8_K *x, size_t xStride, const int32_t *xIndex,
                          size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
 #if defined(__x86_64__)
+    if (gemm_k_small(5, moek_vec_dot_q5_K_q8_K, (const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex)) return;
     if ((moek_cpu_features() & MOEK_CPU_AVX2_HALF_WIDTH) && tokens >= HALF_WIDTH_Q5_K_INTERLEAVED_TOKENS) {
         gemm_q5_K_interleaved((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
         return;
@@ -753,6 +768,7 @@ void moek_gemm_q6_K_q8_K(const void *w, size_t rowBytes, size_t rows, size_t n,
                          const moek_block_q8_K *x, size_t xStride, const int32_t *xIndex,
                          size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
 #if defined(__x86_64__)
+    if (gemm_k_small(6, moek_vec_dot_q6_K_q8_K, (const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex)) return;
     if (moek_has_vnni(moek_cpu_features()) && tokens >= VNNI_Q6_K_TILE_TOKENS) {
         gemm_k_vnni((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 1);
         return;

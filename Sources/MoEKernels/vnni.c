@@ -73,6 +73,19 @@ static inline int zmm(size_t tokens) { return (moek_cpu_features() & MOEK_CPU_AV
 /// the crossover comes earlier: same measure, Q4_K 2 tokens 33.0 vs 34.0, 3: 22.4 vs 28.3;
 /// Q5_K 2: 45.2 vs 44.3, 3: 28.1 vs 42.7; Q6_K 2: 45.4 vs 54.6, 3: 29.3 vs 42.7.
 #define ZMM_K_TILE_TOKENS 3
+/// Tokens up to which Q4_K and Q5_K products with AVX-512 VNNI take the four-row decode kernels,
+/// each four-row group unpacked once for up to four tokens (zd_dotT), rather than the tiles
+/// (ZD_Q6_K_TOKENS: Q6_K). Zen 5, one thread, 1024x2048 matrices streamed from memory, µs per
+/// matrix, tiles -> decode kernels: Q4_K 2 tokens 71.6 -> 39.3, 3: 86.4 -> 59.3, 4: 86.2 -> 72.4,
+/// 5: 96.0 -> 98.3, 8: 107.0 -> 143.9; Q5_K 2: 65.8 -> 44.7, 4: 98.2 -> 82.2, 5: 102.6 -> 114.1;
+/// Q6_K 2: 105.5 -> 41.9, 4: 103.0 -> 65.8, 6: 116.1 -> 100.1, 8: 125.3 -> 126.7. (From L3 the
+/// tiles keep up from four tokens: Q4_K 70.7 vs 73.0; a decode step's weights come from memory.)
+#ifndef ZD_K_TOKENS
+#define ZD_K_TOKENS 4
+#endif
+#ifndef ZD_Q6_K_TOKENS
+#define ZD_Q6_K_TOKENS 6
+#endif
 #define ZMM_Q6_K_TILE_TOKENS 2
 
 void moek_vnni_dot4_q4_0(const void *w, size_t stride, const moek_block_q8_0 *x, const int32_t *offsets, size_t n, float *out) {
@@ -123,6 +136,26 @@ void moek_vnni_gemm_q4_0(const void *w, size_t rowBytes, size_t rows, size_t n, 
 void moek_vnni_gemm_q8_0(const void *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_0 *x, const int32_t *offsets,
                          size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
     gemm_q4_0_q8_0(0, (const uint8_t *)w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
+}
+
+size_t moek_vnni_gemm_k_small(int kind, const void *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_K *x, size_t xStride,
+                              const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
+    if (!(moek_cpu_features() & MOEK_CPU_AVX512_VNNI) || tokens > (size_t)(kind == 6 ? ZD_Q6_K_TOKENS : ZD_K_TOKENS)) return 0;
+    size_t r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        // Up to four tokens per pass; the rows stay in L1 for the next pass.
+        for (size_t t0 = 0; t0 < tokens; t0 += 4) {
+            const int count = tokens - t0 < 4 ? (int)(tokens - t0) : 4;
+            const moek_block_q8_K *xs[4];
+            float *outs[4];
+            for (int j = 0; j < count; j++) {
+                xs[j] = x + token_row(xIndex, t0 + j) * xStride;
+                outs[j] = y + token_row(yIndex, t0 + j) * yStride + r;
+            }
+            zd_dotT(kind, count, (const uint8_t *)w + r * rowBytes, rowBytes, xs, n, outs);
+        }
+    }
+    return r;
 }
 
 size_t moek_vnni_gemm_k_zmm(int kind, const void *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_K *x, size_t xStride,

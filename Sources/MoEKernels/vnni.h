@@ -9,7 +9,6 @@
 static inline int moek_has_vnni(uint32_t f) {
     return (f & (MOEK_CPU_AVX_VNNI | MOEK_CPU_AVX512_VNNI)) && !(f & MOEK_CPU_AVX2_HALF_WIDTH);
 }
-
 #if defined(__x86_64__)
 /// moek_vec_dot4_q4_0_q8_0 with vpdpbusd.
 void moek_vnni_dot4_q4_0(const void *w, size_t stride, const moek_block_q8_0 *x, const int32_t *offsets, size_t n, float *out);
@@ -34,5 +33,10 @@ void moek_vnni_gemm_q8_0(const void *w, size_t rowBytes, size_t rows, size_t n, 
 /// returns how many rows they did (0 if none).
 size_t moek_vnni_gemm_k_zmm(int kind, const void *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_K *x, size_t xStride,
                             const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex);
+/// K-quant matrix · few tokens (Q4_K `kind` 4, Q5_K 5, Q6_K 6) on CPUs with AVX-512 VNNI, up to
+/// ZD_K_TOKENS / ZD_Q6_K_TOKENS (vnni.c): the 512-bit decode kernels, each four-row group
+/// unpacked once for up to four tokens. Returns the rows done (a multiple of four; 0 where it does not apply).
+size_t moek_vnni_gemm_k_small(int kind, const void *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_K *x, size_t xStride,
+                              const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex);
 #endif
 #endif

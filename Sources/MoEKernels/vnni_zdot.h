@@ -1,8 +1,8 @@
-// Decode kernels with 512-bit vpdpbusd (AVX-512 VNNI): four K-quant rows times one token,
-// included once by vnni.c after vnni_zmm.h (whose attributes they use).
+// Decode kernels with 512-bit vpdpbusd (AVX-512 VNNI): four K-quant rows times one to four
+// tokens, included once by vnni.c after vnni_zmm.h (whose attributes they use).
 //
-// One token leaves nothing to amortize an interleaving pass over (the sixteen-row tiles in
-// vnni_zmm.h pay for theirs from three tokens), so these read each row as the file stores it:
+// A few tokens leave too little to amortize an interleaving pass over (the sixteen-row tiles in
+// vnni_zmm.h pay for theirs from five to seven tokens when the rows stream from memory), so these read each row as the file stores it:
 // one 64-byte load holds 128 of a row's weights, whose low nibbles go against one activation
 // vector and high nibbles against another, arranged once per block for all four rows. Each
 // 128-bit lane then meets a single sub-block, so one pack to int16 and one vpdpwssd against the
@@ -22,23 +22,30 @@ MOEK_ZMM_INLINE __m128i zd_fold4(const __m512i *s) {
     return _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
 }
 
-/// Half h (weights 128h..128h+127) of one Q4_K/Q5_K row's super-block: `v` its 64 bytes of
-/// nibbles (chunks 2h and 2h+1: lanes 0-1 the first, 2-3 the second), `alo`/`ahi` the
-/// activations of their low and high nibbles, `scw` each lane's two sub-block scales as int16
-/// (low nibbles' in words 0-3, high nibbles' in 4-7). Q5_K (`qh` not NULL) ORs in bit 4 from the
-/// qh bytes of the low (bit 4h, lanes 2-3: 4h+2) and high (4h+1, 4h+3) nibbles. Every vpdpbusd
-/// lane sums four products, at most 4·31·127 = 15748, so the pack to int16 is exact.
-MOEK_ZMM_INLINE __m512i zd_k4_half(__m512i acc, __m512i v, __m512i alo, __m512i ahi, __m512i scw, const __m512i *qh, const int h) {
-    const __m512i low = _mm512_set1_epi8(0xF), zero = _mm512_setzero_si512();
-    __m512i l = _mm512_and_si512(v, low), u = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+/// The levels of half h (weights 128h..128h+127) of one Q4_K/Q5_K row's super-block: `v` its 64
+/// bytes of nibbles (chunks 2h and 2h+1: lanes 0-1 the first, 2-3 the second), `l` the low
+/// nibbles', `u` the high nibbles'. Q5_K (`qh` not NULL) ORs in bit 4 from the qh bytes of the
+/// low (bit 4h, lanes 2-3: 4h+2) and high (4h+1, 4h+3) nibbles.
+MOEK_ZMM_INLINE void zd_k4_levels(__m512i v, const __m512i *qh, const int h, __m512i *l, __m512i *u) {
+    const __m512i low = _mm512_set1_epi8(0xF);
+    *l = _mm512_and_si512(v, low);
+    *u = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
     if (qh) {
         const __m512i sixteen = _mm512_set1_epi8(16);
         // One bit per byte: lanes 0-1 test bit 4h (low) / 4h+1 (high), lanes 2-3 bits 4h+2 / 4h+3.
         const __m512i bitLow = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (4 * h))), _mm256_set1_epi8((char)(4 << (4 * h))), 1);
         const __m512i bitHigh = _mm512_add_epi8(bitLow, bitLow);
-        l = _mm512_mask_add_epi8(l, _mm512_test_epi8_mask(*qh, bitLow), l, sixteen);  // l <= 15: the add is an OR
-        u = _mm512_mask_add_epi8(u, _mm512_test_epi8_mask(*qh, bitHigh), u, sixteen);
+        *l = _mm512_mask_add_epi8(*l, _mm512_test_epi8_mask(*qh, bitLow), *l, sixteen);  // l <= 15: the add is an OR
+        *u = _mm512_mask_add_epi8(*u, _mm512_test_epi8_mask(*qh, bitHigh), *u, sixteen);
     }
+}
+
+/// `acc` plus a half's sub-block sums: levels `l` against activations `alo` and `u` against
+/// `ahi` (vpdpbusd), packed to int16 and weighted by `scw`, each lane's two sub-block scales as
+/// int16 (the low levels' in words 0-3, the high levels' in 4-7; vpdpwssd). Every vpdpbusd lane
+/// sums four products, at most 4·63·127 = 32004, so the pack to int16 is exact.
+MOEK_ZMM_INLINE __m512i zd_scaled_sums(__m512i acc, __m512i l, __m512i u, __m512i alo, __m512i ahi, __m512i scw) {
+    const __m512i zero = _mm512_setzero_si512();
     const __m512i sums = _mm512_packs_epi32(_mm512_dpbusd_epi32(zero, l, alo), _mm512_dpbusd_epi32(zero, u, ahi));
     return _mm512_dpwssd_epi32(acc, sums, scw);
 }
@@ -56,14 +63,16 @@ MOEK_ZMM_INLINE __m512i zd_k4_scales(__m512i head) {
     return _mm512_mask_blend_epi32(0xAAAA, first, second);
 }
 
-/// Decode: four Q4_K (`q5` 0) or Q5_K (1) rows · one token, as moek_vec_dot4_q4_K_q8_K, 512 bits
-/// wide (see the top of this file): the four rows' scales, minimums and super-block scales
-/// unpacked together from one vector of their headers; the float finish is vnni_qdot.h's.
-MOEK_ZMM_INLINE void zd_dot4_k4(const uint8_t *w, size_t stride, const moek_block_q8_K *x, size_t n, const int q5, float *out) {
+/// Decode: four Q4_K (`q5` 0) or Q5_K (1) rows · `T` tokens (1-4; `x[t]`, `out[t]`), as
+/// moek_vec_dot4_q4_K_q8_K once per token, 512 bits wide (see the top of this file): the four
+/// rows' scales, minimums and super-block scales unpacked together from one vector of their
+/// headers, and each half of a row's nibbles unpacked once for all tokens; the float finish is
+/// vnni_qdot.h's, per token, so every token gets the one-token kernel's bits.
+MOEK_ZMM_INLINE void zd_dotT_k4(const uint8_t *w, size_t stride, const moek_block_q8_K *const *x, const int T, size_t n, const int q5, float *const *out) {
     const size_t blockBytes = q5 ? 176 : 144, qsOffset = q5 ? 48 : 16;
     const size_t ahead = prefetch_rows(stride) * stride;
     // Byte shuffles (within each 128-bit lane of a row's unpacked scales, zd_k4_scales) putting
-    // the int16 scales of half h's sub-blocks where zd_k4_half wants them: lanes 0-1 sub-blocks
+    // the int16 scales of half h's sub-blocks where zd_scaled_sums wants them: lanes 0-1 sub-blocks
     // 4h and 4h+1, lanes 2-3 sub-blocks 4h+2 and 4h+3.
     const char z = (char)0x80;
     const __m512i pick0 = _mm512_inserti64x4(
@@ -75,60 +84,67 @@ MOEK_ZMM_INLINE void zd_dot4_k4(const uint8_t *w, size_t stride, const moek_bloc
     const __m512i minWords = _mm512_broadcast_i32x4(_mm_setr_epi8(8, z, 9, z, 10, z, 11, z, 12, z, 13, z, 14, z, 15, z));
     const __m512i heads = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
     const __m128i halves = _mm_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
-    __m128 acc = _mm_setzero_ps();
+    __m128 acc[4];
+    for (int t = 0; t < T; t++) acc[t] = _mm_setzero_ps();
     for (size_t i = 0; i < n / 256; i++) {
         const uint8_t *b = w + i * blockBytes;
         moek_prefetch_span(w, 4 * stride, ahead, i, n / 256);
-        // Half h's low nibbles meet activations 128h + (0..31, 64..95), high ones 128h + (32..63, 96..127).
-        const int8_t *a = x[i].qs;
-        __m512i alo[2], ahi[2];
-        for (int h = 0; h < 2; h++) {
-            alo[h] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(a + 128 * h))),
-                                        _mm256_loadu_si256((const __m256i *)(a + 128 * h + 64)), 1);
-            ahi[h] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(a + 128 * h + 32))),
-                                        _mm256_loadu_si256((const __m256i *)(a + 128 * h + 96)), 1);
-        }
         __m512i head = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)b));
         head = _mm512_inserti32x4(head, _mm_loadu_si128((const __m128i *)(b + stride)), 1);
         head = _mm512_inserti32x4(head, _mm_loadu_si128((const __m128i *)(b + 2 * stride)), 2);
         head = _mm512_inserti32x4(head, _mm_loadu_si128((const __m128i *)(b + 3 * stride)), 3);
         const __m512i scales = zd_k4_scales(head);
-        // The minimums' term: each minimum times its sub-block's activation sum, row k in lane k.
-        const __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)x[i].bsums), _mm_loadu_si128((const __m128i *)(x[i].bsums + 8)));
-        __m512i m = _mm512_madd_epi16(_mm512_shuffle_epi8(scales, minWords), _mm512_broadcast_i32x4(pairs));
-        m = _mm512_add_epi32(m, _mm512_shuffle_epi32(m, _MM_SHUFFLE(1, 0, 3, 2)));
-        m = _mm512_add_epi32(m, _mm512_shuffle_epi32(m, _MM_SHUFFLE(2, 3, 0, 1)));
-        const __m128i summ = _mm512_castsi512_si128(_mm512_permutexvar_epi32(heads, m));
+        const __m512i mins = _mm512_shuffle_epi8(scales, minWords);
         const __m512i rowScales[4] = {  // row k's lane in all four
             _mm512_shuffle_i32x4(scales, scales, 0x00), _mm512_shuffle_i32x4(scales, scales, 0x55),
             _mm512_shuffle_i32x4(scales, scales, 0xAA), _mm512_shuffle_i32x4(scales, scales, 0xFF),
         };
-        __m512i s[4];
-        for (int k = 0; k < 4; k++) {
-            const uint8_t *r = b + k * stride;
-            const __m512i sc = rowScales[k];
-            __m512i qh;
-            if (q5) qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(r + 16)));
-            s[k] = zd_k4_half(_mm512_setzero_si512(), _mm512_loadu_si512(r + qsOffset), alo[0], ahi[0],
-                              _mm512_shuffle_epi8(sc, pick0), q5 ? &qh : NULL, 0);
-            s[k] = zd_k4_half(s[k], _mm512_loadu_si512(r + qsOffset + 64), alo[1], ahi[1],
-                              _mm512_shuffle_epi8(sc, pick1), q5 ? &qh : NULL, 1);
+        __m512i s[4][4];  // token t, row k
+        for (int t = 0; t < T; t++)
+            for (int k = 0; k < 4; k++) s[t][k] = _mm512_setzero_si512();
+        for (int h = 0; h < 2; h++) {
+            // Half h's low nibbles meet activations 128h + (0..31, 64..95), high ones 128h + (32..63, 96..127).
+            __m512i alo[4], ahi[4];
+            for (int t = 0; t < T; t++) {
+                const int8_t *a = x[t][i].qs + 128 * h;
+                alo[t] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a)),
+                                            _mm256_loadu_si256((const __m256i *)(a + 64)), 1);
+                ahi[t] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(a + 32))),
+                                            _mm256_loadu_si256((const __m256i *)(a + 96)), 1);
+            }
+            for (int k = 0; k < 4; k++) {
+                const uint8_t *r = b + k * stride;
+                __m512i qh, l, u;
+                if (q5) qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(r + 16)));
+                zd_k4_levels(_mm512_loadu_si512(r + qsOffset + 64 * h), q5 ? &qh : NULL, h, &l, &u);
+                const __m512i scw = _mm512_shuffle_epi8(rowScales[k], h ? pick1 : pick0);
+                for (int t = 0; t < T; t++) s[t][k] = zd_scaled_sums(s[t][k], l, u, alo[t], ahi[t], scw);
+            }
         }
-        const __m128i sumi = zd_fold4(s);
         const __m128i dd = _mm_shuffle_epi8(_mm512_castsi512_si128(_mm512_permutexvar_epi32(heads, head)), halves);
-        const __m128 xd = _mm_set1_ps(x[i].d);
-        const __m128 d = _mm_mul_ps(_mm_cvtph_ps(dd), xd), dmin = _mm_mul_ps(_mm_cvtph_ps(_mm_unpackhi_epi64(dd, dd)), xd);
-        // sum += d * (float)sumi - dmin * (float)summ, per row
-        acc = _mm_add_ps(acc, _mm_sub_ps(_mm_mul_ps(d, _mm_cvtepi32_ps(sumi)), _mm_mul_ps(dmin, _mm_cvtepi32_ps(summ))));
+        const __m128 dw = _mm_cvtph_ps(dd), dminw = _mm_cvtph_ps(_mm_unpackhi_epi64(dd, dd));
+        for (int t = 0; t < T; t++) {
+            // The minimums' term: each minimum times its sub-block's activation sum, row k in lane k.
+            const __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)x[t][i].bsums), _mm_loadu_si128((const __m128i *)(x[t][i].bsums + 8)));
+            __m512i m = _mm512_madd_epi16(mins, _mm512_broadcast_i32x4(pairs));
+            m = _mm512_add_epi32(m, _mm512_shuffle_epi32(m, _MM_SHUFFLE(1, 0, 3, 2)));
+            m = _mm512_add_epi32(m, _mm512_shuffle_epi32(m, _MM_SHUFFLE(2, 3, 0, 1)));
+            const __m128i summ = _mm512_castsi512_si128(_mm512_permutexvar_epi32(heads, m));
+            const __m128i sumi = zd_fold4(s[t]);
+            const __m128 xd = _mm_set1_ps(x[t][i].d);
+            const __m128 d = _mm_mul_ps(dw, xd), dmin = _mm_mul_ps(dminw, xd);
+            // sum += d * (float)sumi - dmin * (float)summ, per row
+            acc[t] = _mm_add_ps(acc[t], _mm_sub_ps(_mm_mul_ps(d, _mm_cvtepi32_ps(sumi)), _mm_mul_ps(dmin, _mm_cvtepi32_ps(summ))));
+        }
     }
-    _mm_storeu_ps(out, acc);
+    for (int t = 0; t < T; t++) _mm_storeu_ps(out[t], acc[t]);
 }
 
 MOEK_ZMM_ATTR static void zd_dot4_q4_K(const uint8_t *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
-    zd_dot4_k4(w, stride, x, n, 0, out);
+    zd_dotT_k4(w, stride, &x, 1, n, 0, &out);
 }
 MOEK_ZMM_ATTR static void zd_dot4_q5_K(const uint8_t *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
-    zd_dot4_k4(w, stride, x, n, 1, out);
+    zd_dotT_k4(w, stride, &x, 1, n, 1, &out);
 }
 
 /// One Q4_0 block of four rows (16 bytes of nibbles each at q, q + stride, ...; row k in lane k)
@@ -215,31 +231,29 @@ MOEK_ZMM_ATTR static void zd_dot8_q4_0(const uint8_t *w, size_t stride, const mo
     _mm256_storeu_ps(out, acc);
 }
 
-/// Half h (weights 128h..128h+127) of one Q6_K row's super-block, added to `acc`: `ql` its 64
-/// low-bit bytes, `qh` its 32 high-bit bytes, `alo`/`ahi` activations 128h + 0..63 / 64..127,
-/// `scw` each lane's scales as int16 (lane j: the low nibbles' group j in words 0-3, the high
-/// nibbles' group 4 + j in words 4-7). The low nibbles of the 64 bytes are weights 0-63 in order
-/// and the high nibbles 64-127, so each 128-bit lane of either vector is one 16-weight group;
-/// the two high bits of a weight sit at bits 2j, 2j+1 of its qh byte (j: which quarter of the
-/// half), moved to bits 4-5 by one variable shift per vector (`shlo`, `shhi`: 4 and 2 to the left,
-/// 0 and 2 to the right, per 256-bit half). Levels 0-63 times int8 are at most 4·63·127 = 32004 in
-/// a vpdpbusd lane, so the pack to int16 is exact, as in vnni_qdot.h's q6_row.
-MOEK_ZMM_INLINE __m512i zd_q6_half(__m512i acc, const uint8_t *ql, const uint8_t *qh, __m512i alo, __m512i ahi, __m512i scw,
-                                   __m512i shlo, __m512i shhi) {
-    const __m512i low = _mm512_set1_epi8(0x0F), top = _mm512_set1_epi8(0x30), zero = _mm512_setzero_si512();
+/// The levels (0-63) of half h (weights 128h..128h+127) of one Q6_K row's super-block: `ql` its
+/// 64 low-bit bytes, `qh` its 32 high-bit bytes; `lo` weights 0-63 of the half, `hi` 64-127. The
+/// low nibbles of the 64 bytes are weights 0-63 in order and the high nibbles 64-127, so each
+/// 128-bit lane of either vector is one 16-weight group; the two high bits of a weight sit at
+/// bits 2j, 2j+1 of its qh byte (j: which quarter of the half), moved to bits 4-5 by one variable
+/// shift per vector (`shlo`, `shhi`: 4 and 2 to the left, 0 and 2 to the right, per 256-bit
+/// half). Levels 0-63 times int8 stay within zd_scaled_sums' bound, as in vnni_qdot.h's q6_row.
+MOEK_ZMM_INLINE void zd_q6_levels(const uint8_t *ql, const uint8_t *qh, __m512i shlo, __m512i shhi, __m512i *lo, __m512i *hi) {
+    const __m512i low = _mm512_set1_epi8(0x0F), top = _mm512_set1_epi8(0x30);
     const __m512i l = _mm512_loadu_si512(ql);
     const __m512i h = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)qh));
     // (a & b) | c: the nibble and its two high bits
-    const __m512i qlo = _mm512_ternarylogic_epi32(l, low, _mm512_and_si512(_mm512_sllv_epi16(h, shlo), top), 0xEA);
-    const __m512i qhi = _mm512_ternarylogic_epi32(_mm512_srli_epi16(l, 4), low, _mm512_and_si512(_mm512_srlv_epi16(h, shhi), top), 0xEA);
-    const __m512i p = _mm512_packs_epi32(_mm512_dpbusd_epi32(zero, qlo, alo), _mm512_dpbusd_epi32(zero, qhi, ahi));
-    return _mm512_dpwssd_epi32(acc, p, scw);
+    *lo = _mm512_ternarylogic_epi32(l, low, _mm512_and_si512(_mm512_sllv_epi16(h, shlo), top), 0xEA);
+    *hi = _mm512_ternarylogic_epi32(_mm512_srli_epi16(l, 4), low, _mm512_and_si512(_mm512_srlv_epi16(h, shhi), top), 0xEA);
 }
 
-/// Decode: four Q6_K rows · one token, as moek_vec_dot4_q6_K_q8_K, 512 bits wide: zd_q6_half
-/// twice per row and block; the offset of 32 (the scales times the activation sums) and the
-/// float finish are vnni_qdot.h's dot4_q6_K's, so the results are the same bits.
-MOEK_ZMM_ATTR static void zd_dot4_q6_K(const uint8_t *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
+/// Decode: four Q6_K rows · `T` tokens (1-4; `x[t]`, `out[t]`), as moek_vec_dot4_q6_K_q8_K once
+/// per token, 512 bits wide: zd_q6_levels twice per row and block, once for all tokens, with
+/// each lane's scales against activations 128h + 0..63 and 64..127 (lane j: the low levels'
+/// group j in words 0-3, the high levels' group 4 + j in words 4-7); the offset of 32 (the scales
+/// times the activation sums) and the float finish are vnni_qdot.h's dot4_q6_K's, per token, so
+/// the results are the same bits.
+MOEK_ZMM_INLINE void zd_dotT_q6_K(const uint8_t *w, size_t stride, const moek_block_q8_K *const *x, const int T, size_t n, float *const *out) {
     const __m512i shlo = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
     const __m512i shhi = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
     // Word indices into a row's sixteen int16 scales for half 0 (lane j: j four times, then
@@ -247,32 +261,62 @@ MOEK_ZMM_ATTR static void zd_dot4_q6_K(const uint8_t *w, size_t stride, const mo
     const __m512i pick0 = _mm512_setr_epi32(0x00000000, 0x00000000, 0x00040004, 0x00040004, 0x00010001, 0x00010001, 0x00050005, 0x00050005,
                                             0x00020002, 0x00020002, 0x00060006, 0x00060006, 0x00030003, 0x00030003, 0x00070007, 0x00070007);
     const __m512i pick1 = _mm512_add_epi16(pick0, _mm512_set1_epi16(8));
-    __m128 acc = _mm_setzero_ps();
+    __m128 acc[4];
+    for (int t = 0; t < T; t++) acc[t] = _mm_setzero_ps();
     const size_t ahead = prefetch_rows(stride) * stride;
     for (size_t i = 0; i < n / 256; i++) {
         const uint8_t *b = w + i * 210;
         moek_prefetch_span(w, 4 * stride, ahead, i, n / 256);
-        const int8_t *a = x[i].qs;
-        const __m512i a0 = _mm512_loadu_si512(a), a1 = _mm512_loadu_si512(a + 64);
-        const __m512i a2 = _mm512_loadu_si512(a + 128), a3 = _mm512_loadu_si512(a + 192);
-        const __m256i bsums = _mm256_loadu_si256((const __m256i *)x[i].bsums);
-        __m512i s[4];
-        __m256i off[4];
-        for (int k = 0; k < 4; k++) {
-            const uint8_t *r = b + k * stride;
-            const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(r + 192)));
-            off[k] = _mm256_madd_epi16(sc16, bsums);
-            const __m512i scz = _mm512_castsi256_si512(sc16);  // the indices read words 0-15 only
-            s[k] = zd_q6_half(_mm512_setzero_si512(), r, r + 128, a0, a1, _mm512_permutexvar_epi16(pick0, scz), shlo, shhi);
-            s[k] = zd_q6_half(s[k], r + 64, r + 160, a2, a3, _mm512_permutexvar_epi16(pick1, scz), shlo, shhi);
+        __m256i sc16[4];
+        for (int k = 0; k < 4; k++) sc16[k] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b + k * stride + 192)));
+        __m512i s[4][4];  // token t, row k
+        for (int t = 0; t < T; t++)
+            for (int k = 0; k < 4; k++) s[t][k] = _mm512_setzero_si512();
+        for (int h = 0; h < 2; h++) {
+            __m512i alo[4], ahi[4];
+            for (int t = 0; t < T; t++) {
+                alo[t] = _mm512_loadu_si512(x[t][i].qs + 128 * h);
+                ahi[t] = _mm512_loadu_si512(x[t][i].qs + 128 * h + 64);
+            }
+            for (int k = 0; k < 4; k++) {
+                const uint8_t *r = b + k * stride;
+                __m512i lo, hi;
+                zd_q6_levels(r + 64 * h, r + 128 + 32 * h, shlo, shhi, &lo, &hi);
+                const __m512i scw = _mm512_permutexvar_epi16(h ? pick1 : pick0, _mm512_castsi256_si512(sc16[k]));  // words 0-15 only
+                for (int t = 0; t < T; t++) s[t][k] = zd_scaled_sums(s[t][k], lo, hi, alo[t], ahi[t], scw);
+            }
         }
-        const __m128i offset = moek_fold4_256(off[0], off[1], off[2], off[3]);
-        const __m128i sumi = _mm_sub_epi32(zd_fold4(s), _mm_slli_epi32(offset, 5));
-        // sum += d * x.d * (float)(sumi - 32 * offset), per row
-        const __m128 d = _mm_mul_ps(moek_scales4(b + 208, stride), _mm_set1_ps(x[i].d));
-        acc = _mm_add_ps(acc, _mm_mul_ps(d, _mm_cvtepi32_ps(sumi)));
+        const __m128 dw = moek_scales4(b + 208, stride);
+        for (int t = 0; t < T; t++) {
+            const __m256i bsums = _mm256_loadu_si256((const __m256i *)x[t][i].bsums);
+            const __m128i offset = moek_fold4_256(_mm256_madd_epi16(sc16[0], bsums), _mm256_madd_epi16(sc16[1], bsums),
+                                                  _mm256_madd_epi16(sc16[2], bsums), _mm256_madd_epi16(sc16[3], bsums));
+            const __m128i sumi = _mm_sub_epi32(zd_fold4(s[t]), _mm_slli_epi32(offset, 5));
+            // sum += d * x.d * (float)(sumi - 32 * offset), per row
+            const __m128 d = _mm_mul_ps(dw, _mm_set1_ps(x[t][i].d));
+            acc[t] = _mm_add_ps(acc[t], _mm_mul_ps(d, _mm_cvtepi32_ps(sumi)));
+        }
     }
-    _mm_storeu_ps(out, acc);
+    for (int t = 0; t < T; t++) _mm_storeu_ps(out[t], acc[t]);
+}
+
+MOEK_ZMM_ATTR static void zd_dot4_q6_K(const uint8_t *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out) {
+    zd_dotT_q6_K(w, stride, &x, 1, n, &out);
+}
+
+/// Four rows of Q4_K (`kind` 4), Q5_K (5) or Q6_K (6) · `T` tokens (2-4): zd_dotT_k4 /
+/// zd_dotT_q6_K with the token count fixed at compile time.
+MOEK_ZMM_ATTR static void zd_dotT(int kind, int T, const uint8_t *w, size_t stride, const moek_block_q8_K *const *x, size_t n, float *const *out) {
+#define MOEK_ZD_CASE(t) \
+    if (kind == 6) zd_dotT_q6_K(w, stride, x, t, n, out); \
+    else zd_dotT_k4(w, stride, x, t, n, kind == 5, out);
+    switch (T) {
+        case 4: MOEK_ZD_CASE(4); break;
+        case 3: MOEK_ZD_CASE(3); break;
+        case 2: MOEK_ZD_CASE(2); break;
+        default: MOEK_ZD_CASE(1); break;
+    }
+#undef MOEK_ZD_CASE
 }
 
 #undef MOEK_ZMM_INLINE
