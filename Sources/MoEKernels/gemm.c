@@ -659,6 +659,8 @@ static void rows4_q8_0(int q4, const uint8_t *w, size_t rowBytes, size_t rows, s
 /// once per token. Zen 5, one thread, a 1024x2048 matrix for two tokens: the decode kernel twice
 /// 60.0 µs streamed against 75.6 for the four-row tiles (so tiles began at 3), then the
 /// eight-row tiles 63.6-63.7 streamed and 55.4-56.0 from L3 against 67.6-71.6 / 60.7-62.0.
+/// With AVX-512 VNNI the decode kernel itself now takes a few tokens per pass and the tiles
+/// begin past ZD_Q4_0_TOKENS (vnni.c); this threshold is for AVX-VNNI-only CPUs.
 #define VNNI_Q4_0_TILE_TOKENS 2
 /// Tokens from which CPUs with vpdpbusd use its Q4_K tiles (vnni_ktiles.h).
 #define VNNI_Q4_K_TILE_TOKENS 2
@@ -672,6 +674,15 @@ void moek_gemm_q4_0_q8_0(const void *w, size_t rowBytes, size_t rows, size_t n,
     const uint32_t f = moek_cpu_features();
     if ((f & MOEK_CPU_AVX2_HALF_WIDTH) && tokens >= HALF_WIDTH_INTERLEAVED_TOKENS) {
         gemm_q4_0_interleaved((const uint8_t *)w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
+        return;
+    }
+    const size_t few = moek_vnni_gemm_q4_0_small(w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
+    if (few) {  // the eight-row decode kernel for a few tokens; the rows past a multiple of eight below
+        w = (const uint8_t *)w + few * rowBytes;
+        rows -= few;
+        y += few;
+        if (rows == 0) return;
+        rows4_q8_0(1, (const uint8_t *)w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
         return;
     }
     if (moek_has_vnni(f) && tokens >= VNNI_Q4_0_TILE_TOKENS) {

@@ -147,28 +147,36 @@ MOEK_ZMM_ATTR static void zd_dot4_q5_K(const uint8_t *w, size_t stride, const mo
     zd_dotT_k4(w, stride, &x, 1, n, 1, &out);
 }
 
-/// One Q4_0 block of four rows (16 bytes of nibbles each at q, q + stride, ...; row k in lane k)
-/// against activation halves alo / ahi (each in all four lanes), the sums starting from `start`:
-/// row k's four partial sums in lane k.
-MOEK_ZMM_INLINE __m512i zd_q4_0_quad(const uint8_t *q, size_t stride, __m512i alo, __m512i ahi, __m512i start) {
+/// The levels of one Q4_0 block of four rows (16 bytes of nibbles each at q, q + stride, ...;
+/// row k in lane k): `l` the low nibbles (elements 0-15), `u` the high ones (16-31).
+MOEK_ZMM_INLINE void zd_q4_0_levels(const uint8_t *q, size_t stride, __m512i *l, __m512i *u) {
     const __m512i low = _mm512_set1_epi8(0xF);
     __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)q));
     v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(q + stride)), 1);
     v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(q + 2 * stride)), 2);
     v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(q + 3 * stride)), 3);
-    return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(start, _mm512_and_si512(v, low), alo), _mm512_and_si512(_mm512_srli_epi16(v, 4), low), ahi);
+    *l = _mm512_and_si512(v, low);
+    *u = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
 }
 
-/// One Q4_0 block of eight rows (at r, r + stride, ...) against activation block xb, 8·Σa
-/// (`offset`) taken out at the start of each row's first lane: dwords 2k and 2k+1 of lane k hold
-/// rows k and k + 4 twice over, summed (gather dwords 0, 4, 8, 12 and 2, 6, 10, 14 for rows 0-7).
-MOEK_ZMM_INLINE __m512i zd_q4_0_sums8(const uint8_t *r, size_t stride, const moek_block_q8_0 *xb, int32_t offset) {
+/// One Q4_0 block of eight rows, its levels unpacked (`q[0]`, `q[1]`: rows 0-3, low and high
+/// nibbles; `q[2]`, `q[3]`: rows 4-7), against activation block xb, 8·Σa (`offset`) taken out at
+/// the start of each row's first lane: dwords 2k and 2k+1 of lane k hold rows k and k + 4 twice
+/// over, summed (gather dwords 0, 4, 8, 12 and 2, 6, 10, 14 for rows 0-7).
+MOEK_ZMM_INLINE __m512i zd_q4_0_sums8(const __m512i *q, const moek_block_q8_0 *xb, int32_t offset) {
     const __m512i alo = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)xb->qs));
     const __m512i ahi = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(xb->qs + 16)));
     const __m512i start = _mm512_maskz_set1_epi32(0x1111, -offset);
-    const __m512i p0 = zd_q4_0_quad(r + 2, stride, alo, ahi, start), p1 = zd_q4_0_quad(r + 4 * stride + 2, stride, alo, ahi, start);
+    const __m512i p0 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(start, q[0], alo), q[1], ahi);
+    const __m512i p1 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(start, q[2], alo), q[3], ahi);
     const __m512i t = _mm512_add_epi32(_mm512_unpacklo_epi64(p0, p1), _mm512_unpackhi_epi64(p0, p1));
     return _mm512_add_epi32(t, _mm512_shuffle_epi32(t, _MM_SHUFFLE(2, 3, 0, 1)));
+}
+
+/// The levels of one Q4_0 block of eight rows (at r, r + stride, ...), as zd_q4_0_sums8 takes them.
+MOEK_ZMM_INLINE void zd_q4_0_levels8(const uint8_t *r, size_t stride, __m512i *q) {
+    zd_q4_0_levels(r + 2, stride, &q[0], &q[1]);
+    zd_q4_0_levels(r + 4 * stride + 2, stride, &q[2], &q[3]);
 }
 
 /// lo in the low 256 bits, hi in the high (AVX-512F only: no DQ insert).
@@ -200,35 +208,64 @@ MOEK_ZMM_INLINE void zd_scale_picks(__m512i *pick) {
     pick[1] = _mm512_setr_epi32(0, 0, 0, 0, 0, 8, 16, 24, 0, 0, 0, 0, 4, 12, 20, 28);
 }
 
-/// Decode: eight Q4_0 rows · one token, as moek_vec_dot8_q4_0_q8_0, 512 bits wide: four rows per
-/// vector (a row per 128-bit lane) against the activation halves in every lane. Two blocks per
-/// pass share one gather of their sixteen row sums, one conversion and one scale multiply, then
-/// finish in block order as vnni_qdot.h's dot8_q4_0 does (the same bits).
-MOEK_ZMM_ATTR static void zd_dot8_q4_0(const uint8_t *w, size_t stride, const moek_block_q8_0 *x, const int32_t *offsets, size_t n, float *out) {
+/// Decode: eight Q4_0 rows · `T` tokens (1-4; `x[t]`, `offsets[t]`, `out[t]`), as
+/// moek_vec_dot8_q4_0_q8_0 once per token, 512 bits wide: four rows per vector (a row per 128-bit
+/// lane) against the activation halves in every lane, each block's levels unpacked once for all
+/// tokens. Two blocks per pass share one gather of their sixteen row sums, one conversion and one
+/// scale multiply per token, then finish in block order as vnni_qdot.h's dot8_q4_0 does (the same
+/// bits).
+MOEK_ZMM_INLINE void zd_dotT8_q4_0(const uint8_t *w, size_t stride, const moek_block_q8_0 *const *x, const int32_t *const *offsets,
+                                   const int T, size_t n, float *const *out) {
     const __m512i gather = _mm512_setr_epi32(0, 4, 8, 12, 2, 6, 10, 14, 16, 20, 24, 28, 18, 22, 26, 30);
     __m512i pick[2];
     zd_scale_picks(pick);
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[4];
+    for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
     const size_t blocks = n / 32, ahead = prefetch_rows(stride) * stride;
     size_t b = 0;
     for (; b + 2 <= blocks; b += 2) {
         const uint8_t *r = w + b * 18;
         moek_prefetch_span(w, 8 * stride, ahead, b / 2, blocks / 2);
-        const __m512i s0 = zd_q4_0_sums8(r, stride, &x[b], offsets[b]);
-        const __m512i s1 = zd_q4_0_sums8(r + 18, stride, &x[b + 1], offsets[b + 1]);
-        const __m512 sums = _mm512_cvtepi32_ps(_mm512_permutex2var_epi32(s0, gather, s1));
-        const __m512 d = _mm512_mul_ps(zd_scales8x2(r, stride, pick), zd_join(_mm256_set1_ps(moek_h2f(x[b].d)), _mm256_set1_ps(moek_h2f(x[b + 1].d))));
-        acc = _mm256_fmadd_ps(_mm512_castps512_ps256(d), _mm512_castps512_ps256(sums), acc);
-        acc = _mm256_fmadd_ps(zd_high(d), zd_high(sums), acc);
+        __m512i q0[4], q1[4];
+        zd_q4_0_levels8(r, stride, q0);
+        zd_q4_0_levels8(r + 18, stride, q1);
+        const __m512 scales = zd_scales8x2(r, stride, pick);
+        for (int t = 0; t < T; t++) {
+            const __m512i s0 = zd_q4_0_sums8(q0, &x[t][b], offsets[t][b]);
+            const __m512i s1 = zd_q4_0_sums8(q1, &x[t][b + 1], offsets[t][b + 1]);
+            const __m512 sums = _mm512_cvtepi32_ps(_mm512_permutex2var_epi32(s0, gather, s1));
+            const __m512 d = _mm512_mul_ps(scales, zd_join(_mm256_set1_ps(moek_h2f(x[t][b].d)), _mm256_set1_ps(moek_h2f(x[t][b + 1].d))));
+            acc[t] = _mm256_fmadd_ps(_mm512_castps512_ps256(d), _mm512_castps512_ps256(sums), acc[t]);
+            acc[t] = _mm256_fmadd_ps(zd_high(d), zd_high(sums), acc[t]);
+        }
     }
     if (b < blocks) {
         const uint8_t *r = w + b * 18;
-        const __m512i s0 = zd_q4_0_sums8(r, stride, &x[b], offsets[b]);
-        const __m256 sums = _mm256_cvtepi32_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi32(gather, s0)));
+        __m512i q0[4];
+        zd_q4_0_levels8(r, stride, q0);
         const __m256 d0 = _mm256_set_m128(moek_scales4(r + 4 * stride, stride), moek_scales4(r, stride));
-        acc = _mm256_fmadd_ps(_mm256_mul_ps(d0, _mm256_set1_ps(moek_h2f(x[b].d))), sums, acc);
+        for (int t = 0; t < T; t++) {
+            const __m512i s0 = zd_q4_0_sums8(q0, &x[t][b], offsets[t][b]);
+            const __m256 sums = _mm256_cvtepi32_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi32(gather, s0)));
+            acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d0, _mm256_set1_ps(moek_h2f(x[t][b].d))), sums, acc[t]);
+        }
     }
-    _mm256_storeu_ps(out, acc);
+    for (int t = 0; t < T; t++) _mm256_storeu_ps(out[t], acc[t]);
+}
+
+MOEK_ZMM_ATTR static void zd_dot8_q4_0(const uint8_t *w, size_t stride, const moek_block_q8_0 *x, const int32_t *offsets, size_t n, float *out) {
+    zd_dotT8_q4_0(w, stride, &x, &offsets, 1, n, &out);
+}
+
+/// Eight Q4_0 rows · `T` tokens (2-4): zd_dotT8_q4_0 with the token count fixed at compile time.
+MOEK_ZMM_ATTR static void zd_dotT8(int T, const uint8_t *w, size_t stride, const moek_block_q8_0 *const *x, const int32_t *const *offsets,
+                                   size_t n, float *const *out) {
+    switch (T) {
+        case 4: zd_dotT8_q4_0(w, stride, x, offsets, 4, n, out); break;
+        case 3: zd_dotT8_q4_0(w, stride, x, offsets, 3, n, out); break;
+        case 2: zd_dotT8_q4_0(w, stride, x, offsets, 2, n, out); break;
+        default: zd_dotT8_q4_0(w, stride, x, offsets, 1, n, out); break;
+    }
 }
 
 /// The levels (0-63) of half h (weights 128h..128h+127) of one Q6_K row's super-block: `ql` its
