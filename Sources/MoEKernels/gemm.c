@@ -708,6 +708,15 @@ void moek_gemm_q8_0_q8_0(const void *w, size_t rowBytes, size_t rows, size_t n,
         gemm_q8_0_avx2_128((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
         return;
     }
+    const size_t few = moek_vnni_gemm_q8_0_small(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
+    if (few) {  // the 512-bit four-row decode kernel for a few tokens; the rows past a multiple of four below
+        w = (const uint8_t *)w + few * rowBytes;
+        rows -= few;
+        y += few;
+        if (rows == 0) return;
+        rows4_q8_0(0, (const uint8_t *)w, rowBytes, rows, n, x, NULL, xStride, xIndex, tokens, y, yStride, yIndex);
+        return;
+    }
     if (moek_has_vnni(f) && tokens >= VNNI_TILE_TOKENS) {
         moek_vnni_gemm_q8_0(w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
         return;

@@ -94,6 +94,15 @@ static inline int zmm(size_t tokens) { return (moek_cpu_features() & MOEK_CPU_AV
 #ifndef ZD_Q4_0_TOKENS
 #define ZD_Q4_0_TOKENS 6
 #endif
+/// Tokens up to which Q8_0 products with AVX-512 VNNI take the four-row 512-bit decode kernel
+/// (zd_dotT4_q8), four tokens per pass, rather than the tiles; from two, as one token keeps
+/// vnni_qdot.h's 256-bit kernel. Zen 5, one thread, streamed 1024x2048 matrices, µs, tiles vs
+/// this: 2 tokens 92.1-98.7 vs 52.6-53.2, 3: 94.4-96.8 vs 66.6-68.5, 4: 101.1-107.7 vs 87.7-89.3,
+/// 5: 117-118 vs 116-120, 6: 144 vs 134-137, 8: 143-152 vs 175-176; one token 50.2-50.4 (256
+/// bits) vs 64.5-66.5.
+#ifndef ZD_Q8_0_TOKENS
+#define ZD_Q8_0_TOKENS 4
+#endif
 #define ZMM_Q6_K_TILE_TOKENS 2
 
 void moek_vnni_dot4_q4_0(const void *w, size_t stride, const moek_block_q8_0 *x, const int32_t *offsets, size_t n, float *out) {
@@ -163,6 +172,25 @@ size_t moek_vnni_gemm_q4_0_small(const void *w, size_t rowBytes, size_t rows, si
                 outs[j] = y + token_row(yIndex, t0 + j) * yStride + r;
             }
             zd_dotT8(count, (const uint8_t *)w + r * rowBytes, rowBytes, xs, os, n, outs);
+        }
+    }
+    return r;
+}
+
+size_t moek_vnni_gemm_q8_0_small(const void *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_0 *x, size_t xStride,
+                                 const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
+    if (!(moek_cpu_features() & MOEK_CPU_AVX512_VNNI) || tokens < 2 || tokens > ZD_Q8_0_TOKENS) return 0;
+    size_t r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        for (size_t t0 = 0; t0 < tokens; t0 += 4) {  // up to four tokens per pass, the rows in L1 for the next
+            const int count = tokens - t0 < 4 ? (int)(tokens - t0) : 4;
+            const moek_block_q8_0 *xs[4];
+            float *outs[4];
+            for (int j = 0; j < count; j++) {
+                xs[j] = x + token_row(xIndex, t0 + j) * xStride;
+                outs[j] = y + token_row(yIndex, t0 + j) * yStride + r;
+            }
+            zd_dotT4_q8(count, (const uint8_t *)w + r * rowBytes, rowBytes, xs, n, outs);
         }
     }
     return r;

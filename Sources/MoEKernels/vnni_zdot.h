@@ -1,5 +1,6 @@
-// Decode kernels with 512-bit vpdpbusd (AVX-512 VNNI): four K-quant rows times one to four
-// tokens, included once by vnni.c after vnni_zmm.h (whose attributes they use).
+// Decode kernels with 512-bit vpdpbusd (AVX-512 VNNI): four K-quant rows, eight Q4_0 rows or
+// four Q8_0 rows times one to four tokens, included once by vnni.c after vnni_zmm.h (whose
+// attributes they use).
 //
 // A few tokens leave too little to amortize an interleaving pass over (the sixteen-row tiles in
 // vnni_zmm.h pay for theirs from five to seven tokens when the rows stream from memory), so these read each row as the file stores it:
@@ -265,6 +266,71 @@ MOEK_ZMM_ATTR static void zd_dotT8(int T, const uint8_t *w, size_t stride, const
         case 3: zd_dotT8_q4_0(w, stride, x, offsets, 3, n, out); break;
         case 2: zd_dotT8_q4_0(w, stride, x, offsets, 2, n, out); break;
         default: zd_dotT8_q4_0(w, stride, x, offsets, 1, n, out); break;
+    }
+}
+
+/// Four Q8_0 rows · `T` tokens (1-4; `x[t]`, `out[t]`), as moek_vec_dot4_q8_0_q8_0 once
+/// per token, 512 bits wide: a vector holds one row's blocks b and b + 1 (a block per 256-bit
+/// half), flipped to unsigned once (xor 0x80) for all tokens, and each token's sums start from
+/// −128·Σa lane by lane, as vnni_qdot.h's dot4_q8_0 does; the four rows fold together (zd_fold4's
+/// steps: lane L holds rows 0-3 of lane L's quarter) and each block finishes in order, so every
+/// token gets the scalar twin's bits.
+MOEK_ZMM_INLINE void zd_dotT4_q8_0(const uint8_t *w, size_t stride, const moek_block_q8_0 *const *x, const int T, size_t n, float *const *out) {
+    const __m512i flip = _mm512_set1_epi8((char)0x80), zero = _mm512_setzero_si512();
+    __m128 acc[4];
+    for (int t = 0; t < T; t++) acc[t] = _mm_setzero_ps();
+    const size_t blocks = n / 32, ahead = prefetch_rows(stride) * stride;
+    size_t b = 0;
+    for (; b + 2 <= blocks; b += 2) {
+        const uint8_t *r = w + b * 34;
+        moek_prefetch_span(w, 4 * stride, ahead, b / 2, blocks / 2);
+        __m512i v[4];
+        for (int k = 0; k < 4; k++) {
+            const uint8_t *p = r + k * stride;
+            const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p + 2))),
+                                                    _mm256_loadu_si256((const __m256i *)(p + 36)), 1);
+            v[k] = _mm512_xor_si512(both, flip);
+        }
+        const __m128 d0 = moek_scales4(r, stride), d1 = moek_scales4(r + 34, stride);
+        for (int t = 0; t < T; t++) {
+            const __m512i a = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x[t][b].qs)),
+                                                 _mm256_loadu_si256((const __m256i *)x[t][b + 1].qs), 1);
+            const __m512i shift = _mm512_dpbusd_epi32(zero, flip, _mm512_sub_epi8(zero, a));  // |a| <= 127: −a fits
+            __m512i s[4];
+            for (int k = 0; k < 4; k++) s[k] = _mm512_dpbusd_epi32(shift, v[k], a);
+            const __m512i t01 = _mm512_add_epi32(_mm512_unpacklo_epi32(s[0], s[1]), _mm512_unpackhi_epi32(s[0], s[1]));
+            const __m512i t23 = _mm512_add_epi32(_mm512_unpacklo_epi32(s[2], s[3]), _mm512_unpackhi_epi32(s[2], s[3]));
+            const __m512i u = _mm512_add_epi32(_mm512_unpacklo_epi64(t01, t23), _mm512_unpackhi_epi64(t01, t23));
+            // lanes 0 + 1: block b's rows 0-3; lanes 2 + 3: block b + 1's
+            const __m512i sums = _mm512_add_epi32(u, _mm512_shuffle_i64x2(u, u, _MM_SHUFFLE(2, 3, 0, 1)));
+            acc[t] = moek_finish4(acc[t], d0, moek_h2f4(&x[t][b].d), _mm512_castsi512_si128(sums));
+            acc[t] = moek_finish4(acc[t], d1, moek_h2f4(&x[t][b + 1].d), _mm512_extracti32x4_epi32(sums, 2));
+        }
+    }
+    if (b < blocks) {
+        const uint8_t *r = w + b * 34;
+        const __m256i flip8 = _mm256_set1_epi8((char)0x80), zero8 = _mm256_setzero_si256();
+        __m256i v[4];
+        for (int k = 0; k < 4; k++) v[k] = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(r + k * stride + 2)), flip8);
+        const __m128 d0 = moek_scales4(r, stride);
+        for (int t = 0; t < T; t++) {
+            const __m256i a = _mm256_loadu_si256((const __m256i *)x[t][b].qs);
+            const __m256i shift = _mm256_dpbusd_epi32(zero8, flip8, _mm256_sub_epi8(zero8, a));
+            const __m128i sums = moek_fold4_256(_mm256_dpbusd_epi32(shift, v[0], a), _mm256_dpbusd_epi32(shift, v[1], a),
+                                                _mm256_dpbusd_epi32(shift, v[2], a), _mm256_dpbusd_epi32(shift, v[3], a));
+            acc[t] = moek_finish4(acc[t], d0, moek_h2f4(&x[t][b].d), sums);
+        }
+    }
+    for (int t = 0; t < T; t++) _mm_storeu_ps(out[t], acc[t]);
+}
+
+/// Four Q8_0 rows · `T` tokens (2-4): zd_dotT4_q8_0 with the token count fixed at compile time.
+MOEK_ZMM_ATTR static void zd_dotT4_q8(int T, const uint8_t *w, size_t stride, const moek_block_q8_0 *const *x, size_t n, float *const *out) {
+    switch (T) {
+        case 4: zd_dotT4_q8_0(w, stride, x, 4, n, out); break;
+        case 3: zd_dotT4_q8_0(w, stride, x, 3, n, out); break;
+        case 2: zd_dotT4_q8_0(w, stride, x, 2, n, out); break;
+        default: zd_dotT4_q8_0(w, stride, x, 1, n, out); break;
     }
 }
 
