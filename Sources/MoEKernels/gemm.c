@@ -667,6 +667,21 @@ static void rows4_q8_0(int q4, const uint8_t *w, size_t rowBytes, size_t rows, s
 /// Tokens from which CPUs with vpdpbusd use its Q6_K tiles (vnni_ktiles.h).
 #define VNNI_Q6_K_TILE_TOKENS 2
 
+#if defined(__x86_64__)
+/// A Q4_0 (q4 = 1) or Q8_0 product with a few tokens through the 512-bit decode kernels where the
+/// CPU has them (moek_vnni_gemm_q_small), the rows past their multiple of eight / four through
+/// rows4_q8_0. Returns 0, having done nothing, where those kernels do not apply.
+static int few_tokens(int q4, const uint8_t *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_0 *x, const int32_t *offsets,
+                      size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
+    const size_t done = moek_vnni_gemm_q_small(q4, w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
+    if (done == 0) return 0;
+    if (rows > done) {
+        rows4_q8_0(q4, w + done * rowBytes, rowBytes, rows - done, n, x, q4 ? offsets : NULL, xStride, xIndex, tokens, y + done, yStride, yIndex);
+    }
+    return 1;
+}
+#endif
+
 void moek_gemm_q4_0_q8_0(const void *w, size_t rowBytes, size_t rows, size_t n,
                          const moek_block_q8_0 *x, const int32_t *offsets, size_t xStride, const int32_t *xIndex,
                          size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
@@ -676,15 +691,7 @@ void moek_gemm_q4_0_q8_0(const void *w, size_t rowBytes, size_t rows, size_t n,
         gemm_q4_0_interleaved((const uint8_t *)w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
         return;
     }
-    const size_t few = moek_vnni_gemm_q4_0_small(w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
-    if (few) {  // the eight-row decode kernel for a few tokens; the rows past a multiple of eight below
-        w = (const uint8_t *)w + few * rowBytes;
-        rows -= few;
-        y += few;
-        if (rows == 0) return;
-        rows4_q8_0(1, (const uint8_t *)w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
-        return;
-    }
+    if (few_tokens(1, (const uint8_t *)w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex)) return;
     if (moek_has_vnni(f) && tokens >= VNNI_Q4_0_TILE_TOKENS) {
         moek_vnni_gemm_q4_0(w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
         return;
@@ -708,15 +715,7 @@ void moek_gemm_q8_0_q8_0(const void *w, size_t rowBytes, size_t rows, size_t n,
         gemm_q8_0_avx2_128((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
         return;
     }
-    const size_t few = moek_vnni_gemm_q8_0_small(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
-    if (few) {  // the 512-bit four-row decode kernel for a few tokens; the rows past a multiple of four below
-        w = (const uint8_t *)w + few * rowBytes;
-        rows -= few;
-        y += few;
-        if (rows == 0) return;
-        rows4_q8_0(0, (const uint8_t *)w, rowBytes, rows, n, x, NULL, xStride, xIndex, tokens, y, yStride, yIndex);
-        return;
-    }
+    if (few_tokens(0, (const uint8_t *)w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex)) return;
     if (moek_has_vnni(f) && tokens >= VNNI_TILE_TOKENS) {
         moek_vnni_gemm_q8_0(w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
         return;

@@ -155,11 +155,12 @@ void moek_vnni_gemm_q8_0(const void *w, size_t rowBytes, size_t rows, size_t n, 
     gemm_q4_0_q8_0(0, (const uint8_t *)w, rowBytes, rows, n, x, offsets, xStride, xIndex, tokens, y, yStride, yIndex);
 }
 
-size_t moek_vnni_gemm_q4_0_small(const void *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_0 *x, const int32_t *offsets,
-                                 size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
-    if (!(moek_cpu_features() & MOEK_CPU_AVX512_VNNI) || tokens > ZD_Q4_0_TOKENS) return 0;
+size_t moek_vnni_gemm_q_small(int q4, const void *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_0 *x, const int32_t *offsets,
+                              size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
+    if (!(moek_cpu_features() & MOEK_CPU_AVX512_VNNI) || tokens > (q4 ? ZD_Q4_0_TOKENS : ZD_Q8_0_TOKENS) || (!q4 && tokens < 2)) return 0;
+    const size_t group = q4 ? 8 : 4;
     size_t r = 0;
-    for (; r + 8 <= rows; r += 8) {
+    for (; r + group <= rows; r += group) {
         for (size_t t0 = 0; t0 < tokens; t0 += 4) {  // up to four tokens per pass, the rows in L1 for the next
             const int count = tokens - t0 < 4 ? (int)(tokens - t0) : 4;
             const moek_block_q8_0 *xs[4];
@@ -168,29 +169,12 @@ size_t moek_vnni_gemm_q4_0_small(const void *w, size_t rowBytes, size_t rows, si
             for (int j = 0; j < count; j++) {
                 const size_t xi = token_row(xIndex, t0 + j);
                 xs[j] = x + xi * xStride;
-                os[j] = offsets + xi * xStride;
+                os[j] = q4 ? offsets + xi * xStride : NULL;
                 outs[j] = y + token_row(yIndex, t0 + j) * yStride + r;
             }
-            zd_dotT8(count, (const uint8_t *)w + r * rowBytes, rowBytes, xs, os, n, outs);
-        }
-    }
-    return r;
-}
-
-size_t moek_vnni_gemm_q8_0_small(const void *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_0 *x, size_t xStride,
-                                 const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
-    if (!(moek_cpu_features() & MOEK_CPU_AVX512_VNNI) || tokens < 2 || tokens > ZD_Q8_0_TOKENS) return 0;
-    size_t r = 0;
-    for (; r + 4 <= rows; r += 4) {
-        for (size_t t0 = 0; t0 < tokens; t0 += 4) {  // up to four tokens per pass, the rows in L1 for the next
-            const int count = tokens - t0 < 4 ? (int)(tokens - t0) : 4;
-            const moek_block_q8_0 *xs[4];
-            float *outs[4];
-            for (int j = 0; j < count; j++) {
-                xs[j] = x + token_row(xIndex, t0 + j) * xStride;
-                outs[j] = y + token_row(yIndex, t0 + j) * yStride + r;
-            }
-            zd_dotT4_q8(count, (const uint8_t *)w + r * rowBytes, rowBytes, xs, n, outs);
+            const uint8_t *rw = (const uint8_t *)w + r * rowBytes;
+            if (q4) zd_dotT8(count, rw, rowBytes, xs, os, n, outs);
+            else zd_dotT4_q8(count, rw, rowBytes, xs, n, outs);
         }
     }
     return r;

@@ -41,12 +41,11 @@ size_t moek_vnni_gemm_k_small(int kind, const void *w, size_t rowBytes, size_t r
 /// moek_gemm_q4_0_q8_0 with few tokens on CPUs with AVX-512 VNNI, up to ZD_Q4_0_TOKENS (vnni.c):
 /// the eight-row decode kernel, each block unpacked once for up to four tokens. Returns the rows
 /// done (a multiple of eight; 0 where it does not apply).
-/// moek_gemm_q8_0_q8_0 with 2 to ZD_Q8_0_TOKENS tokens on CPUs with AVX-512 VNNI (vnni.c):
-/// the four-row 512-bit decode kernel, each block flipped once for up to four tokens. Returns the
-/// rows done (a multiple of four; 0 where it does not apply).
-size_t moek_vnni_gemm_q8_0_small(const void *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_0 *x, size_t xStride,
-                                 const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex);
-size_t moek_vnni_gemm_q4_0_small(const void *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_0 *x, const int32_t *offsets,
-                                 size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex);
+/// moek_gemm_q4_0_q8_0 (q4 = 1) or moek_gemm_q8_0_q8_0 (q4 = 0) with a few tokens on CPUs with
+/// AVX-512 VNNI (vnni.c: Q4_0 up to ZD_Q4_0_TOKENS, Q8_0 from 2 to ZD_Q8_0_TOKENS): the 512-bit
+/// decode kernels, eight Q4_0 or four Q8_0 rows at a time, each block unpacked once for up to
+/// four tokens. Returns the rows done (a multiple of eight / four; 0 where it does not apply).
+size_t moek_vnni_gemm_q_small(int q4, const void *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_0 *x, const int32_t *offsets,
+                              size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex);
 #endif
 #endif
