@@ -21,8 +21,9 @@ enum BenchCommand {
         each as tokens/s, mean ± std over REPS runs after one warm-up. Also measures this
         machine's memory read bandwidth and reports the decode roofline: bandwidth / bytes one
         token reads (weights, and the KV cache at the run's mean context), and the fraction of it
-        reached, each decode repetition against a short probe (256 MiB) taken just before it, as
-        a machine's memory speed can drift between the tests and the final probe; at --parallel N, the roofline of a step (every expert any sequence chose read
+        reached, each decode repetition against the faster of two short probes (256 MiB) taken
+        just before and just after it, as a machine's memory speed can drift between the tests
+        and the final probe; at --parallel N, the roofline of a step (every expert any sequence chose read
         once: the experts per layer a step ran are counted). -p 0 or -n 0 skips a test. JSON
         uses llama-bench's field names. Decode tests also print where a token's time goes:
         attention, router, experts, output, and how much of it the calling thread spent waiting
@@ -68,9 +69,11 @@ enum BenchCommand {
         /// With --ab-without: seconds per token of each step (decode) or repetition (prompt), all
         /// features in [0], the masked ones in [1].
         var ab: [[Double]] = [[], []]
-        /// Decode tests without an expert store: read bandwidth measured just before each timed
-        /// repetition (bytes/s), one per sample.
+        /// Decode tests without an expert store: read bandwidth around each timed repetition, the
+        /// faster of the probes just before and just after it (bytes/s), one per sample.
         var bandwidths: [Double] = []
+        /// The probes themselves, in order: after the warm-up, then after each timed repetition.
+        var probes: [Double] = []
         /// Adds the expert store's activity between two snapshots (taken around a timed run).
         mutating func addStore(from before: ExpertStoreStats?, to after: ExpertStoreStats?) {
             guard let before, let after else { return }
@@ -129,8 +132,9 @@ enum BenchCommand {
         }
         let at = depth > 0 ? " @ d\(depth)" : ""
         var results: [Result] = []
-        // This VM-friendly roofline: a short probe before every timed decode repetition, so each
-        // is judged against the bandwidth of its own minute. Its buffer is touched once, here,
+        // This VM-friendly roofline: a short probe between timed decode repetitions, so each is
+        // judged against the bandwidth of its own minute (the faster probe of the two around it,
+        // so a repetition is never judged against a slow instant that it did not itself see). Its buffer is touched once, here,
         // and kept, so the peak RSS less its size is the model's. Not with an expert store, whose
         // runs are usually memory-capped.
         let probe = genTokens > 0 && model.options.expertStore == nil ? BandwidthProbe(bytes: 256 << 20, threads: threads) : nil
@@ -158,10 +162,10 @@ enum BenchCommand {
                 var r = Result(test: "tg\(genTokens)\(n > 1 ? " x\(n)" : "")\(at)", prompt: 0, generated: genTokens, samples: [])
                 r.parallel = n
                 var timings = ForwardTimings()
+                var lastProbe: Double?
                 for rep in 0...reps {
                     let sessions = try (0..<n).map { _ in try session(room: genTokens) }
                     let input = (0..<n).map { _ in tokens(genTokens) }
-                    let bandwidth = rep > 0 ? probe?.measure() : nil
                     let before = model.expertStoreStats, start = clock.now
                     for step in 0..<genTokens {
                         abSelect(step % 2)
@@ -171,13 +175,18 @@ enum BenchCommand {
                     }
                     abSelect(0)
                     let elapsed = seconds(clock.now - start)
+                    // The probe after a repetition is also the one before the next (the warm-up's
+                    // before the first); each repetition keeps the faster of its two.
+                    let after = probe?.measure()
+                    if let after { r.probes.append(after) }
                     if rep > 0 {
-                        if let bandwidth { r.bandwidths.append(bandwidth) }
+                        if let after, let previous = lastProbe { r.bandwidths.append(max(previous, after)) }
                         r.samples.append(Double(n * genTokens) / elapsed)
                         r.seconds += elapsed
                         timings.add(sessions[0].timings)
                         r.addStore(from: before, to: model.expertStoreStats)
                     }
+                    lastProbe = after
                 }
                 r.timings = timings
                 results.append(r)
@@ -203,8 +212,9 @@ enum BenchCommand {
             guard bytes > 0 else { return nil }
             return (bandwidth * perStep / bytes, experts, bytes, perStep)
         }
-        /// The fraction of the roofline a decode test reached: each repetition against the bandwidth
-        /// measured just before it (the mean of those), else against the probe after the tests.
+        /// The fraction of the roofline a decode test reached: each repetition against the faster of
+        /// the bandwidths measured just before and after it (the mean of those), else against the
+        /// probe after the tests.
         func fraction(_ r: Result) -> Double? {
             guard let b = stepRoofline(r) else { return nil }
             guard r.bandwidths.count == r.samples.count, !r.samples.isEmpty else { return r.mean / b.ts }
@@ -232,6 +242,7 @@ enum BenchCommand {
                     ("roofline_fraction", fraction(r).map { .double($0) } ?? .null),
                     ("roofline_ts", .double(stepRoofline(r)?.ts ?? roofline)), ("memory_bandwidth_bytes_per_s", .double(bandwidth)),
                     ("memory_bandwidth_per_rep_bytes_per_s", r.bandwidths.isEmpty ? .null : .array(r.bandwidths.map { .double($0) })),
+                    ("memory_bandwidth_probes_bytes_per_s", r.probes.isEmpty ? .null : .array(r.probes.map { .double($0) })),
                     ("experts_per_layer_step", stepRoofline(r).map { .double($0.expertsPerLayer) } ?? .null),
                     ("bytes_per_step", stepRoofline(r).map { .double($0.bytesPerStep) } ?? .null),
                     ("active_bytes_per_token", .int(summary.activeBytesPerToken)), ("kv_bytes_per_token", .double(kvBytesPerToken)),
@@ -300,7 +311,7 @@ enum BenchCommand {
         /// How the per-repetition probes were taken, for the text output ("" without them).
         func probeRange(_ r: Result) -> String {
             guard let lo = r.bandwidths.min(), let hi = r.bandwidths.max() else { return "" }
-            return " (each repetition against the bandwidth measured just before it: \(fixed(lo / 1e9, 1))-\(fixed(hi / 1e9, 1)) GB/s)"
+            return " (each repetition against the faster of the bandwidths measured just before and after it: \(fixed(lo / 1e9, 1))-\(fixed(hi / 1e9, 1)) GB/s)"
         }
 
         /// JSON fields of the A/B (none without --ab-without): each half's median seconds per token.
