@@ -3,7 +3,8 @@
 // fall back to the EVEX one, which CPUs with AVX-512 but no AVX-VNNI (Zen 4, Ice Lake / Cascade
 // Lake servers) have. On CPUs with AVX-512 VNNI, matrix-matrix products with enough tokens take
 // 512-bit tiles (vnni_zmm.h), and Q4_0 (eight rows), Q4_K, Q5_K and Q6_K decode 512-bit kernels
-// (vnni_zdot.h), so those decode kernels are compiled in the VEX form only. All give the same
+// (vnni_zdot.h), so those decode kernels are compiled in the VEX form only. Products of a few
+// tokens take the 512-bit decode kernels too, Q8_0's (four rows) from two tokens. All give the same
 // bits as the scalar twins (see vnni_qdot.h).
 #include "vnni.h"
 
