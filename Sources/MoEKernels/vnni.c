@@ -81,19 +81,24 @@ static inline int zmm(size_t tokens) { return (moek_cpu_features() & MOEK_CPU_AV
 /// 5: 96.0 -> 98.3, 8: 107.0 -> 143.9; Q5_K 2: 65.8 -> 44.7, 4: 98.2 -> 82.2, 5: 102.6 -> 114.1;
 /// Q6_K 2: 105.5 -> 41.9, 4: 103.0 -> 65.8, 6: 116.1 -> 100.1, 8: 125.3 -> 126.7. (From L3 the
 /// tiles keep up from four tokens: Q4_K 70.7 vs 73.0; a decode step's weights come from memory.)
+/// Since the tiles prefetch during two token passes, not one (vnni_zmm.h), Q6_K's cross at
+/// six tokens: decode kernel vs tiles, 5 tokens 84.4-90.9 vs 92.5-100.3, 6: 94.6-104.9 vs
+/// 92.8-95.4; Q4_K and Q5_K at 4 tokens 68.7-69.5 / 76.9-82.9 vs 81.3 / 101.4-102.3.
 #ifndef ZD_K_TOKENS
 #define ZD_K_TOKENS 4
 #endif
 #ifndef ZD_Q6_K_TOKENS
-#define ZD_Q6_K_TOKENS 6
+#define ZD_Q6_K_TOKENS 5
 #endif
 /// Tokens up to which Q4_0 products with AVX-512 VNNI take the eight-row decode kernel, each
 /// block's levels unpacked once for up to four tokens (zd_dotT8), rather than the tiles. Zen 5,
 /// one thread, streamed 1024x2048 matrices, µs, tiles vs this: 2 tokens 60.0-61.0 vs 37.8-39.2,
 /// 3: 67.8-69.2 vs 47.5-48.0, 4: 79.0-80.5 vs 58.2-59.9, 5: 93.4-95.5 vs 86.7-88.1, 6:
-/// 105.1-108.2 vs 96.2-98.6, 8: 117.9-121.4 vs 123.2-123.6, 12: 137-141 vs 180-188.
+/// 105.1-108.2 vs 96.2-98.6, 8: 117.9-121.4 vs 123.2-123.6, 12: 137-141 vs 180-188. With the
+/// tiles prefetching during two token passes: 5 tokens 86.8-91.3 vs 94.7-98.7, 6: 96.9-100.6 vs
+/// 85.0-86.4, so the tiles take six.
 #ifndef ZD_Q4_0_TOKENS
-#define ZD_Q4_0_TOKENS 6
+#define ZD_Q4_0_TOKENS 5
 #endif
 /// Tokens up to which Q8_0 products with AVX-512 VNNI take the four-row 512-bit decode kernel
 /// (zd_dotT4_q8), four tokens per pass, rather than the tiles; from two, as one token keeps
