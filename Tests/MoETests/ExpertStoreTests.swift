@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import Testing
 @testable import MoE
 
@@ -374,8 +373,8 @@ struct ExpertStoreTests {
             try m.makeSession(contextLength: 64, threads: 2).generate(prompt, options: options) { _ in true }.generatedTokens
         }
         let alone = try prompts.map { try generate(plain, $0) }
-        let together = Mutex<[Int: [Int32]]>([:])
-        let failures = Mutex<[String]>([])
+        let together = Locked<[Int: [Int32]]>([:])  // not Mutex: ThreadSanitizer cannot see its futex (Locked.swift)
+        let failures = Locked<[String]>([])
         DispatchQueue.concurrentPerform(iterations: 4) { i in
             do {
                 let tokens = try generate(model, prompts[i])
