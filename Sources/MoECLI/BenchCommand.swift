@@ -134,9 +134,9 @@ enum BenchCommand {
         var results: [Result] = []
         // This VM-friendly roofline: a short probe between timed decode repetitions, so each is
         // judged against the bandwidth of its own minute (the faster probe of the two around it,
-        // so a repetition is never judged against a slow instant that it did not itself see). Its buffer is touched once, here,
-        // and kept, so the peak RSS less its size is the model's. Not with an expert store, whose
-        // runs are usually memory-capped.
+        // so a repetition is never judged against a slow instant that it did not itself see). Its
+        // buffer is touched once, here, and kept, so the peak RSS less its size is the model's.
+        // Not with an expert store, whose runs are usually memory-capped.
         let probe = genTokens > 0 && model.options.expertStore == nil ? BandwidthProbe(bytes: 256 << 20, threads: threads) : nil
         if promptTokens > 0 {
             var r = Result(test: "pp\(promptTokens)\(at)", prompt: promptTokens, generated: 0, samples: [])

@@ -9,6 +9,7 @@
 static inline int moek_has_vnni(uint32_t f) {
     return (f & (MOEK_CPU_AVX_VNNI | MOEK_CPU_AVX512_VNNI)) && !(f & MOEK_CPU_AVX2_HALF_WIDTH);
 }
+
 #if defined(__x86_64__)
 /// moek_vec_dot4_q4_0_q8_0 with vpdpbusd.
 void moek_vnni_dot4_q4_0(const void *w, size_t stride, const moek_block_q8_0 *x, const int32_t *offsets, size_t n, float *out);
@@ -38,9 +39,6 @@ size_t moek_vnni_gemm_k_zmm(int kind, const void *w, size_t rowBytes, size_t row
 /// unpacked once for up to four tokens. Returns the rows done (a multiple of four; 0 where it does not apply).
 size_t moek_vnni_gemm_k_small(int kind, const void *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_K *x, size_t xStride,
                               const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex);
-/// moek_gemm_q4_0_q8_0 with few tokens on CPUs with AVX-512 VNNI, up to ZD_Q4_0_TOKENS (vnni.c):
-/// the eight-row decode kernel, each block unpacked once for up to four tokens. Returns the rows
-/// done (a multiple of eight; 0 where it does not apply).
 /// moek_gemm_q4_0_q8_0 (q4 = 1) or moek_gemm_q8_0_q8_0 (q4 = 0) with a few tokens on CPUs with
 /// AVX-512 VNNI (vnni.c: Q4_0 up to ZD_Q4_0_TOKENS, Q8_0 from 2 to ZD_Q8_0_TOKENS): the 512-bit
 /// decode kernels, eight Q4_0 or four Q8_0 rows at a time, each block unpacked once for up to

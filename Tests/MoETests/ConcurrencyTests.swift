@@ -33,7 +33,6 @@ struct ConcurrencyTests {
     }
 }
 
-
 /// Requests that would need more memory than the machine has are refused before allocating.
 @Suite("Resource limits")
 struct ResourceLimitTests {

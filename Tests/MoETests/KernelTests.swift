@@ -315,13 +315,13 @@ struct KernelTests {
         // 19 rows in two ranges, 0..<6 and 6..<19: one eight-row group (the Q4_0 decode kernel per
         // token), two four-row groups and three single rows; 1-3 tokens (the small-batch paths;
         // half-width CPUs switch to the interleaved Q6_K tiles at 2, Q4_0/Q4_K/Q5_K at 3, VNNI CPUs
-        // to their Q4_0 tiles at 3), 4 and 5 (AVX-512 VNNI: the K-quant decode kernels' four-token
+        // to their Q4_0 tiles at 3), 4 and 5 (AVX-512 VNNI: the few-token decode kernels' four-token
         // pass, then one more token), 6 and 11 (four-token passes with 2 and 3 left over, 11 > one
-        // 8-token tile; AVX-512 VNNI CPUs take the 512-bit tiles from 6, the K-quant ones from 5,
-        // Q6_K's from 7) and 17 (where half-width CPUs switch to the Q8_0 tiles).
+        // 8-token tile; AVX-512 VNNI CPUs take the tiles from 5 for Q8_0, Q4_K and Q5_K, from 6 for
+        // Q4_0 and Q6_K) and 17 (where half-width CPUs switch to the Q8_0 tiles).
         for tokens in [1, 2, 3, 4, 5, 6, 11, 17] { try matrixMatrix(type: type, typeName: typeName, inputs: n, rows: 19, tokens: tokens) }
         // 0..<6 and 6..<43: a sixteen-row group of the 512-bit tiles before the 256-bit ones' rows
-        // (the K-quant tiles start at 2 or 3 tokens; on AVX-512 VNNI CPUs at 5, Q6_K's at 7).
+        // (the K-quant tiles start at 2 or 3 tokens; on AVX-512 VNNI CPUs at 5, Q6_K's at 6).
         if [.q4_0, .q8_0, .q4_K, .q5_K, .q6_K].contains(type) {
             for tokens in [2, 3, 6, 11, 17] { try matrixMatrix(type: type, typeName: typeName, inputs: n, rows: 43, tokens: tokens) }
         }
