@@ -450,7 +450,7 @@ MOEK_AVX2_INLINE void q6_interleaved_tokens(const q6_interleaved *blocks, size_t
 #undef MOEK_DPBUSD
 
 /// The interleaved K-quant tiles: `kind` 4 (Q4_K), 5 (Q5_K) or 6 (Q6_K), a constant in each caller;
-/// `vnni` (Q4_K, Q6_K): 1 or 2 for the vpdpbusd tiles in VEX or EVEX form (vnni_ktiles.h).
+/// `vnni`: 1 or 2 for the vpdpbusd tiles in VEX or EVEX form (vnni_ktiles.h).
 MOEK_AVX2_INLINE void gemm_k_interleaved(const uint8_t *w, size_t rowBytes, size_t rows, size_t n,
                                          const moek_block_q8_K *x, size_t xStride, const int32_t *xIndex,
                                          size_t tokens, float *y, size_t yStride, const int32_t *yIndex, const int kind,
@@ -484,6 +484,8 @@ MOEK_AVX2_INLINE void gemm_k_interleaved(const uint8_t *w, size_t rowBytes, size
                                     : k4_interleaved_tokens(k4, sb, xb, acc + i, c, kind == 5, pf, rowBytes, blockBytes))
                     if (vnni == 1 && kind == 4) { k4_tokens_vex(k4, sb, xb, acc + i, count, pf, rowBytes); continue; }
                     if (vnni == 2 && kind == 4) { k4_tokens_evex(k4, sb, xb, acc + i, count, pf, rowBytes); continue; }
+                    if (vnni == 1 && kind == 5) { k5_tokens_vex(k4, sb, xb, acc + i, count, pf, rowBytes); continue; }
+                    if (vnni == 2 && kind == 5) { k5_tokens_evex(k4, sb, xb, acc + i, count, pf, rowBytes); continue; }
                     if (vnni == 1 && kind == 6) { k6_tokens_vex(q6, sb, xb, acc + i, count, pf, rowBytes); continue; }
                     if (vnni == 2 && kind == 6) { k6_tokens_evex(q6, sb, xb, acc + i, count, pf, rowBytes); continue; }
                     switch (count) {
@@ -508,30 +510,36 @@ MOEK_AVX2 static void gemm_q4_K_interleaved(const uint8_t *w, size_t rowBytes, s
                                             size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
     gemm_k_interleaved(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 4, 0);
 }
-/// The vpdpbusd K-quant tiles (`q6`: Q6_K, else Q4_K), VEX form where the CPU has it.
+/// The vpdpbusd K-quant tiles (`kind` 4, 5 or 6: Q4_K, Q5_K, Q6_K), VEX form where the CPU has it.
 MOEK_AVX2 static void gemm_k_vnni(const uint8_t *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_K *x,
                                   size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex,
-                                  int q6) {
+                                  int kind) {
     const int vex = (moek_cpu_features() & MOEK_CPU_AVX_VNNI) != 0;
     // Sixteen rows per pass with AVX-512 VNNI and enough tokens (vnni_zmm.h).
-    const size_t wide = moek_vnni_gemm_k_zmm(q6 ? 6 : 4, w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
+    const size_t wide = moek_vnni_gemm_k_zmm(kind, w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
     w += wide * rowBytes;
     rows -= wide;
     y += wide;
     if (rows == 0) return;
     // Eight rows per pass, a remaining four-row group below.
-    const size_t done = q6 ? (vex ? gemm_q6_K_rows8_vex(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex)
-                                  : gemm_q6_K_rows8_evex(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex))
-                           : (vex ? gemm_q4_K_rows8_vex(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex)
-                                  : gemm_q4_K_rows8_evex(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex));
+    size_t done;
+    switch (kind) {
+    case 6: done = vex ? gemm_q6_K_rows8_vex(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex)
+                       : gemm_q6_K_rows8_evex(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex); break;
+    case 5: done = vex ? gemm_q5_K_rows8_vex(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex)
+                       : gemm_q5_K_rows8_evex(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex); break;
+    default: done = vex ? gemm_q4_K_rows8_vex(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex)
+                        : gemm_q4_K_rows8_evex(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex); break;
+    }
     w += done * rowBytes;
     rows -= done;
     y += done;
     if (rows == 0) return;
-    if (q6 && vex) gemm_k_interleaved(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 6, 1);
-    else if (q6) gemm_k_interleaved(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 6, 2);
-    else if (vex) gemm_k_interleaved(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 4, 1);
-    else gemm_k_interleaved(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 4, 2);
+    switch (kind) {
+    case 6: gemm_k_interleaved(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 6, vex ? 1 : 2); break;
+    case 5: gemm_k_interleaved(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 5, vex ? 1 : 2); break;
+    default: gemm_k_interleaved(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 4, vex ? 1 : 2); break;
+    }
 }
 MOEK_AVX2 static void gemm_q5_K_interleaved(const uint8_t *w, size_t rowBytes, size_t rows, size_t n, const moek_block_q8_K *x,
                                             size_t xStride, const int32_t *xIndex, size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
@@ -643,9 +651,9 @@ static void rows4_q8_0(int q4, const uint8_t *w, size_t rowBytes, size_t rows, s
 #define HALF_WIDTH_Q4_K_INTERLEAVED_TOKENS 3
 #define HALF_WIDTH_Q5_K_INTERLEAVED_TOKENS 3
 #define HALF_WIDTH_Q6_K_INTERLEAVED_TOKENS 2
-/// Tokens from which full-width AVX2 CPUs without the 512-bit tiles (no AVX-512 VNNI) use the
-/// interleaved Q5_K tiles rather than the four-row kernel once per token. Zen 5 with AVX-512
-/// masked off, one thread, a streamed 1024x2048 matrix, µs per token, tiles vs four-row kernel:
+/// Tokens from which full-width AVX2 CPUs without vpdpbusd use the interleaved Q5_K tiles rather
+/// than the four-row kernel once per token. Zen 5 with AVX-512 masked off (before the vpdpbusd
+/// Q5_K tiles), one thread, a streamed 1024x2048 matrix, µs per token, tiles vs four-row kernel:
 /// 5 tokens 47.1 vs 42.8, 6: 42.2 vs 42.3, 8: 37.0 vs 42.6, 16: 35.7 vs 42.8, 64: 30.1 vs 42.1.
 #define Q5_K_INTERLEAVED_TOKENS 8
 /// The same for Q4_K and Q6_K on full-width AVX2 CPUs without vpdpbusd (Zen 5 with both VNNI
@@ -664,6 +672,15 @@ static void rows4_q8_0(int q4, const uint8_t *w, size_t rowBytes, size_t rows, s
 #define VNNI_Q4_0_TILE_TOKENS 2
 /// Tokens from which CPUs with vpdpbusd use its Q4_K tiles (vnni_ktiles.h).
 #define VNNI_Q4_K_TILE_TOKENS 2
+/// Tokens from which CPUs with vpdpbusd use its Q5_K tiles (vnni_ktiles.h) rather than the
+/// four-row kernel once per token. Zen 5 with AVX-512 masked off (AVX-VNNI only, as Intel client
+/// CPUs), one thread, 64 streamed 1024x2048 matrices, µs per token, tiles vs four-row kernel (8
+/// tokens on: vs the plain AVX2 tiles): 2 tokens 54.2-55.8 vs 46.6-48.3, 3: 43.5-44.2 vs
+/// 46.2-47.9, 4: 34.7-35.2 vs 45.6-46.6, 6: 29.0 vs 46.2, 8: 25.9 vs 40.2, 16: 25.1 vs 37.9, 64:
+/// 18.0 vs 32.4.
+#ifndef VNNI_Q5_K_TILE_TOKENS
+#define VNNI_Q5_K_TILE_TOKENS 3
+#endif
 /// Tokens from which CPUs with vpdpbusd use its Q6_K tiles (vnni_ktiles.h).
 #define VNNI_Q6_K_TILE_TOKENS 2
 
@@ -747,7 +764,7 @@ void moek_gemm_q4_K_q8_K(const void *w, size_t rowBytes, size_t rows, size_t n,
 #if defined(__x86_64__)
     if (gemm_k_small(4, moek_vec_dot_q4_K_q8_K, (const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex)) return;
     if (moek_has_vnni(moek_cpu_features()) && tokens >= VNNI_Q4_K_TILE_TOKENS) {
-        gemm_k_vnni((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 0);
+        gemm_k_vnni((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 4);
         return;
     }
     const uint32_t f = moek_cpu_features();
@@ -769,13 +786,12 @@ void moek_gemm_q5_K_q8_K(const void *w, size_t rowBytes, size_t rows, size_t n,
         gemm_q5_K_interleaved((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
         return;
     }
-    // The 512-bit tiles where the CPU has them and there are enough tokens; the rest below.
-    const size_t wide = moek_vnni_gemm_k_zmm(5, w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
-    w = (const uint8_t *)w + wide * rowBytes;
-    rows -= wide;
-    y += wide;
-    if (rows == 0) return;
-    if ((moek_cpu_features() & MOEK_CPU_AVX2_FMA) && tokens >= Q5_K_INTERLEAVED_TOKENS) {
+    // The 512-bit tiles where the CPU has them, then the 256-bit vpdpbusd tiles (gemm_k_vnni).
+    if (moek_has_vnni(moek_cpu_features()) && tokens >= VNNI_Q5_K_TILE_TOKENS) {
+        gemm_k_vnni((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 5);
+        return;
+    }
+    if ((moek_cpu_features() & MOEK_CPU_AVX2_FMA) && !moek_has_vnni(moek_cpu_features()) && tokens >= Q5_K_INTERLEAVED_TOKENS) {
         gemm_q5_K_interleaved((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
         return;
     }
@@ -789,7 +805,7 @@ void moek_gemm_q6_K_q8_K(const void *w, size_t rowBytes, size_t rows, size_t n,
 #if defined(__x86_64__)
     if (gemm_k_small(6, moek_vec_dot_q6_K_q8_K, (const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex)) return;
     if (moek_has_vnni(moek_cpu_features()) && tokens >= VNNI_Q6_K_TILE_TOKENS) {
-        gemm_k_vnni((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 1);
+        gemm_k_vnni((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 6);
         return;
     }
     const uint32_t f = moek_cpu_features();

@@ -1,4 +1,4 @@
-// Q4_K and Q6_K matrix-matrix tiles with vpdpbusd, included twice by gemm.c (as vnni_qdot.h by vnni.c:
+// Q4_K, Q5_K and Q6_K matrix-matrix tiles with vpdpbusd, included twice by gemm.c (as vnni_qdot.h by vnni.c:
 // MOEK_VNNI_ATTR, MOEK_VNNI_NAME, MOEK_DPBUSD) after the interleaved K-quant layout it reads.
 //
 // The four rows' super-blocks are interleaved as for the half-width tiles (k4_interleave: per
@@ -6,22 +6,25 @@
 // one 256-bit operand, matched by the token's 32 activations of that sub-block with dword g of
 // each 128-bit half broadcast across it (one in-lane shuffle); four vpdpbusd leave row k's
 // sub-block sum split between lanes k and k+4, at most 16·15·127 = 30480 each, so one madd
-// against the rows' scales (as (scale, 0) int16 pairs) scales it exactly. Q5_K's 31 would not fit
-// and stays on the half-width tiles. Minimums and the float finish are k4_interleaved_tokens's,
-// the scalar twin's operations, so the bits are the one-token kernels'. Q4_K goes eight rows per
-// pass (two such groups sharing each activation shuffle; gemm_q4_K_rows8), the four-row body
+// against the rows' scales (as (scale, 0) int16 pairs) scales it exactly. Q5_K's levels (up to
+// 31) would reach 16·31·127 = 62992, so its sums are scaled after every two groups (8·31·127 =
+// 31496), one more madd per sub-block. Minimums and the float finish are k4_interleaved_tokens's,
+// the scalar twin's operations, so the bits are the one-token kernels'. Q4_K and Q5_K go eight rows
+// per pass (two such groups sharing each activation shuffle; gemm_q4_K_rows8), the four-row body
 // taking a remaining group of four.
 
 #define MOEK_VNNI_INLINE static inline __attribute__((always_inline)) MOEK_VNNI_ATTR
 
 MOEK_VNNI_INLINE void MOEK_VNNI_NAME(k4_tokens_body)(const k4_interleaved *blocks, size_t sb, const moek_block_q8_K *const *xb,
-                                                      __m128 *acc, const int count, const uint8_t *next, size_t rowBytes) {
+                                                      __m128 *acc, const int count, const int fifth_bit, const uint8_t *next,
+                                                      size_t rowBytes) {
+    const size_t blockBytes = fifth_bit ? 176 : 144;
     const __m256i lowHalf = _mm256_set1_epi32(0xFFFF), zero = _mm256_setzero_si256();
     __m128 a[4];
     for (int t = 0; t < count; t++) a[t] = acc[t];
     for (size_t i = 0; i < sb; i++) {
         const k4_interleaved *blk = &blocks[i];
-        if (next) prefetch_block4(next + i * 144, rowBytes, 144);
+        if (next) prefetch_block4(next + i * blockBytes, rowBytes, blockBytes);
         __m128i summ[4];
         __m256i sumi[4];
         for (int t = 0; t < count; t++) {
@@ -41,7 +44,14 @@ MOEK_VNNI_INLINE void MOEK_VNNI_NAME(k4_tokens_body)(const k4_interleaved *block
                 for (int t = 0; t < count; t++)                                                        \
                     s[t] = MOEK_DPBUSD(s[t], q, _mm256_shuffle_epi32(act[t], (g) * 0x55));             \
             }
-            MOEK_VNNI_K4_GROUP(0) MOEK_VNNI_K4_GROUP(1) MOEK_VNNI_K4_GROUP(2) MOEK_VNNI_K4_GROUP(3)
+            MOEK_VNNI_K4_GROUP(0) MOEK_VNNI_K4_GROUP(1)
+            if (fifth_bit) {
+                for (int t = 0; t < count; t++) {
+                    sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(s[t], sc));
+                    s[t] = zero;
+                }
+            }
+            MOEK_VNNI_K4_GROUP(2) MOEK_VNNI_K4_GROUP(3)
 #undef MOEK_VNNI_K4_GROUP
             for (int t = 0; t < count; t++) sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(s[t], sc));
         }
@@ -60,10 +70,20 @@ MOEK_VNNI_INLINE void MOEK_VNNI_NAME(k4_tokens_body)(const k4_interleaved *block
 MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(k4_tokens)(const k4_interleaved *blocks, size_t sb, const moek_block_q8_K *const *xb,
                                                      __m128 *acc, int count, const uint8_t *next, size_t rowBytes) {
     switch (count) {
-    case 4: MOEK_VNNI_NAME(k4_tokens_body)(blocks, sb, xb, acc, 4, next, rowBytes); break;
-    case 3: MOEK_VNNI_NAME(k4_tokens_body)(blocks, sb, xb, acc, 3, next, rowBytes); break;
-    case 2: MOEK_VNNI_NAME(k4_tokens_body)(blocks, sb, xb, acc, 2, next, rowBytes); break;
-    default: MOEK_VNNI_NAME(k4_tokens_body)(blocks, sb, xb, acc, 1, next, rowBytes); break;
+    case 4: MOEK_VNNI_NAME(k4_tokens_body)(blocks, sb, xb, acc, 4, 0, next, rowBytes); break;
+    case 3: MOEK_VNNI_NAME(k4_tokens_body)(blocks, sb, xb, acc, 3, 0, next, rowBytes); break;
+    case 2: MOEK_VNNI_NAME(k4_tokens_body)(blocks, sb, xb, acc, 2, 0, next, rowBytes); break;
+    default: MOEK_VNNI_NAME(k4_tokens_body)(blocks, sb, xb, acc, 1, 0, next, rowBytes); break;
+    }
+}
+/// The same for interleaved Q5_K super-blocks.
+MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(k5_tokens)(const k4_interleaved *blocks, size_t sb, const moek_block_q8_K *const *xb,
+                                                     __m128 *acc, int count, const uint8_t *next, size_t rowBytes) {
+    switch (count) {
+    case 4: MOEK_VNNI_NAME(k4_tokens_body)(blocks, sb, xb, acc, 4, 1, next, rowBytes); break;
+    case 3: MOEK_VNNI_NAME(k4_tokens_body)(blocks, sb, xb, acc, 3, 1, next, rowBytes); break;
+    case 2: MOEK_VNNI_NAME(k4_tokens_body)(blocks, sb, xb, acc, 2, 1, next, rowBytes); break;
+    default: MOEK_VNNI_NAME(k4_tokens_body)(blocks, sb, xb, acc, 1, 1, next, rowBytes); break;
     }
 }
 
@@ -75,15 +95,16 @@ MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(k4_tokens)(const k4_interleaved *block
 /// registers (16 in VEX form) and was slower from 4 tokens on (8: 21.1, 64: 16.9).
 MOEK_VNNI_INLINE void MOEK_VNNI_NAME(k4x8_tokens_body)(const k4_interleaved *lo, const k4_interleaved *hi, size_t sb,
                                                         const moek_block_q8_K *const *xb, __m256 *acc, const int count,
-                                                        const uint8_t *next, size_t rowBytes) {
+                                                        const int fifth_bit, const uint8_t *next, size_t rowBytes) {
     const __m256i lowHalf = _mm256_set1_epi32(0xFFFF), zero = _mm256_setzero_si256();
+    const size_t blockBytes = fifth_bit ? 176 : 144;
     __m256 a[2];
     for (int t = 0; t < count; t++) a[t] = acc[t];
     for (size_t i = 0; i < sb; i++) {
         const k4_interleaved *A = &lo[i], *B = &hi[i];
         if (next) {
-            prefetch_block4(next + i * 144, rowBytes, 144);
-            prefetch_block4(next + 4 * rowBytes + i * 144, rowBytes, 144);
+            prefetch_block4(next + i * blockBytes, rowBytes, blockBytes);
+            prefetch_block4(next + 4 * rowBytes + i * blockBytes, rowBytes, blockBytes);
         }
         __m256i summ[2], sumA[2], sumB[2];
         for (int t = 0; t < count; t++) {
@@ -110,7 +131,16 @@ MOEK_VNNI_INLINE void MOEK_VNNI_NAME(k4x8_tokens_body)(const k4_interleaved *lo,
                     sB[t] = MOEK_DPBUSD(sB[t], qb, v);                                                 \
                 }                                                                                      \
             }
-            MOEK_VNNI_K4X8_GROUP(0) MOEK_VNNI_K4X8_GROUP(1) MOEK_VNNI_K4X8_GROUP(2) MOEK_VNNI_K4X8_GROUP(3)
+            MOEK_VNNI_K4X8_GROUP(0) MOEK_VNNI_K4X8_GROUP(1)
+            if (fifth_bit) {  // Q5_K: scale every two groups (see the top)
+                for (int t = 0; t < count; t++) {
+                    sumA[t] = _mm256_add_epi32(sumA[t], _mm256_madd_epi16(sA[t], scA));
+                    sumB[t] = _mm256_add_epi32(sumB[t], _mm256_madd_epi16(sB[t], scB));
+                    sA[t] = zero;
+                    sB[t] = zero;
+                }
+            }
+            MOEK_VNNI_K4X8_GROUP(2) MOEK_VNNI_K4X8_GROUP(3)
 #undef MOEK_VNNI_K4X8_GROUP
             for (int t = 0; t < count; t++) {
                 sumA[t] = _mm256_add_epi32(sumA[t], _mm256_madd_epi16(sA[t], scA));
@@ -246,12 +276,13 @@ MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(k6_tokens)(const q6_interleaved *block
     }
 }
 
-/// Q4_K (`q6` 0) or Q6_K rows eight at a time (two four-row groups per pass); returns how many
-/// rows it did (a multiple of 8), the rest left to the four-row tiles.
+/// Q4_K, Q5_K or Q6_K (`kind` 4, 5, 6) rows eight at a time (two four-row groups per pass);
+/// returns how many rows it did (a multiple of 8), the rest left to the four-row tiles.
 MOEK_VNNI_INLINE size_t MOEK_VNNI_NAME(gemm_k_rows8)(const uint8_t *w, size_t rowBytes, size_t rows, size_t n,
                                                      const moek_block_q8_K *x, size_t xStride, const int32_t *xIndex,
-                                                     size_t tokens, float *y, size_t yStride, const int32_t *yIndex, const int q6) {
-    const size_t nb = n / 256, blockBytes = q6 ? 210 : 144;
+                                                     size_t tokens, float *y, size_t yStride, const int32_t *yIndex, const int kind) {
+    const int q6 = kind == 6, q5 = kind == 5;
+    const size_t nb = n / 256, blockBytes = q6 ? 210 : q5 ? 176 : 144;
     union { k4_interleaved k4[2][K_SEGMENT]; q6_interleaved q6[2][K_SEGMENT]; } segment;
     __m256 acc[TILE];
     size_t r = 0;
@@ -265,7 +296,7 @@ MOEK_VNNI_INLINE size_t MOEK_VNNI_NAME(gemm_k_rows8)(const uint8_t *w, size_t ro
                 for (int half = 0; half < 2; half++) {
                     const uint8_t *ph = p + 4 * half * rowBytes + b * blockBytes;
                     if (q6) q6_interleave(ph, rowBytes, &segment.q6[half][b]);
-                    else k4_interleave(ph, rowBytes, 16, 0, &segment.k4[half][b]);
+                    else k4_interleave(ph, rowBytes, q5 ? 48 : 16, q5, &segment.k4[half][b]);
                 }
             }
             for (size_t t0 = 0; t0 < tokens; t0 += TILE) {
@@ -281,8 +312,10 @@ MOEK_VNNI_INLINE size_t MOEK_VNNI_NAME(gemm_k_rows8)(const uint8_t *w, size_t ro
                     const uint8_t *pf = i == 0 ? next : NULL;
                     if (q6 && count == 2) MOEK_VNNI_NAME(k6x8_tokens_body)(segment.q6[0], segment.q6[1], sb, xb, acc + i, 2, pf, rowBytes);
                     else if (q6) MOEK_VNNI_NAME(k6x8_tokens_body)(segment.q6[0], segment.q6[1], sb, xb, acc + i, 1, pf, rowBytes);
-                    else if (count == 2) MOEK_VNNI_NAME(k4x8_tokens_body)(segment.k4[0], segment.k4[1], sb, xb, acc + i, 2, pf, rowBytes);
-                    else MOEK_VNNI_NAME(k4x8_tokens_body)(segment.k4[0], segment.k4[1], sb, xb, acc + i, 1, pf, rowBytes);
+                    else if (q5 && count == 2) MOEK_VNNI_NAME(k4x8_tokens_body)(segment.k4[0], segment.k4[1], sb, xb, acc + i, 2, 1, pf, rowBytes);
+                    else if (q5) MOEK_VNNI_NAME(k4x8_tokens_body)(segment.k4[0], segment.k4[1], sb, xb, acc + i, 1, 1, pf, rowBytes);
+                    else if (count == 2) MOEK_VNNI_NAME(k4x8_tokens_body)(segment.k4[0], segment.k4[1], sb, xb, acc + i, 2, 0, pf, rowBytes);
+                    else MOEK_VNNI_NAME(k4x8_tokens_body)(segment.k4[0], segment.k4[1], sb, xb, acc + i, 1, 0, pf, rowBytes);
                 }
                 for (size_t i = 0; i < tt; i++) _mm256_storeu_ps(y + token_row(yIndex, t0 + i) * yStride + r, acc[i]);
             }
@@ -293,12 +326,17 @@ MOEK_VNNI_INLINE size_t MOEK_VNNI_NAME(gemm_k_rows8)(const uint8_t *w, size_t ro
 MOEK_VNNI_ATTR static size_t MOEK_VNNI_NAME(gemm_q4_K_rows8)(const uint8_t *w, size_t rowBytes, size_t rows, size_t n,
                                                              const moek_block_q8_K *x, size_t xStride, const int32_t *xIndex,
                                                              size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
-    return MOEK_VNNI_NAME(gemm_k_rows8)(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 0);
+    return MOEK_VNNI_NAME(gemm_k_rows8)(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 4);
+}
+MOEK_VNNI_ATTR static size_t MOEK_VNNI_NAME(gemm_q5_K_rows8)(const uint8_t *w, size_t rowBytes, size_t rows, size_t n,
+                                                             const moek_block_q8_K *x, size_t xStride, const int32_t *xIndex,
+                                                             size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
+    return MOEK_VNNI_NAME(gemm_k_rows8)(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 5);
 }
 MOEK_VNNI_ATTR static size_t MOEK_VNNI_NAME(gemm_q6_K_rows8)(const uint8_t *w, size_t rowBytes, size_t rows, size_t n,
                                                              const moek_block_q8_K *x, size_t xStride, const int32_t *xIndex,
                                                              size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
-    return MOEK_VNNI_NAME(gemm_k_rows8)(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 1);
+    return MOEK_VNNI_NAME(gemm_k_rows8)(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 6);
 }
 
 #undef MOEK_VNNI_INLINE

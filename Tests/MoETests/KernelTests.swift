@@ -364,11 +364,29 @@ struct KernelTests {
         }
     }
 
-    func matrixMatrix(type: GGMLType, typeName: String, inputs n: Int, rows: Int, tokens: Int) throws {
+    /// Q5_K's vpdpbusd tiles scale a sub-block's level sums every two groups of weights, as
+    /// sixteen products of level 31 and activation ±127 (62992) would overflow the int16 the
+    /// scales multiply; the other tests' random rows never come near that.
+    @Test("Q5_K tiles keep the largest level sums exact: every level 31 against activations of ±127")
+    func q5KLargestSums() throws {
+        let n = 512
+        let fixture = try GGUFFile(path: Fixtures.path("gguf/dequant.gguf"))
+        let scales = Array(try fixture.view("\(GGMLType.q5_K.name).raw").bytes.prefix(4))  // d and dmin
+        // Sub-block scales and minimums 63, every level's four low bits and fifth bit set.
+        let block = scales + [UInt8](repeating: 0xFF, count: GGMLType.q5_K.blockBytes - 4)
+        let w = [[UInt8]](repeating: block, count: 43 * n / 256).flatMap { $0 }
+        let inputs = (0..<13).map { [Float](repeating: $0 % 2 == 0 ? 1 : -1, count: n) }
+        for tokens in [3, 4, 5, 8, 11] {
+            try matrixMatrix(type: .q5_K, typeName: "q5_K (largest sums)", inputs: n, rows: 43, tokens: tokens, weights: w, activations: inputs)
+        }
+    }
+
+    func matrixMatrix(type: GGMLType, typeName: String, inputs n: Int, rows: Int, tokens: Int,
+                      weights: [UInt8]? = nil, activations: [[Float]]? = nil) throws {
         let storedRows = 13
-        let w = try matrixRows(type: type, inputs: n, rows: rows)
+        let w = try weights ?? matrixRows(type: type, inputs: n, rows: rows)
         let batch = ActivationBatch(rows: storedRows, width: n)
-        let inputs = (0..<storedRows).map { randomRow(n, seed: 700 + UInt64($0)) }
+        let inputs = activations ?? (0..<storedRows).map { randomRow(n, seed: 700 + UInt64($0)) }
         let format = Linear.format(for: type)
         for (t, x) in inputs.enumerated() { x.withUnsafeBufferPointer { batch.prepare(t, $0.baseAddress!, count: n, for: format) } }
         // Tokens read stored rows in a scrambled order and write scattered output rows.
