@@ -86,25 +86,71 @@ MOEK_VNNI_INLINE __m256i MOEK_VNNI_NAME(q4_0_sums8)(const uint8_t *r, size_t str
 MOEK_VNNI_INLINE __m256 MOEK_VNNI_NAME(scales8)(const uint8_t *p, size_t stride) {
     return _mm256_set_m128(moek_scales4(p + 4 * stride, stride), moek_scales4(p, stride));
 }
+/// One Q4_0 block of eight rows against activation block xb, the eight integer sums (8·Σa
+/// subtracted) in the order rows 0, 2, 4, 6, 1, 3, 5, 7: the four row-pair vectors fold together
+/// (three unpack-and-add steps) instead of two pairs at a time (fold_pairs, then a join).
+MOEK_VNNI_INLINE __m256i MOEK_VNNI_NAME(q4_0_sums8_evens)(const uint8_t *r, size_t stride, const moek_block_q8_0 *xb, int32_t offset) {
+    __m256i alo, ahi, p[4];
+    MOEK_VNNI_NAME(q8_halves)(xb, &alo, &ahi);
+    for (int j = 0; j < 4; j++) p[j] = MOEK_VNNI_NAME(q4_0_pair)(r + 2 * j * stride, stride, alo, ahi);
+    // Lane 0 of p[j]: row 2j, lane 1: row 2j + 1.
+    const __m256i t01 = _mm256_add_epi32(_mm256_unpacklo_epi32(p[0], p[1]), _mm256_unpackhi_epi32(p[0], p[1]));
+    const __m256i t23 = _mm256_add_epi32(_mm256_unpacklo_epi32(p[2], p[3]), _mm256_unpackhi_epi32(p[2], p[3]));
+    const __m256i f = _mm256_add_epi32(_mm256_unpacklo_epi64(t01, t23), _mm256_unpackhi_epi64(t01, t23));
+    return _mm256_sub_epi32(f, _mm256_set1_epi32(offset));
+}
+/// Byte shuffles that move row k's scales of two consecutive blocks (bytes 0-1 and 18-19 of a
+/// 32-byte load at the first block) to word k' of each 128-bit half, k' its place in the order
+/// 0, 2, 4, 6, 1, 3, 5, 7 (the rest zero), so that the eight shuffled rows OR together.
+static const uint8_t MOEK_VNNI_NAME(scale_moves)[8][32] __attribute__((aligned(32))) = {
+#define Z 0x80
+#define MOEK_SCALE_MOVE(w) {                                                                                   \
+        (w) == 0 ? 0 : Z, (w) == 0 ? 1 : Z, (w) == 1 ? 0 : Z, (w) == 1 ? 1 : Z, (w) == 2 ? 0 : Z, (w) == 2 ? 1 : Z, \
+        (w) == 3 ? 0 : Z, (w) == 3 ? 1 : Z, (w) == 4 ? 0 : Z, (w) == 4 ? 1 : Z, (w) == 5 ? 0 : Z, (w) == 5 ? 1 : Z, \
+        (w) == 6 ? 0 : Z, (w) == 6 ? 1 : Z, (w) == 7 ? 0 : Z, (w) == 7 ? 1 : Z,                                  \
+        (w) == 0 ? 2 : Z, (w) == 0 ? 3 : Z, (w) == 1 ? 2 : Z, (w) == 1 ? 3 : Z, (w) == 2 ? 2 : Z, (w) == 2 ? 3 : Z, \
+        (w) == 3 ? 2 : Z, (w) == 3 ? 3 : Z, (w) == 4 ? 2 : Z, (w) == 4 ? 3 : Z, (w) == 5 ? 2 : Z, (w) == 5 ? 3 : Z, \
+        (w) == 6 ? 2 : Z, (w) == 6 ? 3 : Z, (w) == 7 ? 2 : Z, (w) == 7 ? 3 : Z }
+    MOEK_SCALE_MOVE(0), MOEK_SCALE_MOVE(4), MOEK_SCALE_MOVE(1), MOEK_SCALE_MOVE(5),
+    MOEK_SCALE_MOVE(2), MOEK_SCALE_MOVE(6), MOEK_SCALE_MOVE(3), MOEK_SCALE_MOVE(7),
+#undef MOEK_SCALE_MOVE
+#undef Z
+};
+/// The scales of two consecutive Q4_0 blocks (at p and p + 18) of eight rows as floats, in the
+/// order q4_0_sums8_evens gives the sums: one 32-byte load per row holds both blocks' halves,
+/// where loading them one by one through a general register (scales8) cost more than the fold.
+MOEK_VNNI_INLINE void MOEK_VNNI_NAME(scales8x2_evens)(const uint8_t *p, size_t stride, __m256 *d0, __m256 *d1) {
+    __m256i h = _mm256_setzero_si256();
+    for (int k = 0; k < 8; k++)
+        h = _mm256_or_si256(h, _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(p + k * stride)),
+                                                   _mm256_load_si256((const __m256i *)MOEK_VNNI_NAME(scale_moves)[k])));
+    *d0 = _mm256_cvtph_ps(_mm256_castsi256_si128(h));
+    *d1 = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
+}
 /// Decode: eight Q4_0 rows · one token, as moek_vec_dot8_q4_0_q8_0. One activation load, scale
 /// conversion and loop step per eight rows instead of four, the finish eight lanes wide (the
 /// same per-lane operations as moek_finish4): one thread, Zen 5, µs per streamed matrix,
-/// 1024x2048 41.4-43.5 -> 33.1-34.4, 2048x1024 45.8-47.4 -> 33.9-34.7.
+/// 1024x2048 41.4-43.5 -> 33.1-34.4, 2048x1024 45.8-47.4 -> 33.9-34.7. Block pairs keep the
+/// rows in the order 0, 2, 4, 6, 1, 3, 5, 7 (q4_0_sums8_evens, scales8x2_evens), put back in
+/// order once at the end: 1024x2048 from L2 31.2-31.8 -> 29.0-30.2, streamed 33.6-34.8 ->
+/// 31.8-32.9 (Zen 5 with AVX-512 masked off).
 MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(dot8_q4_0)(const uint8_t *w, size_t stride, const moek_block_q8_0 *x,
                                                      const int32_t *offsets, size_t n, float *out) {
     __m256 acc = _mm256_setzero_ps();
     const size_t blocks = n / 32, ahead = prefetch_rows(stride) * stride;
     size_t b = 0;
+    // Block pairs with the rows in the order 0, 2, 4, 6, 1, 3, 5, 7; back in order after.
     for (; b + 2 <= blocks; b += 2) {
         const uint8_t *r = w + b * 18;
         moek_prefetch_span(w, 8 * stride, ahead, b / 2, blocks / 2);
-        const __m256i s0 = MOEK_VNNI_NAME(q4_0_sums8)(r, stride, &x[b], offsets[b]);
-        const __m256i s1 = MOEK_VNNI_NAME(q4_0_sums8)(r + 18, stride, &x[b + 1], offsets[b + 1]);
-        const __m256 d0 = _mm256_mul_ps(MOEK_VNNI_NAME(scales8)(r, stride), _mm256_set1_ps(moek_h2f(x[b].d)));
-        const __m256 d1 = _mm256_mul_ps(MOEK_VNNI_NAME(scales8)(r + 18, stride), _mm256_set1_ps(moek_h2f(x[b + 1].d)));
-        acc = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(s0), acc);
-        acc = _mm256_fmadd_ps(d1, _mm256_cvtepi32_ps(s1), acc);
+        const __m256i s0 = MOEK_VNNI_NAME(q4_0_sums8_evens)(r, stride, &x[b], offsets[b]);
+        const __m256i s1 = MOEK_VNNI_NAME(q4_0_sums8_evens)(r + 18, stride, &x[b + 1], offsets[b + 1]);
+        __m256 w0, w1;
+        MOEK_VNNI_NAME(scales8x2_evens)(r, stride, &w0, &w1);
+        acc = _mm256_fmadd_ps(_mm256_mul_ps(w0, _mm256_set1_ps(moek_h2f(x[b].d))), _mm256_cvtepi32_ps(s0), acc);
+        acc = _mm256_fmadd_ps(_mm256_mul_ps(w1, _mm256_set1_ps(moek_h2f(x[b + 1].d))), _mm256_cvtepi32_ps(s1), acc);
     }
+    acc = _mm256_permutevar8x32_ps(acc, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
     if (b < blocks) {
         const uint8_t *r = w + b * 18;
         const __m256 d0 = _mm256_mul_ps(MOEK_VNNI_NAME(scales8)(r, stride), _mm256_set1_ps(moek_h2f(x[b].d)));
