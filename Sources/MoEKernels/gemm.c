@@ -535,7 +535,7 @@ MOEK_AVX2 static void gemm_k_vnni(const uint8_t *w, size_t rowBytes, size_t rows
     rows -= done;
     y += done;
     if (rows == 0) return;
-    switch (kind) {
+    switch (kind) {  // a literal kind per call, so that each inlined copy is specialized
     case 6: gemm_k_interleaved(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 6, vex ? 1 : 2); break;
     case 5: gemm_k_interleaved(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 5, vex ? 1 : 2); break;
     default: gemm_k_interleaved(w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 4, vex ? 1 : 2); break;
@@ -782,16 +782,17 @@ void moek_gemm_q5_K_q8_K(const void *w, size_t rowBytes, size_t rows, size_t n,
                          size_t tokens, float *y, size_t yStride, const int32_t *yIndex) {
 #if defined(__x86_64__)
     if (gemm_k_small(5, moek_vec_dot_q5_K_q8_K, (const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex)) return;
-    if ((moek_cpu_features() & MOEK_CPU_AVX2_HALF_WIDTH) && tokens >= HALF_WIDTH_Q5_K_INTERLEAVED_TOKENS) {
+    const uint32_t f = moek_cpu_features();
+    if ((f & MOEK_CPU_AVX2_HALF_WIDTH) && tokens >= HALF_WIDTH_Q5_K_INTERLEAVED_TOKENS) {
         gemm_q5_K_interleaved((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
         return;
     }
     // The 512-bit tiles where the CPU has them, then the 256-bit vpdpbusd tiles (gemm_k_vnni).
-    if (moek_has_vnni(moek_cpu_features()) && tokens >= VNNI_Q5_K_TILE_TOKENS) {
+    if (moek_has_vnni(f) && tokens >= VNNI_Q5_K_TILE_TOKENS) {
         gemm_k_vnni((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex, 5);
         return;
     }
-    if ((moek_cpu_features() & MOEK_CPU_AVX2_FMA) && !moek_has_vnni(moek_cpu_features()) && tokens >= Q5_K_INTERLEAVED_TOKENS) {
+    if ((f & MOEK_CPU_AVX2_FMA) && tokens >= Q5_K_INTERLEAVED_TOKENS) {
         gemm_q5_K_interleaved((const uint8_t *)w, rowBytes, rows, n, x, xStride, xIndex, tokens, y, yStride, yIndex);
         return;
     }

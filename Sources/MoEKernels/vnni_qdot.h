@@ -133,7 +133,7 @@ MOEK_VNNI_INLINE void MOEK_VNNI_NAME(scales8x2_evens)(const uint8_t *p, size_t s
 /// 1024x2048 41.4-43.5 -> 33.1-34.4, 2048x1024 45.8-47.4 -> 33.9-34.7. Block pairs keep the
 /// rows in the order 0, 2, 4, 6, 1, 3, 5, 7 (q4_0_sums8_evens, scales8x2_evens), put back in
 /// order once at the end: 1024x2048 from L2 31.2-31.8 -> 29.0-30.2, streamed 33.6-34.8 ->
-/// 31.8-32.9 (Zen 5 with AVX-512 masked off).
+/// 30.6-33.6 (Zen 5 with AVX-512 masked off).
 MOEK_VNNI_ATTR static void MOEK_VNNI_NAME(dot8_q4_0)(const uint8_t *w, size_t stride, const moek_block_q8_0 *x,
                                                      const int32_t *offsets, size_t n, float *out) {
     __m256 acc = _mm256_setzero_ps();
