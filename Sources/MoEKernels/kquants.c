@@ -25,8 +25,34 @@ void moek_softmax_f16_round_scalar(float *p, size_t n) {
     for (size_t i = 0; i < n; i++) p[i] = moek_half_to_float(moek_float_to_half(p[i] * inv));
 }
 
+void moek_rms_norm(const float *x, float *y, size_t n, const float *weight, float eps) {
+    double acc[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] += (double)(x[i + j] * x[i + j]);
+    for (; i < n; i++) acc[i % 8] += (double)(x[i] * x[i]);
+    double sum = acc[0];
+    for (int j = 1; j < 8; j++) sum += acc[j];
+    const float scale = 1.0f / sqrtf((float)(sum / (double)(n == 0 ? 1 : n)) + eps);
+    if (weight) {
+        for (i = 0; i < n; i++) y[i] = x[i] * scale * weight[i];
+    } else {
+        for (i = 0; i < n; i++) y[i] = x[i] * scale;
+    }
+}
+
 void moek_vec_exp_nonpositive_scalar(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = moek_exp_nonpositive(x[i]);
+}
+
+#if defined(__x86_64__)
+__attribute__((target("prfchw")))
+#endif
+void moek_prefetch_for_write(const void *base, size_t stride, size_t rows, size_t bytes) {
+    for (size_t r = 0; r < rows; r++) {
+        const char *p = (const char *)base + r * stride;
+        for (size_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b, 1, 3);
+    }
 }
 
 void moek_f32_to_f16_scalar(const float *src, uint16_t *dst, size_t n) {

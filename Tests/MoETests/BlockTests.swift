@@ -17,9 +17,45 @@ struct BlockTests {
         #expect(abs(y[3] - 4 / Float(15).squareRoot()) < 1e-6)
     }
 
+    @Test("RMSNorm over long and odd-length rows: eight double lanes added in order, within a float rounding of one sequential double sum")
+    func rmsNormLanes() {
+        var g = SystemRandomNumberGenerator()
+        for n in [1, 7, 8, 9, 2048, 2051] {
+            // Magnitudes spread over six decades, so that the order of the double adds shows.
+            let x = (0..<n).map { _ in Float.random(in: -1...1, using: &g) * powf(10, Float.random(in: -3...3, using: &g)) }
+            let w = (0..<n).map { _ in Float.random(in: 0.5...1.5, using: &g) }
+            var y = [Float](repeating: 0, count: n)
+            RMSNorm.apply(x, &y, count: n, weight: w, epsilon: 1e-6)
+            var lanes = [Double](repeating: 0, count: 8)
+            for i in 0..<n { lanes[i % 8] += Double(x[i] * x[i]) }
+            let laneSum = lanes.dropFirst().reduce(lanes[0], +)
+            let scale = 1 / (Float(laneSum / Double(n)) + 1e-6).squareRoot()
+            #expect(y == (0..<n).map { x[$0] * scale * w[$0] })
+            var sequential = 0.0
+            for i in 0..<n { sequential += Double(x[i] * x[i]) }
+            let seqScale = 1 / (Float(sequential / Double(n)) + 1e-6).squareRoot()
+            #expect(abs(scale - seqScale) <= seqScale.ulp)
+        }
+    }
+
+    @Test("a RoPE table holds each pair's cosine and sine at the position, interleaved")
+    func ropeTable() {
+        let rope = RoPE(style: .neox, dimensions: 8, base: 10_000, scaling: .none)
+        var table = [Float](repeating: .nan, count: rope.tableCount)
+        rope.fillTable(&table, position: 7)
+        #expect(table.count == 8)
+        for i in 0..<4 {
+            let theta = 7 * powf(10_000, -Float(2 * i) / 8)
+            #expect(abs(table[2 * i] - cos(theta)) < 1e-5 && abs(table[2 * i + 1] - sin(theta)) < 1e-5)
+        }
+    }
+
     func rotated(_ style: RoPE.Style, dims: Int = 4, position: Int, scaling: ModelConfig.RoPEScaling = .none) -> [Float] {
         var v: [Float] = [1, 2, 3, 4]
-        RoPE(style: style, dimensions: dims, base: 10_000, scaling: scaling).apply(&v, heads: 1, headSize: 4, position: position)
+        let rope = RoPE(style: style, dimensions: dims, base: 10_000, scaling: scaling)
+        var table = [Float](repeating: .nan, count: rope.tableCount)
+        rope.fillTable(&table, position: position)
+        rope.apply(&v, heads: 1, headSize: 4, table: table)
         return v
     }
 

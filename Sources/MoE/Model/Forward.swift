@@ -23,6 +23,8 @@ final class ForwardState {
     /// One buffer per chosen expert (and one for dense and shared FFNs) for the down projection.
     let hidden: [ActivationBuffer]
     let qHalf: UnsafeMutablePointer<UInt16>
+    /// RoPE's cosines and sines at the position of the token being evaluated (filled once per token).
+    let ropeTable: FloatStorage
     let expertIds: UnsafeMutablePointer<Int32>
     /// How often each expert was chosen since the session began: [layer][expert].
     let expertCounts: UnsafeMutablePointer<UInt64>
@@ -171,6 +173,7 @@ final class ForwardState {
         input = ActivationBuffer(capacity: model.weights.widestInput)
         hidden = (0..<slots).map { _ in ActivationBuffer(capacity: model.weights.widestInput) }
         qHalf = .allocate(capacity: c.heads * c.headDimension)
+        ropeTable = FloatStorage(zeros: model.rope.tableCount)
         expertIds = .allocate(capacity: slots)
         expertCountsSize = c.layers * c.experts
         expertCounts = .allocate(capacity: max(expertCountsSize, 1))
@@ -217,6 +220,7 @@ extension Model {
         s.timings.tokens += 1
         s.timings.steps += 1
         _ = try? weights.embedding.dequantizeRow(token, into: UnsafeMutableBufferPointer(start: x, count: d))
+        rope.fillTable(s.ropeTable.pointer, position: position)
         s.lap(.output)
         if let store, store.options.prefetch {  // layer 0's, from the embedding
             predictExperts(after: -1, state: s)
@@ -224,6 +228,9 @@ extension Model {
         }
 
         for (l, layer) in weights.layers.enumerated() {
+            // This token's cache rows, wanted for writing once the projections are done.
+            moek_prefetch_for_write(s.keys(layer: l) + position * c.headDimension, s.contextLength * c.headDimension * 2, c.kvHeads, c.headDimension * 2)
+            moek_prefetch_for_write(s.values(layer: l) + position * c.valueDimension, s.contextLength * c.valueDimension * 2, c.kvHeads, c.valueDimension * 2)
             RMSNorm.apply(x, h, count: d, weight: layer.attentionNorm.pointer, epsilon: c.rmsEpsilon)
             attention(layer: layer, index: l, input: h, position: position, state: s)
             layer.output.apply(s.attention.pointer, s.ffnOut.pointer, buffer: s.input, pool: s.pool)
@@ -277,15 +284,16 @@ extension Model {
     private func attention(layer: LayerWeights, index l: Int, input h: UnsafePointer<Float>, position: Int, state s: ForwardState) {
         let q = s.q.pointer, k = s.k.pointer, v = s.v.pointer
         project(h, layer.q, q, layer.k, k, layer.v, v, state: s)
-        attend(layer: layer, index: l, q: q, k: k, v: v, position: position, cache: s, state: s)
+        attend(layer: layer, index: l, q: q, k: k, v: v, position: position, rope: s.ropeTable.pointer, cache: s, state: s)
     }
 
-    /// Attention after the projections: biases, q/k norms and RoPE applied to `q`, `k`, `v` in
-    /// place, k and v appended to `cache`'s KV cache at `position`, and grouped-query attention over
-    /// positions 0...position into `state.attention` (scratch and threads from `state`).
+    /// Attention after the projections: biases, q/k norms and RoPE (the angles in `rope`, from
+    /// `RoPE.fillTable` for `position`) applied to `q`, `k`, `v` in place, k and v appended to
+    /// `cache`'s KV cache at `position`, and grouped-query attention over positions 0...position
+    /// into `state.attention` (scratch and threads from `state`).
     func attend(layer: LayerWeights, index l: Int, q: UnsafeMutablePointer<Float>, k: UnsafeMutablePointer<Float>,
-                v: UnsafeMutablePointer<Float>, position: Int, cache: ForwardState, state s: ForwardState) {
-        prepareAttention(layer: layer, index: l, q: q, k: k, v: v, position: position, cache: cache)
+                v: UnsafeMutablePointer<Float>, position: Int, rope table: UnsafePointer<Float>, cache: ForwardState, state s: ForwardState) {
+        prepareAttention(layer: layer, index: l, q: q, k: k, v: v, position: position, rope: table, cache: cache)
         let context = cache.contextLength, scores = s.scores(context: context)
         s.pool.parallelFor(config.heads) { head in
             attendHead(head, index: l, q: q, position: position, cache: cache, out: s.attention.pointer,
@@ -293,10 +301,11 @@ extension Model {
         }
     }
 
-    /// The serial part of one token's attention: biases, q/k norms and RoPE applied to `q`, `k`,
-    /// `v` in place, and k and v appended to `cache`'s KV cache at `position`.
+    /// The serial part of one token's attention: biases, q/k norms and RoPE (the angles in `rope`,
+    /// from `RoPE.fillTable` for `position`) applied to `q`, `k`, `v` in place, and k and v
+    /// appended to `cache`'s KV cache at `position`.
     func prepareAttention(layer: LayerWeights, index l: Int, q: UnsafeMutablePointer<Float>, k: UnsafeMutablePointer<Float>,
-                          v: UnsafeMutablePointer<Float>, position: Int, cache: ForwardState) {
+                          v: UnsafeMutablePointer<Float>, position: Int, rope table: UnsafePointer<Float>, cache: ForwardState) {
         let c = config
         let hd = c.headDimension, vd = c.valueDimension
         if let b = layer.qBias { for i in 0..<b.count { q[i] += b.pointer[i] } }
@@ -311,8 +320,8 @@ extension Model {
             RMSNorm.apply(q, q, count: c.heads * hd, weight: layer.qNorm!.pointer, epsilon: c.rmsEpsilon)
             RMSNorm.apply(k, k, count: c.kvHeads * hd, weight: layer.kNorm!.pointer, epsilon: c.rmsEpsilon)
         }
-        rope.apply(q, heads: c.heads, headSize: hd, position: position)
-        rope.apply(k, heads: c.kvHeads, headSize: hd, position: position)
+        rope.apply(q, heads: c.heads, headSize: hd, table: table)
+        rope.apply(k, heads: c.kvHeads, headSize: hd, table: table)
         let layerKeys = cache.keys(layer: l), layerValues = cache.values(layer: l)
         for j in 0..<c.kvHeads {
             moek_f32_to_f16(k + j * hd, layerKeys + (j * cache.contextLength + position) * hd, hd)

@@ -18,6 +18,10 @@ final class BatchBuffers {
     let xs, hs, weights, out, gate, up, ffnOut, q, k, v, attention: FloatStorage
     /// Each token's router logits (`experts` floats a token), computed for all tokens at once.
     let routerLogits: FloatStorage
+    /// Each token's RoPE angles (`RoPE.fillTable`, `ropeDimensions` floats a token), and the
+    /// position they were filled for (-1: none), so a step fills them once for all its layers.
+    let ropeTables: FloatStorage
+    let ropePositions: UnsafeMutablePointer<Int>
     let ids: UnsafeMutablePointer<Int32>
     /// Where each token's rows start in its owner's routing log (when it records).
     let logBase: UnsafeMutablePointer<Int>
@@ -54,6 +58,9 @@ final class BatchBuffers {
         attention = FloatStorage(zeros: capacity * c.heads * c.valueDimension)
         weights = FloatStorage(zeros: n)
         routerLogits = FloatStorage(zeros: capacity * e)
+        ropeTables = FloatStorage(zeros: capacity * c.ropeDimensions)
+        ropePositions = .allocate(capacity: capacity)
+        ropePositions.initialize(repeating: -1, count: capacity)
         out = FloatStorage(zeros: n * d)
         gate = FloatStorage(zeros: n * hiddenSize)
         up = FloatStorage(zeros: n * hiddenSize)
@@ -79,6 +86,7 @@ final class BatchBuffers {
 
     deinit {
         ids.deallocate()
+        ropePositions.deallocate()
         logBase.deallocate()
         pairs.deallocate()
         pairs32.deallocate()
@@ -237,8 +245,10 @@ extension Model {
                                 owners: (Int) -> ForwardState, state s: ForwardState) {
         let c = config, d = c.embedding, layer = weights.layers[l]
         let qd = c.heads * c.headDimension, kvk = c.kvHeads * c.headDimension, kvv = c.kvHeads * c.valueDimension
-        let ad = c.heads * c.valueDimension
-        for t in 0..<count {
+        let ad = c.heads * c.valueDimension, rd = c.ropeDimensions
+        // The per-token parts between the matrix products (norms, RoPE, cache stores, residuals)
+        // run as one task per token, not on the calling thread alone while the others wait.
+        s.pool.parallelFor(count) { t in
             RMSNorm.apply(b.xs.pointer + t * d, b.hs.pointer + t * d, count: d, weight: layer.attentionNorm.pointer, epsilon: c.rmsEpsilon)
         }
         projectBatch(b.hs.pointer, stride: d, tokens: count, rows: b.tokenRows, pool: s.pool,
@@ -246,13 +256,18 @@ extension Model {
         // Every token's keys and values into its cache first (a token only reads positions up to
         // its own), then one loop over heads, each taking the tokens in turn: one loop per layer
         // instead of one per token, and a head's cached keys stay warm from token to token.
-        var widest = 0
-        for t in 0..<count {
-            let owner = owners(t)
+        // Tokens write different positions (or different caches), so they go in parallel.
+        s.pool.parallelFor(count) { t in
+            let table = b.ropeTables.pointer + t * rd, position = positions(t)
+            if b.ropePositions[t] != position {
+                rope.fillTable(table, position: position)
+                b.ropePositions[t] = position
+            }
             prepareAttention(layer: layer, index: l, q: b.q.pointer + t * qd, k: b.k.pointer + t * kvk, v: b.v.pointer + t * kvv,
-                             position: positions(t), cache: owner)
-            widest = max(widest, owner.contextLength)
+                             position: position, rope: table, cache: owners(t))
         }
+        var widest = 0
+        for t in 0..<count { widest = max(widest, owners(t).contextLength) }
         let scores = s.scores(context: widest)
         s.pool.parallelFor(c.heads) { head in
             for t in 0..<count {
@@ -262,7 +277,7 @@ extension Model {
         }
         projectBatch(b.attention.pointer, stride: ad, tokens: count, rows: b.tokenRows, pool: s.pool,
                      layer.output, b.ffnOut.pointer, d)
-        for t in 0..<count {
+        s.pool.parallelFor(count) { t in
             let xt = b.xs.pointer + t * d, o = b.ffnOut.pointer + t * d
             for i in 0..<d { xt[i] += o[i] }
         }
@@ -275,13 +290,13 @@ extension Model {
     private func feedForwardBlock(layer l: Int, tokens count: Int, buffers b: BatchBuffers, owners: (Int) -> ForwardState,
                                   state s: ForwardState) throws(MoEError) {
         let c = config, d = c.embedding, k = c.expertsUsed, layer = weights.layers[l]
-        for t in 0..<count {
+        s.pool.parallelFor(count) { t in
             RMSNorm.apply(b.xs.pointer + t * d, b.hs.pointer + t * d, count: d, weight: layer.ffnNorm.pointer, epsilon: c.rmsEpsilon)
         }
         switch layer.feedForward {
         case .dense(let gate, let up, let down):
             swiGLUBatch(gate: gate, up: up, down: down, tokens: count, output: b.ffnOut.pointer, buffers: b, state: s)
-            for t in 0..<count {
+            s.pool.parallelFor(count) { t in
                 let xt = b.xs.pointer + t * d, o = b.ffnOut.pointer + t * d
                 for i in 0..<d { xt[i] += o[i] }
             }
@@ -313,7 +328,7 @@ extension Model {
             if let shared {  // for all tokens at once, into the now free expert outputs
                 swiGLUBatch(gate: shared.gate, up: shared.up, down: shared.down, tokens: count, output: b.out.pointer, buffers: b, state: s)
             }
-            for t in 0..<count {
+            s.pool.parallelFor(count) { t in
                 let o = ffn + t * d, xt = b.xs.pointer + t * d
                 if let shared { addShared(shared, input: b.hs.pointer + t * d, sharedOut: b.out.pointer + t * d, output: o) }
                 for i in 0..<d { xt[i] += o[i] }

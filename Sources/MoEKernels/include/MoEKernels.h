@@ -91,6 +91,11 @@ void moek_vec_dot4_q5_K_q8_K(const void *w, size_t stride, const moek_block_q8_K
 /// moek_vec_dot4_q4_K_q8_K for Q6_K weights.
 void moek_vec_dot4_q6_K_q8_K(const void *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out);
 
+/// Asks for `rows` runs of `bytes` bytes, `stride` bytes apart from `base`, to be brought into
+/// the cache for writing (a hint: no effect on results, never faults): the KV cache rows a token
+/// will store, requested before the projections so that the stores do not wait on memory.
+void moek_prefetch_for_write(const void *base, size_t stride, size_t rows, size_t bytes);
+
 /// Rounds n floats to IEEE half precision (to nearest, ties to even).
 void moek_f32_to_f16(const float *src, uint16_t *dst, size_t n);
 void moek_f32_to_f16_scalar(const float *src, uint16_t *dst, size_t n);
@@ -101,6 +106,13 @@ void moek_vec_mad_f16_scalar(float *y, float a, const uint16_t *x, size_t n);
 /// moek_vec_mad_f16(y, w[p], x + p·stride, n) for p = 0, 1, ..., rows - 1 in turn, bit for bit:
 /// one attention head's weighted sum of `rows` cached values.
 void moek_vec_mad_f16_rows(float *y, const float *w, const uint16_t *x, size_t stride, size_t n, size_t rows);
+
+/// Root-mean-square normalisation: y[i] = x[i] · scale (· weight[i] when weight is not NULL),
+/// scale = 1 / sqrt(mean + eps), y may be x. The squares, rounded to float, are summed in double
+/// as ggml does, but in eight lanes (element i in lane i mod 8, the lanes added in order), so the
+/// sum is eight independent chains instead of one; it differs from a single chain in the last
+/// bits of the double at most. One portable form, the same bits on every CPU.
+void moek_rms_norm(const float *x, float *y, size_t n, const float *weight, float eps);
 
 /// Attention probabilities in place: p[i] = exp(p[i] − max) / Σ exp(p[j] − max), each rounded
 /// to half precision and back (the value sum multiplies F16 values by F16 probabilities, as ggml

@@ -1,16 +1,13 @@
+import MoEKernels
+
 /// Root-mean-square normalisation: `y = x / sqrt(mean(x^2) + eps) * weight`. The sum of squares
-/// is accumulated in `Double`, as ggml does.
+/// is accumulated in `Double`, as ggml does, in eight independent lanes (`moek_rms_norm`): one
+/// chain of dependent adds took about 1.6 µs for 2048 values, four norms a layer.
 enum RMSNorm {
     /// Normalises `n` values of `x` into `y` (which may be `x`), scaling by `weight` when given.
+    @inline(__always)
     static func apply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count n: Int,
                       weight: UnsafePointer<Float>?, epsilon: Float) {
-        var sum = 0.0
-        for i in 0..<n { sum += Double(x[i] * x[i]) }
-        let scale = 1 / (Float(sum / Double(n)) + epsilon).squareRoot()
-        if let weight {
-            for i in 0..<n { y[i] = x[i] * scale * weight[i] }
-        } else {
-            for i in 0..<n { y[i] = x[i] * scale }
-        }
+        moek_rms_norm(x, y, n, weight, epsilon)
     }
 }
