@@ -45,16 +45,6 @@ void moek_vec_exp_nonpositive_scalar(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = moek_exp_nonpositive(x[i]);
 }
 
-#if defined(__x86_64__)
-__attribute__((target("prfchw")))
-#endif
-void moek_prefetch_for_write(const void *base, size_t stride, size_t rows, size_t bytes) {
-    for (size_t r = 0; r < rows; r++) {
-        const char *p = (const char *)base + r * stride;
-        for (size_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b, 1, 3);
-    }
-}
-
 void moek_f32_to_f16_scalar(const float *src, uint16_t *dst, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = moek_float_to_half(src[i]);
 }

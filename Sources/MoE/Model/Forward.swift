@@ -228,9 +228,6 @@ extension Model {
         }
 
         for (l, layer) in weights.layers.enumerated() {
-            // This token's cache rows, wanted for writing once the projections are done.
-            moek_prefetch_for_write(s.keys(layer: l) + position * c.headDimension, s.contextLength * c.headDimension * 2, c.kvHeads, c.headDimension * 2)
-            moek_prefetch_for_write(s.values(layer: l) + position * c.valueDimension, s.contextLength * c.valueDimension * 2, c.kvHeads, c.valueDimension * 2)
             RMSNorm.apply(x, h, count: d, weight: layer.attentionNorm.pointer, epsilon: c.rmsEpsilon)
             attention(layer: layer, index: l, input: h, position: position, state: s)
             layer.output.apply(s.attention.pointer, s.ffnOut.pointer, buffer: s.input, pool: s.pool)

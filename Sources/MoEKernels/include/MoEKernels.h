@@ -91,11 +91,6 @@ void moek_vec_dot4_q5_K_q8_K(const void *w, size_t stride, const moek_block_q8_K
 /// moek_vec_dot4_q4_K_q8_K for Q6_K weights.
 void moek_vec_dot4_q6_K_q8_K(const void *w, size_t stride, const moek_block_q8_K *x, size_t n, float *out);
 
-/// Asks for `rows` runs of `bytes` bytes, `stride` bytes apart from `base`, to be brought into
-/// the cache for writing (a hint: no effect on results, never faults): the KV cache rows a token
-/// will store, requested before the projections so that the stores do not wait on memory.
-void moek_prefetch_for_write(const void *base, size_t stride, size_t rows, size_t bytes);
-
 /// Rounds n floats to IEEE half precision (to nearest, ties to even).
 void moek_f32_to_f16(const float *src, uint16_t *dst, size_t n);
 void moek_f32_to_f16_scalar(const float *src, uint16_t *dst, size_t n);

@@ -1,8 +1,8 @@
 import MoEKernels
 
 /// Root-mean-square normalisation: `y = x / sqrt(mean(x^2) + eps) * weight`. The sum of squares
-/// is accumulated in `Double`, as ggml does, in eight independent lanes (`moek_rms_norm`): one
-/// chain of dependent adds took about 1.6 µs for 2048 values, four norms a layer.
+/// is accumulated in `Double`, as ggml does, in eight independent lanes (`moek_rms_norm`) instead
+/// of one chain of dependent adds (the attention norm of 2048 values took 2.2-3.4 µs a layer so).
 enum RMSNorm {
     /// Normalises `n` values of `x` into `y` (which may be `x`), scaling by `weight` when given.
     @inline(__always)
