@@ -45,6 +45,10 @@ void moek_vec_exp_nonpositive_scalar(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = moek_exp_nonpositive(x[i]);
 }
 
+void moek_swiglu_scalar(float *g, const float *u, size_t n) {
+    for (size_t i = 0; i < n; i++) g[i] = moek_silu_mul(g[i], u[i]);
+}
+
 void moek_f32_to_f16_scalar(const float *src, uint16_t *dst, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = moek_float_to_half(src[i]);
 }
@@ -164,6 +168,19 @@ MOEK_AVX2 static void vec_exp_nonpositive_avx2(float *x, size_t n) {
     for (; i < n; i++) x[i] = moek_exp_nonpositive(x[i]);
 }
 
+MOEK_AVX2 static void swiglu_avx2(float *g, const float *u, size_t n) {
+    const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f), zero = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 x = _mm256_loadu_ps(g + i);
+        const __m256 e = exp_nonpositive8(_mm256_or_ps(x, sign));  // e^-|x|
+        const __m256 num = _mm256_blendv_ps(one, e, _mm256_cmp_ps(x, zero, _CMP_LT_OQ));
+        const __m256 s = _mm256_div_ps(num, _mm256_add_ps(one, e));
+        _mm256_storeu_ps(g + i, _mm256_mul_ps(_mm256_mul_ps(x, s), _mm256_loadu_ps(u + i)));
+    }
+    for (; i < n; i++) g[i] = moek_silu_mul(g[i], u[i]);
+}
+
 /// The scalar twin's lanes: eight running maxima, eight double sums (lanes 0-3 and 4-7 of each
 /// group of eight in two registers), the tail added to lanes i mod 8 after them.
 MOEK_AVX2 static void softmax_f16_round_avx2(float *p, size_t n) {
@@ -206,6 +223,15 @@ void moek_vec_exp_nonpositive(float *x, size_t n) {
     if (moek_cpu_features() & MOEK_CPU_NEON) { moek_neon_vec_exp_nonpositive(x, n); return; }
 #endif
     moek_vec_exp_nonpositive_scalar(x, n);
+}
+
+void moek_swiglu(float *g, const float *u, size_t n) {
+#if defined(__x86_64__)
+    if (moek_cpu_features() & MOEK_CPU_AVX2_FMA) { swiglu_avx2(g, u, n); return; }
+#elif defined(__aarch64__)
+    if (moek_cpu_features() & MOEK_CPU_NEON) { moek_neon_swiglu(g, u, n); return; }
+#endif
+    moek_swiglu_scalar(g, u, n);
 }
 
 void moek_softmax_f16_round(float *p, size_t n) {

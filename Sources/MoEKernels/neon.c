@@ -157,6 +157,19 @@ void moek_neon_vec_exp_nonpositive(float *x, size_t n) {
     for (; i < n; i++) x[i] = moek_exp_nonpositive(x[i]);
 }
 
+void moek_neon_swiglu(float *g, const float *u, size_t n) {
+    const float32x4_t one = vdupq_n_f32(1.0f);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const float32x4_t x = vld1q_f32(g + i);
+        const float32x4_t e = exp_nonpositive4(vnegq_f32(vabsq_f32(x)));  // e^-|x|
+        const float32x4_t num = vbslq_f32(vcltq_f32(x, vdupq_n_f32(0.0f)), e, one);
+        const float32x4_t s = vdivq_f32(num, vaddq_f32(one, e));
+        vst1q_f32(g + i, vmulq_f32(vmulq_f32(x, s), vld1q_f32(u + i)));
+    }
+    for (; i < n; i++) g[i] = moek_silu_mul(g[i], u[i]);
+}
+
 /// As the AVX2 form: the scalar twin's eight lanes (two float registers of four; four double
 /// registers of two), the tail added to lanes i mod 8 after them.
 void moek_neon_softmax_f16_round(float *p, size_t n) {

@@ -21,6 +21,7 @@ float moek_neon_vec_dot_f16(const uint16_t *a, const uint16_t *b, size_t n);
 void moek_neon_vec_mad_f16(float *y, float a, const uint16_t *x, size_t n);
 void moek_neon_softmax_f16_round(float *p, size_t n);
 void moek_neon_vec_exp_nonpositive(float *x, size_t n);
+void moek_neon_swiglu(float *g, const float *u, size_t n);
 #endif
 
 #endif

@@ -48,6 +48,15 @@ static inline float moek_exp_nonpositive(float x) {
     return y * scale;
 }
 
+/// SwiGLU's product for one element: silu(x) · u, silu(x) = x · sigmoid(x), with the sigmoid
+/// from e = e^-|x| (never overflows): 1 / (1 + e) for x >= 0, e / (1 + e) below. NaN stays NaN;
+/// below -87 the sigmoid is 0. The vector forms do the same operations per lane.
+static inline float moek_silu_mul(float x, float u) {
+    const float e = moek_exp_nonpositive(-fabsf(x));
+    const float s = (x < 0 ? e : 1.0f) / (1.0f + e);
+    return x * s * u;
+}
+
 /// The maximum of p[0..<n], given the eight lane maxima of the elements before `from` (the vector
 /// forms' running maxima; the scalar twin passes from = 0 and lanes all p[0]): the rest join their
 /// lanes i mod 8, then the lanes are compared in order.

@@ -497,6 +497,30 @@ struct KernelTests {
         }
     }
 
+    @Test("SwiGLU's product: every path gives the scalar twin's bits, within four ulps of x / (1 + e^-x) · u, NaN kept, no overflow",
+          arguments: [1, 7, 8, 9, 1024, 1027])
+    func swiglu(n: Int) {
+        var r = SplitMix(seed: UInt64(47 + n))
+        var g = (0..<n).map { i -> Float in i % 3 == 0 ? r.normal() * 2 : r.normal() * 40 }
+        let u = (0..<n).map { _ in r.normal() }
+        let specials: [Float] = [0, -0.0, 1e-30, -1e-30, 88.8, -88.8, 100, -100, .infinity, .nan, 87.5, -87.5]
+        for (i, v) in specials.enumerated() where i < n { g[(i * 7) % n] = v }
+        var reference = g
+        moek_swiglu_scalar(&reference, u, n)
+        for i in 0..<n where g[i].isFinite {
+            let x = Double(g[i]), exact = Float(x / (1 + exp(-x)) * Double(u[i]))
+            let tolerance = max(4 * exact.ulp, 1e-30)  // below -87 the sigmoid is 0, silu at most ~1e-36
+            #expect(abs(reference[i] - exact) <= tolerance, "silu(\(g[i])) · \(u[i]) = \(reference[i]), exact \(exact)")
+        }
+        for i in 0..<n where g[i].isNaN { #expect(reference[i].isNaN, "NaN stays NaN") }
+        for i in 0..<n where g[i] == .infinity { #expect(reference[i] == u[i] * .infinity, "+inf times u") }
+        forEachVariant { label in
+            var got = g
+            moek_swiglu(&got, u, n)
+            #expect(got.map(\.bitPattern) == reference.map(\.bitPattern), "\(label)")
+        }
+    }
+
     @Test("softmax with F16-rounded probabilities: every path gives the scalar twin's bits, within F16 rounding of the exact softmax",
           arguments: [1, 2, 7, 8, 9, 64, 67, 1000])
     func softmaxRounded(n: Int) {

@@ -51,6 +51,11 @@ static void check_all(const char *variant) {
         for (size_t i = 0; i < n; i++) y1[i] = y2[i] = x[i] * 4;
         moek_softmax_f16_round(y1, n - 3); moek_softmax_f16_round_scalar(y2, n - 3);
         CHECK(memcmp(y1, y2, 4 * n) == 0, "softmax n=%zu", n);
+        // SwiGLU's product over gate values of both signs, large ones, NaN.
+        for (size_t i = 0; i < n; i++) y1[i] = y2[i] = x[i] * 30;
+        y1[1] = y2[1] = -95; y1[2] = y2[2] = NAN; y1[3] = y2[3] = 95;
+        moek_swiglu(y1, x, n - 3); moek_swiglu_scalar(y2, x, n - 3);
+        CHECK(memcmp(y1, y2, 4 * n) == 0, "swiglu n=%zu", n);
         // Four-row kernels on four different rows, and the matrix-matrix products (which run them
         // once per token) on 5 rows x 3 tokens, against the scalar single-row dot products.
         float four[4]; int32_t *off = malloc(4 * n / 32); moek_q8_0_offsets(qa, n, off);

@@ -505,7 +505,7 @@ extension Model {
             let i = indices[task]
             let m = matrices(i), f = m.gate.outputs
             let gs = g + i * stride, us = u + i * stride
-            for r in 0..<f { gs[r] = gs[r] / (1 + expf(-gs[r])) * us[r] }
+            moek_swiglu(gs, us, f)
             s.hidden[i].prepare(gs, count: f, for: m.down.format)
         }
         let outChunks = serial ? 1 : Linear.chunkCount(rows: d, threads: pool.threads, matrices: count)
@@ -538,7 +538,7 @@ extension Model {
     private func swiGLU(gate: Linear, up: Linear, down: Linear, input h: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, state s: ForwardState) {
         let g = s.gate.pointer, u = s.up.pointer
         project(h, gate, g, up, u, state: s)
-        for i in 0..<gate.outputs { g[i] = g[i] / (1 + expf(-g[i])) * u[i] }
+        moek_swiglu(g, u, gate.outputs)
         down.apply(g, output, buffer: s.hidden[0], pool: s.pool)
     }
 }

@@ -414,7 +414,7 @@ extension Model {
                      gate, b.gate.pointer, stride, up, b.up.pointer, stride)
         s.pool.parallelFor(tokens) { t in
             let g = b.gate.pointer + t * stride, u = b.up.pointer + t * stride
-            for i in 0..<f { g[i] = g[i] / (1 + expf(-g[i])) * u[i] }
+            moek_swiglu(g, u, f)
         }
         projectBatch(b.gate.pointer, stride: stride, tokens: tokens, rows: b.hiddenRows, pool: s.pool,
                      down, output, config.embedding)
@@ -536,7 +536,7 @@ extension Model {
         run(pairCount) { task in  // SiLU and the down projection's activation, one pair per task
             let p = b.taskPairs[task]
             let gs = g + p * stride, us = u + p * stride
-            for r in 0..<f { gs[r] = gs[r] / (1 + expf(-gs[r])) * us[r] }
+            moek_swiglu(gs, us, f)
             b.hiddenRows.prepare(p, gs, count: f, for: downFormat)
         }
         let outChunks = serial ? 1 : Linear.chunkCount(rows: d, threads: pool.threads, matrices: count)

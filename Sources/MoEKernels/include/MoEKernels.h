@@ -118,6 +118,11 @@ void moek_softmax_f16_round_scalar(float *p, size_t n);
 /// x[i] = e^x[i] in place for x[i] <= 0 with the softmax's exp (0 below −87 and for NaN).
 void moek_vec_exp_nonpositive(float *x, size_t n);
 void moek_vec_exp_nonpositive_scalar(float *x, size_t n);
+/// SwiGLU's elementwise product in place: g[i] = silu(g[i]) · u[i], silu(x) = x / (1 + e^-x),
+/// with the softmax's exp (about one ulp) on e^-|x| so nothing overflows; within a few ulps of
+/// libm's form, and every path returns the scalar twin's bits.
+void moek_swiglu(float *g, const float *u, size_t n);
+void moek_swiglu_scalar(float *g, const float *u, size_t n);
 
 /// Dot product of n elements of two half-precision rows, accumulated in float.
 float moek_vec_dot_f16(const uint16_t *a, const uint16_t *b, size_t n);
