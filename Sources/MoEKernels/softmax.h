@@ -1,7 +1,7 @@
 // Attention's softmax, the parts every path shares (not part of the API): its exp, written once
 // here and lane by lane in the vector forms with the same operations in the same order, and the
 // bookkeeping of its eight lanes (element i in lane i mod 8), so the SIMD softmax kernels return
-// the scalar twin's bits.
+// the scalar twin's bits. SwiGLU's product (moek_silu_mul) uses the same exp, for the same reason.
 #ifndef MOE_KERNELS_SOFTMAX_H
 #define MOE_KERNELS_SOFTMAX_H
 
